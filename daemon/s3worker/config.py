@@ -1,0 +1,103 @@
+"""One frozen Settings, built once from the environment (and CLI overrides), validated.
+
+Every variable the daemon reads is named here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from s3worker.errors import ConfigError
+from s3worker.processors.registry import Route, parse_routes
+
+IDLE_ACTIONS = ("stop", "exit", "none")
+LOG_FORMATS = ("json", "console")
+# SQS long polling waits at most 20 s: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html
+MAX_POLL_SECONDS = 20
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    queue_url: str
+    output_bucket: str
+    output_prefix: str = ""
+    scratch_dir: Path = Path("/var/lib/s3worker")
+    concurrency: int = 1
+    idle_seconds: float = 600.0
+    idle_confirm_seconds: float = 60.0
+    idle_action: str = "none"
+    routes: tuple[Route, ...] = ()
+    log_format: str = "json"
+    dlq_url: str | None = None
+    drain_seconds: float = 90.0
+    poll_seconds: int = MAX_POLL_SECONDS
+    scratch_max_bytes: int | None = None
+    max_attempts: int = 5
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read every S3WORKER_* variable; `overrides` (CLI flags) win over `env`."""
+        e = {**(os.environ if env is None else env), **(overrides or {})}
+        tty = sys.stdout.isatty()
+        return cls(
+            queue_url=_required(e, "S3WORKER_QUEUE_URL"),
+            output_bucket=_required(e, "S3WORKER_OUTPUT_BUCKET"),
+            output_prefix=e.get("S3WORKER_OUTPUT_PREFIX", "").strip("/"),
+            scratch_dir=Path(e.get("S3WORKER_SCRATCH_DIR", "/var/lib/s3worker")),
+            concurrency=_parse(e, "S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1),
+            idle_seconds=_parse(e, "S3WORKER_IDLE_SECONDS", float, 600.0, lo=0),
+            idle_confirm_seconds=_parse(e, "S3WORKER_IDLE_CONFIRM_SECONDS", float, 60.0, lo=0),
+            idle_action=_choice(e, "S3WORKER_IDLE_ACTION", IDLE_ACTIONS, "none"),
+            routes=parse_routes(e.get("S3WORKER_ROUTES", "")),
+            log_format=_choice(e, "S3WORKER_LOG_FORMAT", LOG_FORMATS, "console" if tty else "json"),
+            dlq_url=e.get("S3WORKER_DLQ_URL") or None,
+            drain_seconds=_parse(e, "S3WORKER_DRAIN_SECONDS", float, 90.0, lo=0),
+            poll_seconds=_parse(e, "S3WORKER_POLL_SECONDS", int, MAX_POLL_SECONDS, 0, 20),
+            scratch_max_bytes=_parse(e, "S3WORKER_SCRATCH_MAX_BYTES", int, None, lo=1),
+            max_attempts=_parse(e, "S3WORKER_MAX_ATTEMPTS", int, 5, lo=1),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is required and not set")
+    return value
+
+
+def _parse(
+    env: Mapping[str, str],
+    name: str,
+    kind: Callable[[str], T],
+    default: T,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if lo is not None and value < lo:  # type: ignore[operator]
+        raise ConfigError(f"{name}={raw!r} must be at least {lo:g}")
+    if hi is not None and value > hi:  # type: ignore[operator]
+        raise ConfigError(f"{name}={raw!r} must be at most {hi:g}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
