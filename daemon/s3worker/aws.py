@@ -1,0 +1,61 @@
+"""The one place that builds AWS clients for the daemon.
+
+botocore's own retries are switched off: transient errors are retried by the one tenacity
+policy in `retry.py`, so every retry is classified, logged and bounded in one place.
+`AWS_ENDPOINT_URL`, `AWS_REGION` and credentials are read by botocore as usual.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+# Longer than SQS's 20-second long poll, so a poll is never cut short by the client.
+READ_TIMEOUT_SECONDS = 60
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def client_config(max_pool_connections: int = 20) -> AioConfig:
+    return AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=max_pool_connections,
+    )
+
+
+@dataclass
+class Clients:
+    """The daemon's S3, SQS and EC2 clients; open them with `async with Clients.open(...)`."""
+
+    s3: Any
+    sqs: Any
+    ec2: Any
+
+
+class ClientsContext:
+    def __init__(self, concurrency: int) -> None:
+        self._stack = AsyncExitStack()
+        # Each job holds up to a few S3 connections; heartbeats and polls need their own.
+        self._config = client_config(max(20, concurrency * 4))
+
+    async def __aenter__(self) -> Clients:
+        session = get_session()
+        make = session.create_client
+        s3 = await self._stack.enter_async_context(make("s3", config=self._config))
+        sqs = await self._stack.enter_async_context(make("sqs", config=self._config))
+        ec2 = await self._stack.enter_async_context(make("ec2", config=self._config))
+        return Clients(s3=s3, sqs=sqs, ec2=ec2)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()

@@ -1,0 +1,164 @@
+"""Pure: an SQS message body -> the S3 objects it announces.
+
+Understood shapes: S3 notifications (`Records[]`, keys URL-encoded with `+` for space),
+EventBridge "Object Created" (`detail`, keys not encoded), and either of them inside an SNS
+envelope (SNS without raw delivery wraps the body in `Message`). `s3:TestEvent`, deletes,
+folder markers and zero-byte objects are skipped, each with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from s3worker.errors import BadEventError
+
+EVENTBRIDGE_CREATED = "Object Created"
+NOTIFICATION_CREATED_PREFIX = "ObjectCreated:"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One S3 object version to process."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something in the message that is deliberately not processed, and why."""
+
+    reason: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    objects: tuple[ObjectRef, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def parse_body(body: str) -> ParsedMessage:
+    """Parse an SQS body. Raises BadEventError for anything not understood."""
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise BadEventError(f"message body is not JSON: {exc}") from None
+    return parse_document(doc)
+
+
+def parse_document(doc: Any, depth: int = 0) -> ParsedMessage:
+    if not isinstance(doc, dict):
+        raise BadEventError(f"event is a JSON {type(doc).__name__}, expected an object")
+    if doc.get("Type") == "Notification" and "Message" in doc and depth == 0:
+        return _parse_sns(doc)
+    if doc.get("Event") == "s3:TestEvent":
+        return ParsedMessage((), (Skipped("s3:TestEvent"),))
+    if "Records" in doc:
+        return _parse_records(doc["Records"])
+    if "detail-type" in doc and "detail" in doc:
+        return _parse_eventbridge(doc)
+    raise BadEventError(f"unknown event shape with keys {sorted(doc)[:8]}")
+
+
+def _parse_sns(doc: dict[str, Any]) -> ParsedMessage:
+    message = doc["Message"]
+    try:
+        inner = json.loads(message) if isinstance(message, str) else message
+    except json.JSONDecodeError as exc:
+        raise BadEventError(f"SNS Message is not JSON: {exc}") from None
+    return parse_document(inner, depth=1)
+
+
+def _parse_records(records: Any) -> ParsedMessage:
+    if not isinstance(records, list):
+        raise BadEventError("Records is not a list")
+    objects: list[ObjectRef] = []
+    skipped: list[Skipped] = []
+    for record in records:
+        result = _parse_record(record)
+        if isinstance(result, ObjectRef):
+            objects.append(result)
+        else:
+            skipped.append(result)
+    return ParsedMessage(tuple(objects), tuple(skipped))
+
+
+def _parse_record(record: Any) -> ObjectRef | Skipped:
+    try:
+        name = str(record["eventName"])
+        s3 = record["s3"]
+        bucket = str(s3["bucket"]["name"])
+        obj = s3["object"]
+        # Notification keys are URL-encoded, with '+' for a space.
+        key = unquote_plus(str(obj["key"]))
+    except (KeyError, TypeError) as exc:
+        raise BadEventError(f"S3 record lacks {exc}") from None
+    if not name.startswith(NOTIFICATION_CREATED_PREFIX):
+        return Skipped(f"event {name} is not a creation", key)
+    return _object_or_skip(
+        bucket, key, obj.get("size"), obj.get("eTag"), obj.get("versionId"), obj.get("sequencer")
+    )
+
+
+def _parse_eventbridge(doc: dict[str, Any]) -> ParsedMessage:
+    detail_type = doc["detail-type"]
+    detail = doc["detail"]
+    try:
+        bucket = str(detail["bucket"]["name"])
+        obj = detail["object"]
+        key = str(obj["key"])  # EventBridge keys are not URL-encoded.
+    except (KeyError, TypeError) as exc:
+        raise BadEventError(f"EventBridge detail lacks {exc}") from None
+    if detail_type != EVENTBRIDGE_CREATED:
+        return ParsedMessage((), (Skipped(f"event {detail_type} is not a creation", key),))
+    result = _object_or_skip(
+        bucket, key, obj.get("size"), obj.get("etag"), obj.get("version-id"), obj.get("sequencer")
+    )
+    if isinstance(result, Skipped):
+        return ParsedMessage((), (result,))
+    return ParsedMessage((result,), ())
+
+
+def _object_or_skip(
+    bucket: str,
+    key: str,
+    size: Any,
+    etag: Any,
+    version_id: Any,
+    sequencer: Any,
+) -> ObjectRef | Skipped:
+    if not bucket or not key:
+        raise BadEventError("event names an empty bucket or key")
+    if key.endswith("/"):
+        return Skipped("folder marker", key)
+    size_int = _size(size)
+    if size_int == 0:
+        return Skipped("zero-byte object", key)
+    return ObjectRef(
+        bucket=bucket,
+        key=key,
+        size=size_int,
+        etag=str(etag).strip('"') if etag else None,
+        version_id=str(version_id) if version_id and version_id != "null" else None,
+        sequencer=str(sequencer) if sequencer else None,
+    )
+
+
+def _size(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise BadEventError(f"object size {value!r} is not an integer") from None
+    if size < 0:
+        raise BadEventError(f"object size {size} is negative")
+    return size

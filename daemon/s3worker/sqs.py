@@ -1,0 +1,183 @@
+"""The work queue: receive, delete and release in batches, heartbeat in-flight messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from s3worker.retry import RetryPolicy
+
+log = structlog.get_logger(__name__)
+
+# SQS quotas: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+MAX_BATCH = 10  # messages per ReceiveMessage and entries per *Batch call
+MAX_VISIBILITY_SECONDS = 12 * 3600
+MAX_ATTRIBUTE_CHARS = 256  # what we keep of an error message in a message attribute
+
+
+@dataclass
+class Message:
+    id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> Message:
+        count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        return cls(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), count)
+
+
+@dataclass
+class QueueInfo:
+    visibility_timeout: int
+    dlq_arn: str | None
+    max_receive_count: int | None
+
+
+class Queue:
+    """One SQS queue, every call through the shared retry policy."""
+
+    def __init__(self, client: Any, url: str, retry: RetryPolicy) -> None:
+        self.client = client
+        self.url = url
+        self.retry = retry
+
+    async def info(self) -> QueueInfo:
+        attrs = await self.attributes("VisibilityTimeout", "RedrivePolicy")
+        redrive = attrs.get("RedrivePolicy")
+        policy: dict[str, Any] = _json(redrive) if redrive else {}
+        return QueueInfo(
+            visibility_timeout=int(attrs.get("VisibilityTimeout", 30)),
+            dlq_arn=policy.get("deadLetterTargetArn"),
+            max_receive_count=int(policy["maxReceiveCount"]) if policy else None,
+        )
+
+    async def attributes(self, *names: str) -> dict[str, str]:
+        resp = await self.retry.call(
+            self.client.get_queue_attributes, QueueUrl=self.url, AttributeNames=list(names)
+        )
+        return dict(resp.get("Attributes", {}))
+
+    async def backlog(self) -> int:
+        """Visible plus delayed messages (approximate: SQS counters lag)."""
+        attrs = await self.attributes(
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"
+        )
+        return sum(int(v) for v in attrs.values())
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        resp = await self.retry.call(
+            self.client.receive_message,
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return [Message.from_api(m) for m in resp.get("Messages", [])]
+
+    async def delete(self, messages: Iterable[Message]) -> None:
+        for chunk in _chunks(list(messages)):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+            ]
+            resp = await self.retry.call(
+                self.client.delete_message_batch, QueueUrl=self.url, Entries=entries
+            )
+            _log_failures("delete_failed", chunk, resp)
+
+    async def change_visibility(self, messages: Iterable[Message], seconds: int) -> None:
+        seconds = max(0, min(MAX_VISIBILITY_SECONDS, seconds))
+        for chunk in _chunks(list(messages)):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                for i, m in enumerate(chunk)
+            ]
+            resp = await self.retry.call(
+                self.client.change_message_visibility_batch, QueueUrl=self.url, Entries=entries
+            )
+            _log_failures("visibility_failed", chunk, resp)
+
+    async def send(self, body: str, attributes: dict[str, str]) -> None:
+        await self.retry.call(
+            self.client.send_message,
+            QueueUrl=self.url,
+            MessageBody=body,
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v[:MAX_ATTRIBUTE_CHARS] or "-"}
+                for k, v in attributes.items()
+            },
+        )
+
+
+async def queue_url_from_arn(client: Any, arn: str, retry: RetryPolicy) -> str:
+    """arn:aws:sqs:REGION:ACCOUNT:NAME -> the queue URL."""
+    *_, account, name = arn.split(":")
+    resp = await retry.call(client.get_queue_url, QueueName=name, QueueOwnerAWSAccountId=account)
+    return str(resp["QueueUrl"])
+
+
+@dataclass
+class Heartbeat:
+    """Extends the visibility of every tracked message before it lapses."""
+
+    queue: Queue
+    visibility_timeout: int
+    _messages: dict[str, Message] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        # Three beats per timeout: one lost or slow call still leaves time for the next.
+        return max(0.2, self.visibility_timeout / 3)
+
+    def track(self, message: Message) -> None:
+        self._messages[message.id] = message
+
+    def untrack(self, message: Message) -> None:
+        self._messages.pop(message.id, None)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heartbeat")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if not self._messages:
+                continue
+            try:
+                await self.queue.change_visibility(
+                    list(self._messages.values()), self.visibility_timeout
+                )
+            except Exception as exc:  # the next beat tries again; the loop must not die
+                log.warning("heartbeat_failed", error=repr(exc), messages=len(self._messages))
+
+
+def _chunks(items: list[Message]) -> Iterable[list[Message]]:
+    for i in range(0, len(items), MAX_BATCH):
+        yield items[i : i + MAX_BATCH]
+
+
+def _log_failures(event: str, chunk: list[Message], resp: dict[str, Any]) -> None:
+    for failed in resp.get("Failed", []):
+        message = chunk[int(failed["Id"])]
+        log.warning(
+            event, message_id=message.id, code=failed.get("Code"), reason=failed.get("Message")
+        )
+
+
+def _json(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,316 @@
+"""The daemon's lifecycle: startup → main loop → shutdown, returning why it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from s3worker import logs
+from s3worker.aws import Clients, ClientsContext
+from s3worker.config import Settings
+from s3worker.instance import instance_id, stop_instance
+from s3worker.jobs import Decision, JobRunner, Verdict
+from s3worker.pool import ProcessPool
+from s3worker.processors.registry import Registry, registry
+from s3worker.retry import RetryPolicy, is_transient
+from s3worker.scratch import Scratch
+from s3worker.sqs import Heartbeat, Message, Queue, queue_url_from_arn
+from s3worker.storage import Layout, Storage
+from s3worker.systemd import Notifier
+
+log = structlog.get_logger("s3worker.worker")
+
+# A released message that failed transiently comes back after this (grows with attempts).
+RELEASE_BASE_SECONDS = 10
+RELEASE_MAX_SECONDS = 900
+
+
+class ExitReason(enum.Enum):
+    SIGNAL = "signal"
+    IDLE = "idle"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients,
+        *,
+        processors: Registry = registry,
+        notifier: Notifier | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.notifier = notifier or Notifier()
+        self.retry = retry or RetryPolicy(settings.max_attempts)
+        self.clock = clock
+        self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
+        self.dlq: Queue | None = None
+        self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
+        self.pool = ProcessPool(settings.concurrency)
+        storage = Storage(
+            clients.s3, self.retry, settings.output_bucket, Layout(settings.output_prefix)
+        )
+        self.jobs = JobRunner(
+            settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id
+        )
+        self.heartbeat: Heartbeat | None = None
+        self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
+        self.counts = {"processed": 0, "dead_lettered": 0, "released": 0}
+        self._exit = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._instance_id: str | None = None
+        self._instance_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.last_activity = clock()
+        self._quiet_since: float | None = None
+        self._idle_logged = False
+
+    def request_exit(self) -> None:
+        """Signal handlers only set this; the loop notices and winds down."""
+        log.info("exit_requested")
+        self._exit.set()
+
+    async def run(self) -> ExitReason:
+        await self.startup()
+        try:
+            reason = await self.main_loop()
+        finally:
+            await self.shutdown()
+        return reason
+
+    # -- startup ---------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        removed = self.scratch.wipe()
+        info = await self.queue.info()
+        await self._resolve_dlq(info.dlq_arn)
+        self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
+        self.heartbeat.start()
+        self._instance_task = asyncio.create_task(self._fetch_instance_id())
+        if self.notifier.watchdog_seconds:
+            self._background.append(asyncio.create_task(self._watchdog()))
+        self.notifier.ready(f"polling {self.settings.queue_url}")
+        log.info(
+            "ready",
+            queue=self.settings.queue_url,
+            dlq=self.dlq.url if self.dlq else None,
+            concurrency=self.settings.concurrency,
+            visibility_timeout=info.visibility_timeout,
+            scratch_entries_wiped=removed,
+        )
+        # After READY: start the worker processes and import pandas while the first poll waits.
+        self.pool.warm()
+
+    async def _resolve_dlq(self, arn: str | None) -> None:
+        url = self.settings.dlq_url
+        if not url and arn:
+            url = await queue_url_from_arn(self.clients.sqs, arn, self.retry)
+        if url:
+            self.dlq = Queue(self.clients.sqs, url, self.retry)
+        else:
+            log.warning("no_dlq", detail="permanent failures are reported and then deleted")
+
+    async def _watchdog(self) -> None:
+        assert self.notifier.watchdog_seconds
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(self.notifier.watchdog_seconds / 2)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    async def main_loop(self) -> ExitReason:
+        while not self._exit.is_set():
+            free = self.settings.concurrency - len(self.tasks)
+            if free <= 0:
+                await self._wait_for(self._slot_freed)
+                self._slot_freed.clear()
+                continue
+            messages = await self._receive(free)
+            for message in messages:
+                self._start(message)
+            if messages:
+                self.last_activity = self.clock()
+                self._quiet_since = None
+            elif not self.tasks and await self._idle_confirmed():
+                return ExitReason.IDLE
+        return ExitReason.SIGNAL
+
+    async def _receive(self, free: int) -> list[Message]:
+        receive = asyncio.ensure_future(self.queue.receive(free, self.settings.poll_seconds))
+        if not await self._wait_for(receive):
+            receive.cancel()  # stop receiving now; anything SQS handed out reappears later
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receive
+            return []
+        try:
+            return receive.result()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.error("receive_failed", error=repr(exc))
+            await self._wait_for(asyncio.ensure_future(asyncio.sleep(self.settings.poll_seconds)))
+            return []
+
+    async def _wait_for(self, what: asyncio.Future[Any] | asyncio.Event) -> bool:
+        """Wait for `what` or an exit request; True when `what` finished first."""
+        fut = asyncio.ensure_future(what.wait()) if isinstance(what, asyncio.Event) else what
+        stop = asyncio.ensure_future(self._exit.wait())
+        await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if isinstance(what, asyncio.Event) and not fut.done():
+            fut.cancel()
+        return fut.done() and not fut.cancelled()
+
+    def _start(self, message: Message) -> None:
+        assert self.heartbeat
+        self.heartbeat.track(message)
+        task = asyncio.create_task(self._job(message), name=f"job-{message.id}")
+        self.tasks[message.id] = (task, message)
+
+    async def _job(self, message: Message) -> None:
+        try:
+            decision = await self.jobs.handle(message)
+            await self._settle(message, decision)
+        except Exception:
+            log.exception("settle_failed", message_id=message.id)
+        finally:
+            if self.heartbeat:
+                self.heartbeat.untrack(message)
+            self.tasks.pop(message.id, None)
+            self.last_activity = self.clock()
+            self._slot_freed.set()
+            self.notifier.status(self._status())
+
+    async def _settle(self, message: Message, decision: Decision) -> None:
+        if decision.verdict is Verdict.ACK:
+            await self.queue.delete([message])
+            self.counts["processed"] += 1
+        elif decision.verdict is Verdict.DEAD_LETTER:
+            await self._dead_letter(message, decision)
+            self.counts["dead_lettered"] += 1
+        else:
+            delay = min(
+                RELEASE_MAX_SECONDS, RELEASE_BASE_SECONDS * 2 ** (message.receive_count - 1)
+            )
+            await self.queue.change_visibility([message], delay)
+            self.counts["released"] += 1
+
+    async def _dead_letter(self, message: Message, decision: Decision) -> None:
+        if self.dlq:
+            error = decision.error
+            await self.dlq.send(
+                message.body,
+                {
+                    "s3worker-error-class": type(error).__name__ if error else "",
+                    "s3worker-error": str(error) if error else "",
+                    "s3worker-error-report": f"s3://{self.settings.output_bucket}/{decision.report_key}",
+                    "s3worker-source-message-id": message.id,
+                },
+            )
+        await self.queue.delete([message])
+
+    async def _idle_confirmed(self) -> bool:
+        """Idle long enough, and the queue read empty throughout the confirmation window."""
+        now = self.clock()
+        if now - self.last_activity < self.settings.idle_seconds:
+            return False
+        if await self.queue.backlog():
+            self._quiet_since = None
+            return False
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since < self.settings.idle_confirm_seconds:
+            return False
+        if self.settings.idle_action == "none":
+            if not self._idle_logged:
+                log.info("idle", action="none", idle_for_s=round(now - self.last_activity, 1))
+                self._idle_logged = True
+            return False
+        return True
+
+    def _status(self) -> str:
+        c = self.counts
+        return (
+            f"{len(self.tasks)} running, {c['processed']} done, "
+            f"{c['dead_lettered']} failed, {c['released']} released"
+        )
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        self.notifier.stopping(f"draining {len(self.tasks)} jobs")
+        log.info("draining", running=len(self.tasks), bound_s=self.settings.drain_seconds)
+        if self.tasks:
+            pending_tasks = [task for task, _ in self.tasks.values()]
+            _, pending = await asyncio.wait(pending_tasks, timeout=self.settings.drain_seconds)
+            await self._abandon(pending)
+        self.pool.shutdown(kill=bool(self.tasks))
+        if self.heartbeat:
+            await self.heartbeat.stop()
+        for task in self._background:
+            task.cancel()
+        log.info("stopped", **self.counts)
+
+    async def _abandon(self, pending: set[asyncio.Task[None]]) -> None:
+        """Jobs past the drain bound: cancel them and hand their messages back at once."""
+        if not pending:
+            return
+        messages = [m for task, m in self.tasks.values() if task in pending]
+        self.pool.shutdown(kill=True)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        log.warning("releasing_unfinished", messages=len(messages))
+        await self.queue.change_visibility(messages, 0)
+
+    async def _fetch_instance_id(self) -> None:
+        self._instance_id = await instance_id()
+
+    async def _instance(self) -> str | None:
+        if self._instance_task is not None:
+            await self._instance_task
+        return self._instance_id
+
+    async def act_on_idle(self) -> None:
+        if self.settings.idle_action != "stop":
+            log.info("idle_exit", action=self.settings.idle_action)
+            return
+        instance = await self._instance()
+        if not instance:
+            log.error("idle_stop_impossible", reason="no instance id from IMDS; exiting instead")
+            return
+        await stop_instance(self.clients.ec2, self.retry, instance)
+
+
+async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
+    """Run one worker until it exits; install the signal handlers that ask it to."""
+    async with ClientsContext(settings.concurrency) as clients:
+        worker = Worker(settings, clients, **kwargs)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_exit)
+        try:
+            reason = await worker.run()
+            if reason is ExitReason.IDLE:
+                await worker.act_on_idle()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    log.info("exit", reason=reason.value)
+    return reason
+
+
+def run_daemon(settings: Settings) -> int:
+    logs.configure(settings.log_format)
+    asyncio.run(serve(settings))
+    return 0
