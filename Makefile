@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean
+.PHONY: venv test lint typecheck pytest demo clean tools cfn-lint checkov package deploy
 
 venv: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-test: venv lint typecheck pytest
+test: venv lint typecheck cfn-lint checkov pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -24,11 +24,88 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+pytest: venv tools
 	$(BIN)/pytest
 
 demo: venv
 	@echo "make demo arrives with the demo harness (issue 6)"; exit 1
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(DIST) .pytest_cache .mypy_cache .ruff_cache
+
+# --- deployment (issue 5): template and unit checks, release bundle, deploy ------------------
+TOOLS := .tools
+DIST := dist
+TEMPLATE := deploy/cloudformation.yaml
+# checkov pins libraries that fight the project's (boto3, jsonschema...): its own venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(TOOLS)/checkov/.installed-$(CHECKOV_VERSION)
+
+# Tools the checks need beyond .venv: checkov, and systemd-analyze >= 250 (--offline).
+tools: $(CHECKOV_STAMP)
+	@command -v systemd-analyze >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends systemd; }
+	@v=$$(systemd-analyze --version | awk 'NR==1{print $$2}'); [ "$$v" -ge 250 ] || { \
+	  echo "systemd-analyze $$v lacks 'security --offline' (needs >= 250, e.g. Debian 12, Ubuntu 24.04)"; exit 1; }
+
+$(CHECKOV_STAMP):
+	rm -rf $(TOOLS)/checkov
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+cfn-lint: venv
+	$(BIN)/cfn-lint $(TEMPLATE)
+
+# Skips are inline in the template (`checkov:skip=ID:reason`); --skip-download: offline.
+checkov: $(CHECKOV_STAMP)
+	$(TOOLS)/checkov/bin/checkov -f $(TEMPLATE) --framework cloudformation --quiet --compact --skip-download
+
+# The worker bundle: a wheelhouse for the instance's CPython 3.11 on Amazon Linux 2023
+# (glibc 2.34) and ARCH, the unit and the boot script; and the Lambda zip.
+ARCH ?= arm64
+WHEEL_ARCH := $(if $(filter arm64,$(ARCH)),aarch64,$(if $(filter x86_64,$(ARCH)),x86_64,$(error ARCH must be arm64 or x86_64)))
+BUNDLE := $(DIST)/bundle-$(ARCH)
+# pip does not widen an explicit --platform to older glibc tags: list every one AL2023 runs.
+GLIBC_MINORS := 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34
+
+package: venv
+	rm -rf $(BUNDLE) $(DIST)/wheel $(DIST)/s3worker-$(ARCH)-*.tar.gz && mkdir -p $(BUNDLE)/wheelhouse
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST)/wheel .
+	$(BIN)/pip download --quiet --dest $(BUNDLE)/wheelhouse --only-binary=:all: \
+	  --python-version 3.11 --implementation cp --abi cp311 \
+	  $(foreach v,$(GLIBC_MINORS),--platform manylinux_2_$(v)_$(WHEEL_ARCH)) --platform manylinux2014_$(WHEEL_ARCH) \
+	  $(DIST)/wheel/s3worker-*.whl
+	cp systemd/s3worker.service deploy/worker-boot.sh $(BUNDLE)/
+	tar -czf $(DIST)/bundle.tar.gz --sort=name --owner=0 --group=0 --mtime=@0 -C $(BUNDLE) .
+	sum=$$(sha256sum $(DIST)/bundle.tar.gz | cut -c1-12); \
+	  mv $(DIST)/bundle.tar.gz $(DIST)/s3worker-$(ARCH)-$$sum.tar.gz; \
+	  echo "bundle: $(DIST)/s3worker-$(ARCH)-$$sum.tar.gz"
+	rm -f $(DIST)/lambda.zip && $(BIN)/python -m zipfile -c $(DIST)/lambda.zip lambda/start_worker.py
+
+# make deploy STACK=name REGION=eu-west-1 [ARCH=x86_64] [PARAMS="MaxWorkers=3 AlarmEmail=a@b.c"]
+STACK ?=
+REGION ?=
+PARAMS ?=
+AWS := aws --region $(REGION)
+
+deploy: package
+	@[ -n "$(STACK)" ] && [ -n "$(REGION)" ] || { echo "usage: make deploy STACK=name REGION=region"; exit 1; }
+	set -euo pipefail; \
+	account=$$($(AWS) sts get-caller-identity --query Account --output text); \
+	bucket=$${ARTIFACT_BUCKET:-s3worker-artifacts-$$account-$(REGION)}; \
+	if ! $(AWS) s3api head-bucket --bucket $$bucket 2>/dev/null; then \
+	  $(AWS) s3 mb s3://$$bucket; \
+	  $(AWS) s3api put-public-access-block --bucket $$bucket --public-access-block-configuration \
+	    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true; \
+	fi; \
+	bundle=$$(ls -t $(DIST)/s3worker-$(ARCH)-*.tar.gz | head -1); key=releases/$$(basename $$bundle); \
+	$(AWS) s3 cp --only-show-errors $$bundle s3://$$bucket/$$key; \
+	$(AWS) cloudformation package --template-file $(TEMPLATE) --s3-bucket $$bucket \
+	  --s3-prefix lambda --output-template-file $(DIST)/packaged.yaml; \
+	$(AWS) cloudformation deploy --template-file $(DIST)/packaged.yaml --stack-name $(STACK) \
+	  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
+	  --parameter-overrides ArtifactBucket=$$bucket ArtifactKey=$$key Architecture=$(ARCH) $(PARAMS); \
+	$(AWS) cloudformation describe-stacks --stack-name $(STACK) \
+	  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
