@@ -82,7 +82,7 @@ def http_status(exc: BaseException) -> int:
 
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx, timeouts and connection resets are worth another try."""
-    if isinstance(exc, TransientError | NETWORK_ERRORS):
+    if isinstance(exc, (TransientError, *NETWORK_ERRORS)):
         return True
     if isinstance(exc, ClientError):
         return error_code(exc) in TRANSIENT_CODES or http_status(exc) in (429, *range(500, 600))
@@ -102,11 +102,16 @@ class RetryPolicy:
         self._retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(attempts),
-            wait=wait if wait is not None else wait_exponential_jitter(initial=0.1, max=10),
+            wait=wait if wait is not None else wait_exponential_jitter(multiplier=0.1, max=10, jitter=0.5),
             before_sleep=_log_retry,
             reraise=True,
         )
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        # A copy per call: a tenacity object keeps per-call statistics and jobs run concurrently.
-        return await self._retrying.copy()(fn, *args, **kwargs)
+        # aiobotocore's methods are plain functions returning coroutines, which tenacity would
+        # not await: wrap them. A copy per call, as jobs retry concurrently.
+        async def attempt() -> T:
+            return await fn(*args, **kwargs)
+
+        attempt.__qualname__ = getattr(fn, "__name__", "call")
+        return await self._retrying.copy()(attempt)

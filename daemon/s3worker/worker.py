@@ -179,9 +179,15 @@ class Worker:
 
     async def _job(self, message: Message) -> None:
         try:
-            decision = await self.jobs.handle(message)
+            try:
+                decision = await self.jobs.handle(message)
+            except Exception as exc:  # a bug, not the file's fault: let SQS try again later
+                log.exception("job_crashed", message_id=message.id)
+                decision = Decision(Verdict.RELEASE, exc)
             await self._settle(message, decision)
         except Exception:
+            # The message reappears after its visibility timeout; the manifest check makes
+            # the redelivery cheap if the work itself was done.
             log.exception("settle_failed", message_id=message.id)
         finally:
             if self.heartbeat:

@@ -1,0 +1,188 @@
+"""Test processors and AWS helpers for the daemon's integration tests.
+
+`EchoProcessor` recognises files whose first line starts with `echo` and acts on that line:
+`echo` (count lines), `echo corrupt` (raise BadDataError), `echo slow SECONDS`,
+`echo gate PATH` (write PATH.started, wait until PATH exists). Every run appends the key to
+`runlog/` so tests can count how often a file was processed, across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from s3worker.errors import BadDataError
+from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
+from s3worker.processors.registry import Registry
+
+GATE_TIMEOUT_SECONDS = 60
+
+
+class EchoProcessor(Processor):
+    name = "echo"
+    version = "1.0"
+
+    def __init__(self, runlog: Path) -> None:
+        self.runlog = runlog
+
+    def sniff(self, sample: Sample) -> float:
+        return 1.0 if sample.head.startswith(b"echo") else 0.0
+
+    def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
+        self.runlog.mkdir(parents=True, exist_ok=True)
+        (self.runlog / uuid.uuid4().hex).write_text(ctx.key)
+        lines = src.read_bytes().decode().splitlines()
+        words = lines[0].split(maxsplit=2)
+        if words[1:2] == ["corrupt"]:
+            raise BadDataError("line 1: this file is corrupt on purpose")
+        if words[1:2] == ["slow"]:
+            time.sleep(float(words[2]))  # the workload itself, not a test's timing
+        if words[1:2] == ["gate"]:
+            wait_for_gate(Path(words[2]))
+        (out_dir / "lines.json").write_text(json.dumps(lines))
+        return ProcessResult(summary={"lines": len(lines)}, rows={"lines.json": len(lines)})
+
+
+def wait_for_gate(gate: Path) -> None:
+    Path(f"{gate}.started").touch()
+    deadline = time.monotonic() + GATE_TIMEOUT_SECONDS
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {gate} never opened")
+        time.sleep(0.02)
+
+
+def runs(runlog: Path) -> list[str]:
+    return sorted(p.read_text() for p in runlog.iterdir()) if runlog.exists() else []
+
+
+def echo_registry(runlog: Path) -> Registry:
+    reg = Registry(load_installed=False)
+    reg.register(EchoProcessor(runlog))
+    return reg
+
+
+@dataclass
+class Pipeline:
+    """The AWS side of one test: raw and processed buckets, a work queue and its DLQ."""
+
+    raw: str
+    processed: str
+    queue_url: str
+    dlq_url: str
+
+    @classmethod
+    def create(cls, name: str, visibility_timeout: int = 30, max_receive: int = 5) -> Pipeline:
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+        s3.create_bucket(Bucket=f"{name}-raw")
+        s3.put_bucket_versioning(
+            Bucket=f"{name}-raw", VersioningConfiguration={"Status": "Enabled"}
+        )
+        s3.create_bucket(Bucket=f"{name}-processed")
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
+        queue_url = sqs.create_queue(
+            QueueName=f"{name}-work",
+            Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive},
+        )["QueueUrl"]
+        return cls(f"{name}-raw", f"{name}-processed", queue_url, dlq_url)
+
+    def env(self, scratch: Path, **extra: Any) -> dict[str, str]:
+        env = {
+            "S3WORKER_QUEUE_URL": self.queue_url,
+            "S3WORKER_OUTPUT_BUCKET": self.processed,
+            "S3WORKER_SCRATCH_DIR": str(scratch),
+            "S3WORKER_CONCURRENCY": "2",
+            "S3WORKER_IDLE_SECONDS": "0",
+            "S3WORKER_IDLE_CONFIRM_SECONDS": "0",
+            "S3WORKER_IDLE_ACTION": "exit",
+            "S3WORKER_POLL_SECONDS": "1",
+            "S3WORKER_LOG_FORMAT": "json",
+        }
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def upload(self, key: str, body: bytes, notify: bool = True) -> dict[str, Any]:
+        """Put an object and send the EventBridge event S3 would have sent."""
+        resp = boto3.client("s3").put_object(Bucket=self.raw, Key=key, Body=body)
+        event = eventbridge_event(
+            self.raw, key, len(body), resp["ETag"].strip('"'), resp.get("VersionId")
+        )
+        if notify:
+            self.send(event)
+        return event
+
+    def send(self, event: dict[str, Any] | str) -> None:
+        body = event if isinstance(event, str) else json.dumps(event)
+        boto3.client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def manifest(self, key: str) -> dict[str, Any] | None:
+        return self._json(f"{key}/_manifest.json")
+
+    def error_report(self, key: str) -> dict[str, Any] | None:
+        return self._json(f"_errors/{key}.json")
+
+    def _json(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = boto3.client("s3").get_object(Bucket=self.processed, Key=key)["Body"]
+        except boto3.client("s3").exceptions.NoSuchKey:
+            return None
+        doc: dict[str, Any] = json.loads(body.read())
+        return doc
+
+    def keys(self, suffix: str = "") -> list[str]:
+        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.processed)
+        return [o["Key"] for p in pages for o in p.get("Contents", []) if o["Key"].endswith(suffix)]
+
+    def depth(self, url: str | None = None) -> int:
+        attrs = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attrs.values())
+
+    def dlq_bodies(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        bodies = []
+        while msgs := sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages"):
+            for m in msgs:
+                bodies.append({"body": m["Body"], "attributes": m.get("MessageAttributes", {})})
+                sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+        return bodies
+
+
+def eventbridge_event(
+    bucket: str, key: str, size: int, etag: str, version_id: str | None = None
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {"key": key, "size": size, "etag": etag, "sequencer": "00AB"}
+    if version_id:
+        obj["version-id"] = version_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-26T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": "R",
+            "requester": "123456789012",
+            "reason": "PutObject",
+        },
+    }

@@ -1,0 +1,235 @@
+"""The daemon's loop against the moto server over HTTP, run in-process until it goes idle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from procs import Pipeline, echo_registry, runs
+from tenacity import wait_none
+
+from s3worker.config import Settings
+from s3worker.processors.registry import Registry
+from s3worker.retry import RetryPolicy
+from s3worker.worker import ExitReason, serve
+
+
+def run_worker(
+    pipeline: Pipeline, scratch: Path, registry: Registry, attempts: int = 5, **env: Any
+) -> ExitReason:
+    settings = Settings.from_env(pipeline.env(scratch, **env))
+    # Retries without waits: the tests assert outcomes, not backoff timings.
+    retry = RetryPolicy(attempts, wait=wait_none())
+    return asyncio.run(serve(settings, processors=registry, retry=retry))
+
+
+def test_fifty_uploads_give_fifty_manifests(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given 50 uploaded files and their events
+    pipeline = Pipeline.create(name)
+    keys = [f"batch/file-{i:02d}.txt" for i in range(50)]
+    for key in keys:
+        pipeline.upload(key, b"echo\nrow 1\nrow 2\n")
+    # When the worker drains the queue
+    reason = run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"), S3WORKER_CONCURRENCY=4)
+    # Then every file has a manifest at the contract path, and both queues are empty
+    assert reason is ExitReason.IDLE
+    manifests = pipeline.keys("/_manifest.json")
+    assert sorted(manifests) == sorted(f"{k}/_manifest.json" for k in keys)
+    manifest = pipeline.manifest(keys[0])
+    assert manifest is not None
+    assert manifest["input"]["key"] == keys[0]
+    assert manifest["input"]["version_id"]
+    assert manifest["processor"] == {"name": "echo", "version": "1.0"}
+    outputs = {o["key"]: o for o in manifest["outputs"]}
+    assert outputs[f"{keys[0]}/lines.json"]["rows"] == 3
+    assert f"{keys[0]}/summary.json" in outputs
+    assert pipeline.depth() == 0
+    assert pipeline.depth(pipeline.dlq_url) == 0
+    assert list(scratch.iterdir()) == []
+
+
+def test_duplicate_event_is_processed_once(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given the same event delivered twice (at-least-once delivery)
+    pipeline = Pipeline.create(name)
+    event = pipeline.upload("dup/a.txt", b"echo gate-free\n")
+    pipeline.send(event)
+    runlog = tmp_path / "runlog"
+    # When a worker with room for both drains the queue
+    run_worker(pipeline, scratch, echo_registry(runlog), S3WORKER_CONCURRENCY=2)
+    # Then the processor ran once and both messages are gone
+    assert runs(runlog) == ["dup/a.txt"]
+    assert pipeline.depth() == 0
+    # And a redelivery after completion is acknowledged without work
+    pipeline.send(event)
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    assert runs(runlog) == ["dup/a.txt"]
+    assert pipeline.depth() == 0
+
+
+def test_corrupt_file_goes_to_dlq_at_once(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given one corrupt file among good ones
+    pipeline = Pipeline.create(name, max_receive=5)
+    for i in range(5):
+        pipeline.upload(f"good/{i}.txt", b"echo\nok\n")
+    pipeline.upload("bad/corrupt.txt", b"echo corrupt\n")
+    runlog = tmp_path / "runlog"
+    # When the worker drains the queue
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    # Then an error report names the input and the error, after one attempt
+    report = pipeline.error_report("bad/corrupt.txt")
+    assert report is not None
+    assert report["error"]["class"] == "BadDataError"
+    assert "corrupt on purpose" in report["error"]["message"]
+    assert report["attempts"] == 1
+    assert report["input"]["key"] == "bad/corrupt.txt"
+    assert runs(runlog).count("bad/corrupt.txt") == 1
+    # And the message is in the DLQ with the reason, the others completed
+    dead = pipeline.dlq_bodies()
+    assert len(dead) == 1
+    assert json.loads(dead[0]["body"])["detail"]["object"]["key"] == "bad/corrupt.txt"
+    assert dead[0]["attributes"]["s3worker-error-class"]["StringValue"] == "BadDataError"
+    assert len(pipeline.keys("/_manifest.json")) == 5
+    assert pipeline.depth() == 0
+
+
+def test_unknown_format_is_a_permanent_error(aws: str, name: str, scratch: Path, tmp_path: Path):
+    pipeline = Pipeline.create(name)
+    pipeline.upload("x/binary.bin", bytes(range(256)))
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    report = pipeline.error_report("x/binary.bin")
+    assert report is not None
+    assert report["error"]["class"] == "UnknownFormatError"
+    assert "no processor recognises" in report["error"]["message"]
+    assert len(pipeline.dlq_bodies()) == 1
+
+
+def test_heartbeat_keeps_a_long_job_invisible(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given a queue whose visibility timeout is far shorter than the job
+    pipeline = Pipeline.create(name, visibility_timeout=2)
+    pipeline.upload("slow/a.txt", b"echo slow 5\n")
+    runlog = tmp_path / "runlog"
+    # When a worker with spare slots processes it
+    run_worker(pipeline, scratch, echo_registry(runlog), S3WORKER_CONCURRENCY=2)
+    # Then it was delivered (and processed) exactly once
+    assert runs(runlog) == ["slow/a.txt"]
+    assert pipeline.manifest("slow/a.txt") is not None
+    assert pipeline.depth() == 0
+
+
+def test_bad_and_skipped_events(aws: str, name: str, scratch: Path, tmp_path: Path):
+    pipeline = Pipeline.create(name)
+    events = Path(__file__).parent / "events"
+    # Given a body that is not JSON, a test event, a delete and a folder marker
+    pipeline.send("this is not an event")
+    pipeline.send((events / "s3_test_event.json").read_text())
+    pipeline.send((events / "eventbridge_object_deleted.json").read_text())
+    pipeline.send((events / "s3_notification_folder_marker.json").read_text())
+    # When the worker drains the queue
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    # Then only the unparseable one is reported and dead-lettered; the rest are acknowledged
+    reports = pipeline.keys()
+    assert len(reports) == 1
+    assert reports[0].startswith("_errors/_events/")
+    dead = pipeline.dlq_bodies()
+    assert [d["body"] for d in dead] == ["this is not an event"]
+    assert pipeline.depth() == 0
+
+
+def test_object_gone_is_reported(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given an event whose object version was deleted before the worker got to it
+    pipeline = Pipeline.create(name)
+    event = pipeline.upload("gone/a.txt", b"echo\n")
+    version = event["detail"]["object"]["version-id"]
+    boto3.client("s3").delete_object(Bucket=pipeline.raw, Key="gone/a.txt", VersionId=version)
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    report = pipeline.error_report("gone/a.txt")
+    assert report is not None
+    assert report["error"]["class"] == "ObjectGoneError"
+    assert len(pipeline.dlq_bodies()) == 1
+
+
+HOSTILE_KEYS = [
+    "../../etc/passwd",
+    "a/../../b",
+    "/leading/slash.txt",
+    "x" * 300 + "/long-component.txt",
+    "k/" + "y" * 996,  # 998 bytes: its results still fit S3's 1,024-byte limit
+    "k/" + "z" * 1010,  # 1,012 bytes: results cannot fit under that limit
+    "ünïcødé/データ/файл.txt",
+    "with spaces/and+plus%20percent.txt",
+]
+
+
+def test_hostile_keys_stay_inside_scratch(aws: str, name: str, scratch: Path, tmp_path: Path):
+    # Given keys that try to escape scratch or exceed file-name limits
+    pipeline = Pipeline.create(name)
+    for key in HOSTILE_KEYS:
+        pipeline.upload(key, b"echo\nhostile\n")
+    # When the worker drains the queue
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    # Then each one is processed or reported, and the queue is empty
+    for key in HOSTILE_KEYS:
+        done = pipeline.manifest(key) is not None
+        reported = any(k.startswith("_errors/") for k in pipeline.keys()) and not done
+        assert done or reported, key
+    assert pipeline.manifest("../../etc/passwd") is not None
+    assert pipeline.manifest("k/" + "y" * 996) is not None
+    assert pipeline.depth() == 0
+    long_report = [k for k in pipeline.keys() if k.startswith("_errors/")]
+    assert len(long_report) == 1  # only the key whose results cannot fit
+    # And nothing was written outside scratch, and scratch is clean again
+    root = scratch.parent
+    assert [p.name for p in root.iterdir()] == ["scratch"]
+    assert list(scratch.iterdir()) == []
+
+
+def test_file_larger_than_scratch_is_a_clear_error(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given scratch capped at 16 MiB and a 12 MiB file (it needs twice that)
+    pipeline = Pipeline.create(name)
+    pipeline.upload("big/huge.txt", b"echo\n" + b"x" * (12 * 1024 * 1024))
+    pipeline.upload("small/ok.txt", b"echo\n")
+    runlog = tmp_path / "runlog"
+    run_worker(
+        pipeline, scratch, echo_registry(runlog), S3WORKER_SCRATCH_MAX_BYTES=16 * 1024 * 1024
+    )
+    # Then the big one is reported as too large, before any download, and dead-lettered
+    report = pipeline.error_report("big/huge.txt")
+    assert report is not None
+    assert report["error"]["class"] == "TooLargeError"
+    assert "needs 24.0 MiB of scratch space" in report["error"]["message"]
+    assert "S3WORKER_SCRATCH_MAX_BYTES" in report["error"]["message"]
+    assert len(pipeline.dlq_bodies()) == 1
+    # And nothing is lost: the other file completed
+    assert runs(runlog) == ["small/ok.txt"]
+    assert pipeline.manifest("small/ok.txt") is not None
+
+
+def test_throttling_and_5xx_lose_nothing(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from faults import FaultPlan, FaultProxy
+
+    # Given 20 files, and 30% of the worker's S3 and SQS calls failing with throttling/5xx/resets
+    pipeline = Pipeline.create(name)
+    keys = [f"faulty/{i}.txt" for i in range(20)]
+    for key in keys:
+        pipeline.upload(key, b"echo\nrow\n")
+    plan = FaultPlan(rates={"s3": 0.3, "sqs": 0.3})
+    runlog = tmp_path / "runlog"
+    with FaultProxy(aws, plan) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        # When the worker drains the queue through the faults (enough attempts to ride them out)
+        run_worker(pipeline, scratch, echo_registry(runlog), attempts=12, S3WORKER_CONCURRENCY=4)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws)
+    # Then faults really happened, and every file was processed with nothing dead-lettered
+    assert sum(plan.injected.values()) >= 30, plan.injected
+    assert {k.split(":")[0] for k in plan.injected} == {"s3", "sqs"}
+    assert sorted(k.removesuffix("/_manifest.json") for k in pipeline.keys("/_manifest.json")) == sorted(keys)
+    assert pipeline.depth() == 0
+    assert pipeline.depth(pipeline.dlq_url) == 0
