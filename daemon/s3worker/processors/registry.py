@@ -13,7 +13,12 @@ from s3worker.processors.base import Processor, Sample
 
 ENTRY_POINT_GROUP = "s3worker.processors"
 # Built-in processors as "module:Class", imported on first use.
-BUILTINS: dict[str, str] = {}
+BUILTINS: dict[str, str] = {
+    "appointments": "s3worker.processors.appointments:AppointmentsProcessor",
+    "sensors": "s3worker.processors.sensors:SensorsProcessor",
+    "sales": "s3worker.processors.sales:SalesProcessor",
+    "applogs": "s3worker.processors.applogs:AppLogsProcessor",
+}
 # Below this sniffing confidence a file is "not recognised".
 MIN_CONFIDENCE = 0.5
 
@@ -25,9 +30,10 @@ Route = tuple[str, str]
 class Registry:
     """Processors by name. Built-ins and entry points load lazily, once."""
 
-    def __init__(self) -> None:
+    def __init__(self, load_installed: bool = True) -> None:
+        """`load_installed=False` gives an empty registry (only what is registered by hand)."""
         self._processors: dict[str, Processor] = {}
-        self._loaded = False
+        self._loaded = not load_installed
 
     def register(self, processor: Processor) -> None:
         self._processors[processor.name] = processor

@@ -1,0 +1,1 @@
+"""The pandas/pyarrow side of the processors, imported only inside worker processes."""

@@ -1,0 +1,76 @@
+"""Parquet outputs written incrementally, so no output is ever held whole in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from s3worker.processors.analysis.reading import Reject
+
+REJECTED = "rejected.parquet"
+REJECTED_SCHEMA = pa.schema([("record", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+class ParquetSink:
+    """One Parquet file with a fixed schema, appended to chunk by chunk; exists even if empty."""
+
+    def __init__(self, out_dir: Path, name: str, schema: pa.Schema) -> None:
+        self.name = name
+        self.schema = schema
+        self.rows = 0
+        self._path = out_dir / name
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._path, schema, compression="zstd")
+
+    def write(self, data: pd.DataFrame | pa.Table) -> None:
+        table = (
+            data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        )
+        if table.num_rows == 0:
+            return
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.rows += table.num_rows
+
+    def close(self) -> dict[str, int]:
+        self._writer.close()
+        return {self.name: self.rows}
+
+
+class RejectSink(ParquetSink):
+    """`rejected.parquet`: source record number (when known), reason, and the raw row."""
+
+    def __init__(self, out_dir: Path) -> None:
+        super().__init__(out_dir, REJECTED, REJECTED_SCHEMA)
+
+    def add(self, rejects: list[Reject]) -> None:
+        if rejects:
+            self.write(
+                pa.table(
+                    {
+                        "record": pa.array([r.record for r in rejects], pa.int64()),
+                        "reason": [r.reason for r in rejects],
+                        "raw": [r.raw for r in rejects],
+                    }
+                )
+            )
+
+
+def write_frame(out_dir: Path, name: str, frame: pd.DataFrame, schema: pa.Schema) -> dict[str, int]:
+    """A whole (small, aggregated) table in one go."""
+    sink = ParquetSink(out_dir, name, schema)
+    sink.write(frame)
+    return sink.close()
+
+
+def write_partitioned(
+    out_dir: Path, name: str, frame: pd.DataFrame, schema: pa.Schema, by: str = "dt"
+) -> dict[str, int]:
+    """`name/dt=YYYY-MM-DD/part-0.parquet`, Hive style, the partition column left out."""
+    rows: dict[str, int] = {}
+    for value, part in frame.groupby(by, sort=True):
+        rel = f"{name}/{by}={value}/part-0.parquet"
+        rows |= write_frame(out_dir, rel, part.drop(columns=[by]), schema)
+    return rows

@@ -1,0 +1,289 @@
+"""Stream any supported input as chunks of string columns, whatever its text format.
+
+CSV goes through pyarrow's streaming reader (fast, multi-threaded parsing); JSON lines and
+JSON arrays are decoded record by record. Every column comes out as strings: typing is the
+processor's business, so one bad value rejects one row instead of failing the whole file.
+Rows the parser cannot split (wrong column count, invalid JSON) are handed over as rejects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from s3worker.errors import BadDataError
+from s3worker.processors.base import GZIP_MAGIC, open_text, read_sample
+from s3worker.processors.sniffing import delimiter_of, detect_format
+
+CSV_BLOCK_BYTES = 8 << 20
+JSON_BLOCK_CHARS = 1 << 20
+RAW_LIMIT = 1000  # characters of a rejected row kept for the report
+
+
+@dataclass
+class Reject:
+    """A row that never became a record: where (if known), why, and what it looked like."""
+
+    record: int | None
+    reason: str
+    raw: str
+
+
+@dataclass
+class Chunk:
+    """Up to `chunk_rows` records as string columns; `start` numbers the first record."""
+
+    table: pa.Table
+    start: int
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def input_format(src: Path) -> str:
+    """`csv`, `json`, `jsonl`, `clf` or `text`, decided from the (gunzipped) content."""
+    return detect_format(read_sample(src, key=src.name).text)
+
+
+def iter_chunks(src: Path, chunk_rows: int) -> Iterator[Chunk]:
+    """Every record of a CSV, JSON or JSON-lines file (gzip or not), `chunk_rows` at a time."""
+    fmt = input_format(src)
+    if fmt == "csv":
+        yield from _rebatch(_csv_batches(src), chunk_rows)
+    elif fmt == "jsonl":
+        with open_text(src) as f:
+            yield from _records_to_chunks(_jsonl_records(f), chunk_rows)
+    elif fmt == "json":
+        with open_text(src) as f:
+            yield from _records_to_chunks(_json_array_records(f), chunk_rows)
+    else:
+        raise BadDataError(f"expected CSV, JSON or JSON lines, found {fmt} content")
+
+
+def iter_lines(src: Path, chunk_rows: int) -> Iterator[tuple[int, list[str]]]:
+    """Non-empty text lines in lists of `chunk_rows`, with the line number of the first."""
+    with open_text(src) as f:
+        batch: list[str] = []
+        start = 0
+        for number, line in enumerate(f):
+            if not batch:
+                start = number
+            batch.append(line.rstrip("\r\n"))
+            if len(batch) >= chunk_rows:
+                yield start, batch
+                batch = []
+        if batch:
+            yield start, batch
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+
+def _csv_header(src: Path) -> tuple[list[str], str]:
+    with open_text(src) as f:
+        header = f.readline().lstrip("\ufeff").rstrip("\r\n")
+    delimiter = delimiter_of(header) or ","
+    names = next(csv.reader([header], delimiter=delimiter))
+    # Duplicate or empty names would make pyarrow's column_types ambiguous.
+    seen: dict[str, int] = {}
+    unique = []
+    for i, name in enumerate(names):
+        base = name.strip() or f"column_{i}"
+        seen[base] = seen.get(base, 0) + 1
+        unique.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
+    return unique, delimiter
+
+
+def _csv_batches(src: Path) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+    names, delimiter = _csv_header(src)
+    rejects: list[Reject] = []
+
+    def invalid_row(row: Any) -> str:
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        rejects.append(Reject(None, reason, str(row.text)[:RAW_LIMIT]))
+        return "skip"
+
+    compression = "gzip" if _is_gzip(src) else None
+    stream = pa.input_stream(str(src), compression=compression)
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=True
+        ),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+        ),
+    )
+    for batch in reader:
+        yield batch, rejects[:]
+        rejects.clear()
+    if rejects:
+        yield pa.RecordBatch.from_pylist([], schema=reader.schema), rejects[:]
+
+
+def _is_gzip(src: Path) -> bool:
+    with src.open("rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def _rebatch(batches: Iterator[tuple[pa.RecordBatch, list[Reject]]], rows: int) -> Iterator[Chunk]:
+    """Re-cut the reader's byte-sized blocks into chunks of exactly `rows` records."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    rejects: list[Reject] = []
+    start = 0
+    for batch, new_rejects in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        rejects.extend(new_rejects)
+        while pending_rows >= rows:
+            table = pa.Table.from_batches(pending)
+            yield Chunk(table.slice(0, rows), start, rejects)
+            start += rows
+            rejects = []
+            rest = table.slice(rows)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+    if pending_rows or rejects:
+        schema = pending[0].schema if pending else pa.schema([])
+        yield Chunk(pa.Table.from_batches(pending, schema=schema), start, rejects)
+
+
+# --- JSON ------------------------------------------------------------------------------
+
+
+def _jsonl_records(f: IO[str]) -> Iterator[object | Reject]:
+    for number, line in enumerate(f):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            yield json.loads(text)
+        except ValueError as exc:
+            yield Reject(
+                None, f"invalid JSON on line {number + 1}: {exc.args[0]}", text[:RAW_LIMIT]
+            )
+
+
+def _json_array_records(f: IO[str]) -> Iterator[object | Reject]:
+    """The elements of a top-level array, decoded one by one so memory stays bounded."""
+    reader = _JsonArrayReader(f)
+    if not reader.opens_array():
+        yield from _wrapped_records(reader.rest())
+        return
+    yield from reader
+
+
+def _wrapped_records(text: str) -> Iterator[object]:
+    """`{"records": [...]}` (any key holding a list of objects) or one single object."""
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise BadDataError(f"invalid JSON: {exc}") from None
+    if isinstance(obj, dict):
+        lists = [v for v in obj.values() if isinstance(v, list)]
+        yield from lists[0] if len(lists) == 1 else [obj]
+    else:
+        yield obj
+
+
+class _JsonArrayReader:
+    """Walks `[elem, elem, ...]` over a text stream with a bounded buffer."""
+
+    def __init__(self, f: IO[str]) -> None:
+        self._f = f
+        self._buf = ""
+        self._pos = 0
+        self._eof = False
+        self._decoder = json.JSONDecoder()
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        more = self._f.read(JSON_BLOCK_CHARS)
+        self._eof = not more
+        self._buf = self._buf[self._pos :] + more
+        self._pos = 0
+        return bool(more)
+
+    def _skip(self, chars: str = " \t\r\n\ufeff") -> str:
+        while True:
+            while self._pos < len(self._buf) and self._buf[self._pos] in chars:
+                self._pos += 1
+            if self._pos < len(self._buf) or not self._fill():
+                return self._buf[self._pos : self._pos + 1]
+
+    def opens_array(self) -> bool:
+        if self._skip() == "[":
+            self._pos += 1
+            return True
+        return False
+
+    def rest(self) -> str:
+        while self._fill():
+            pass
+        return self._buf[self._pos :]
+
+    def __iter__(self) -> Iterator[object]:
+        while True:
+            head = self._skip(" \t\r\n,")
+            if head in ("]", ""):
+                return
+            yield self._decode()
+
+    def _decode(self) -> object:
+        while True:
+            try:
+                obj, end = self._decoder.raw_decode(self._buf, self._pos)
+            except ValueError as exc:
+                if self._fill():
+                    continue
+                raise BadDataError(f"invalid JSON array: {exc}") from None
+            if end == len(self._buf) and self._fill():
+                continue  # a number cut at the buffer's edge: decode it whole
+            self._pos = end
+            return obj
+
+
+def _cell(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _records_to_chunks(records: Iterator[object | Reject], rows: int) -> Iterator[Chunk]:
+    batch: list[dict[str, object]] = []
+    rejects: list[Reject] = []
+    start = 0
+    for record in records:
+        if isinstance(record, Reject):
+            rejects.append(record)
+        elif not isinstance(record, dict):
+            rejects.append(Reject(None, "not a JSON object", json.dumps(record)[:RAW_LIMIT]))
+        else:
+            batch.append(record)
+        if len(batch) >= rows:
+            yield Chunk(_table_of(batch), start, rejects)
+            start += len(batch)
+            batch, rejects = [], []
+    if batch or rejects:
+        yield Chunk(_table_of(batch), start, rejects)
+
+
+def _table_of(records: list[dict[str, object]]) -> pa.Table:
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    columns = {name: pa.array([_cell(r.get(name)) for r in records], pa.string()) for name in names}
+    return pa.table(columns) if columns else pa.table({})

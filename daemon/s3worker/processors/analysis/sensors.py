@@ -1,0 +1,200 @@
+"""The sensors processor's pandas side: chunks in, statistics and anomalies out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.errors import BadDataError
+from s3worker.processors.analysis import sensor_stats
+from s3worker.processors.analysis.columns import (
+    missing,
+    rejects_of,
+    resolve,
+    strings,
+    to_float,
+    to_time,
+)
+from s3worker.processors.analysis.output import ParquetSink, RejectSink
+from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks
+from s3worker.processors.analysis.series import Found, Readings, SeriesState
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.sensors import ALIASES, RANGES
+from s3worker.processors.sniffing import norm
+
+ANOMALIES_SCHEMA = pa.schema(
+    [
+        ("device", pa.string()),
+        ("metric", pa.string()),
+        ("timestamp", pa.timestamp("ms", "UTC")),
+        ("until", pa.timestamp("ms", "UTC")),
+        ("reason", pa.string()),
+        ("value", pa.float64()),
+        ("expected", pa.float64()),
+        ("score", pa.float64()),
+        ("record", pa.int64()),
+    ]
+)
+# Wide-format columns that describe a reading rather than measure something.
+NOT_METRICS = {"unit", "units", "location", "site", "line", "plant", "id", "readingid", "status"}
+
+
+class Series:
+    """(device, metric) -> global series id, with the state that detection carries along."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], int] = {}
+        self.devices: list[str] = []
+        self.metrics: list[str] = []
+        self.state = SeriesState()
+
+    def ids_of(
+        self, device: pa.ChunkedArray, metric: pa.ChunkedArray, value: np.ndarray
+    ) -> np.ndarray:
+        d = pc.dictionary_encode(device).combine_chunks()
+        m = pc.dictionary_encode(metric).combine_chunks()
+        d_idx = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        m_idx = m.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        combined = d_idx * len(m.dictionary) + m_idx
+        present, first = np.unique(combined, return_index=True)
+        lut = np.zeros(len(d.dictionary) * len(m.dictionary), dtype=np.int64)
+        d_names, m_names = d.dictionary.to_pylist(), m.dictionary.to_pylist()
+        new: list[tuple[str, str, float]] = []
+        for code, row in zip(present.tolist(), first.tolist(), strict=True):
+            key = (d_names[code // len(m_names)], m_names[code % len(m_names)])
+            if key not in self.ids:
+                self.ids[key] = len(self.ids)
+                self.devices.append(key[0])
+                self.metrics.append(key[1])
+                new.append((*key, float(value[row])))
+            lut[code] = self.ids[key]
+        if new:
+            limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])
+            self.state.add_series(limits[:, 0], limits[:, 1], np.array([v for *_, v in new]))
+        return lut[combined]
+
+
+class Normaliser:
+    """Turns a chunk of string columns into readings, long or wide format alike."""
+
+    def __init__(self, first: pa.Table) -> None:
+        self.cols = resolve(first, ALIASES)
+        if "device" not in self.cols or "timestamp" not in self.cols:
+            raise BadDataError(
+                f"sensors need a device and a timestamp column; found {first.column_names}"
+            )
+        self.long = "metric" in self.cols and "value" in self.cols
+        used = set(self.cols.values())
+        others = [c for c in first.column_names if c not in used and norm(c) not in NOT_METRICS]
+        self.wide = [c for c in others if norm(c) in RANGES or _mostly_numeric(first.column(c))]
+        if not self.long and not self.wide:
+            raise BadDataError(f"no metric/value or numeric metric columns in {first.column_names}")
+
+    def __call__(
+        self, chunk: Chunk
+    ) -> tuple[
+        list[tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]],
+        list[Reject],
+    ]:
+        t = chunk.table
+        device, ts_raw = strings(t, self.cols["device"]), strings(t, self.cols["timestamp"])
+        ts = to_time(ts_raw)
+        problems = {
+            "device: missing": missing(device),
+            "timestamp: missing": missing(ts_raw),
+            "timestamp: unparseable": np.isnat(ts) & ~missing(ts_raw),
+        }
+        values = self._values(t, problems)
+        keep, rejects = rejects_of(chunk, problems)
+        records = np.arange(chunk.start, chunk.start + t.num_rows, dtype=np.int64)
+        parts = []
+        for metric, value in values:
+            ok = keep & ~np.isnan(value)
+            mask = pa.array(ok)
+            parts.append(
+                (
+                    device.filter(mask),
+                    metric.filter(mask),
+                    ts[ok].astype(np.int64),
+                    value[ok],
+                    records[ok],
+                )
+            )
+        return parts, rejects
+
+    def _values(
+        self, t: pa.Table, problems: dict[str, np.ndarray]
+    ) -> list[tuple[pa.ChunkedArray, np.ndarray]]:
+        if self.long:
+            metric, raw = strings(t, self.cols["metric"]), strings(t, self.cols["value"])
+            value = to_float(raw)
+            problems["metric: missing"] = missing(metric)
+            problems["value: missing"] = missing(raw)
+            problems["value: not a number"] = np.isnan(value) & ~missing(raw)
+            return [(metric, value)]
+        out, present = [], np.zeros(t.num_rows, dtype=bool)
+        for name in self.wide:
+            raw = strings(t, name)
+            value = to_float(raw)
+            problems[f"{name}: not a number"] = np.isnan(value) & ~missing(raw)
+            present |= ~np.isnan(value)
+            out.append((pa.chunked_array([pa.repeat(name, t.num_rows)]), value))
+        problems["no readings"] = ~present
+        return out
+
+
+def _mostly_numeric(col: pa.ChunkedArray) -> bool:
+    sample = col.slice(0, 1000)
+    values = to_float(sample)
+    known = int(len(sample) - sample.null_count)
+    return known > 0 and np.count_nonzero(~np.isnan(values)) >= 0.9 * known
+
+
+def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
+    series, stats = Series(), sensor_stats.Stats()
+    rejected = RejectSink(out_dir)
+    anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
+    normalise: Normaliser | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows):
+        normalise = normalise or Normaliser(chunk.table)
+        parts, rejects = normalise(chunk)
+        rejected.add(rejects)
+        for device, metric, ts, value, record in parts:
+            readings = Readings(series.ids_of(device, metric, value), ts, value, record)
+            stats.add(readings, series.state.size)
+            found = series.state.scan(readings)
+            anomalies.write(_anomaly_table(series, found))
+            stats.count_anomalies(found, series.state.size)
+    found = series.state.finish()
+    anomalies.write(_anomaly_table(series, found))
+    stats.count_anomalies(found, series.state.size)
+    rows = rejected.close() | anomalies.close()
+    rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
+    summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)
+    return ProcessResult(summary=summary, rows=rows)
+
+
+def _anomaly_table(series: Series, f: Found) -> pa.Table:
+    names = (
+        np.array([*series.devices, ""], dtype=object),
+        np.array([*series.metrics, ""], dtype=object),
+    )
+    until = pa.array(f.until, pa.int64())
+    return pa.table(
+        {
+            "device": pa.array(names[0][f.gid], pa.string()),
+            "metric": pa.array(names[1][f.gid], pa.string()),
+            "timestamp": pa.array(f.ts // 1_000_000, pa.int64()).cast(pa.timestamp("ms", "UTC")),
+            "until": pc.if_else(pc.less(until, 0), None, pc.divide(until, 1_000_000)).cast(
+                pa.timestamp("ms", "UTC")
+            ),
+            "reason": pa.array(f.reason.astype(object), pa.string()),
+            "value": f.value,
+            "expected": f.expected,
+            "score": np.round(f.score, 6),
+            "record": f.record,
+        }
+    )

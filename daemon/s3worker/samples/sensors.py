@@ -1,0 +1,193 @@
+"""Machine readings, long format, one reading per device and metric every minute.
+
+Planted (each far from the others, so each is unambiguous): spikes (`zscore`),
+out-of-range values, flat lines (20 identical readings), gaps (a device silent for 30
+minutes) and malformed rows (missing device, bad timestamp, value not a number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.samples.writing import Truth
+
+METRICS = ("temperature", "humidity", "vibration")
+BASE = {"temperature": (20.0, 80.0), "humidity": (30.0, 70.0), "vibration": (5.0, 40.0)}
+LIMITS = {"temperature": (-40.0, 150.0), "humidity": (0.0, 100.0), "vibration": (0.0, 100.0)}
+NOISE = 0.5
+STEP_S = 60
+SLOT = 45  # time steps between two planted events of the same series
+FLAT_LEN, GAP_LEN = 20, 30
+START = np.datetime64("2024-03-01T00:00:00", "s")
+BLOCK_ROWS = 1_000_000
+KINDS = ("zscore", "out_of_range", "flatline", "malformed")
+
+
+@dataclass
+class Plan:
+    series: int
+    steps: int
+    base: npt.NDArray[np.float64]
+    amp: npt.NDArray[np.float64]
+    phase: npt.NDArray[np.float64]
+    events: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]  # kind -> (series, step)
+    gaps: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # (device, first silent step)
+
+
+def devices_for(rows: int) -> int:
+    return int(np.clip(rows // 20_000, 3, 400))
+
+
+def plan(rows: int, seed: int) -> Plan:
+    rng = np.random.default_rng(seed)
+    n_dev = devices_for(rows)
+    series = n_dev * len(METRICS)
+    steps = max(rows // series, 4 * SLOT)
+    lo = np.array([BASE[m][0] for m in METRICS] * n_dev)
+    hi = np.array([BASE[m][1] for m in METRICS] * n_dev)
+    slots = steps // SLOT - 1  # the first slot stays clean: windows need history
+    per_kind = max(3, rows // 2_500)
+    n_gaps = max(2, rows // 20_000)
+    # Gaps take whole (device, slot) cells; other events take (series, slot) cells elsewhere.
+    cells = rng.choice(n_dev * slots, size=min(n_gaps, n_dev * slots // 4), replace=False)
+    gap_dev, gap_slot = cells // slots, cells % slots + 1
+    taken = set(zip(gap_dev.tolist(), gap_slot.tolist(), strict=True))
+    free = np.array(
+        [
+            c
+            for c in range(series * slots)
+            if (c // slots // len(METRICS), c % slots + 1) not in taken
+        ]
+    )
+    picks = rng.choice(free, size=min(per_kind * len(KINDS), free.size), replace=False).reshape(
+        len(KINDS), -1
+    )
+    events = {
+        kind: (p // slots, (p % slots + 1) * SLOT + 5) for kind, p in zip(KINDS, picks, strict=True)
+    }
+    return Plan(
+        series=series,
+        steps=steps,
+        base=rng.uniform(lo, hi),
+        amp=rng.uniform(0.5, 3.0, series),
+        phase=rng.uniform(0, 2 * np.pi, series),
+        events=events,
+        gaps=(gap_dev, gap_slot * SLOT + 5),
+    )
+
+
+def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
+    p = plan(rows, seed)
+    _record_truth(p, truth)
+    block_steps = max(1, BLOCK_ROWS // p.series)
+    for t0 in range(0, p.steps, block_steps):
+        yield _block(p, t0, min(p.steps, t0 + block_steps), np.random.default_rng([seed, t0]))
+
+
+def _smooth(p: Plan, s: npt.NDArray[np.int64], t: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    return p.base[s] + p.amp[s] * np.sin(2 * np.pi * t / 1440 + p.phase[s])
+
+
+def _block(p: Plan, t0: int, t1: int, rng: np.random.Generator) -> pa.Table:
+    t = np.repeat(np.arange(t0, t1), p.series)
+    s = np.tile(np.arange(p.series), t1 - t0)
+    value = np.round(_smooth(p, s, t) + rng.normal(0, NOISE, t.size), 2)
+    at = _locator(p, t0, t1)
+    ss, ts = at(*p.events["zscore"])
+    value[ss] += np.where(ts % 2 == 0, 1, -1) * (7.0 + 4.0 * rng.random(ss.size))
+    ss, _ = at(*p.events["out_of_range"])
+    metric_hi = np.array([LIMITS[m][1] for m in METRICS])[s[ss] % len(METRICS)]
+    value[ss] = metric_hi + 50.0
+    s0, t_start = p.events["flatline"]
+    for k in range(FLAT_LEN):
+        ss, _ = at(s0, t_start + k)
+        value[ss] = np.round(_smooth(p, s[ss], t[ss] - k), 2)  # the value at the run's start
+    table = _strings(p, s, t, value)
+    table = _malformed(table, at(*p.events["malformed"])[0])
+    return table.filter(pa.array(~_silent(p, s, t)))
+
+
+def _locator(p: Plan, t0: int, t1: int):  # type: ignore[no-untyped-def]
+    def at(
+        series: npt.NDArray[np.int64], step: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        inside = (step >= t0) & (step < t1)
+        return (step[inside] - t0) * p.series + series[inside], step[inside]
+
+    return at
+
+
+def _silent(p: Plan, s: npt.NDArray[np.int64], t: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    silent = np.zeros(s.size, dtype=bool)
+    device = s // len(METRICS)
+    for dev, first in zip(*p.gaps, strict=True):
+        silent |= (device == dev) & (t >= first) & (t < first + GAP_LEN)
+    return silent
+
+
+def _strings(
+    p: Plan, s: npt.NDArray[np.int64], t: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
+) -> pa.Table:
+    n_dev = p.series // len(METRICS)
+    names = pa.array([f"dev-{i:04d}" for i in range(n_dev)])
+    metrics = pa.array(list(METRICS))
+    # Format each distinct minute once, then index: strftime per row is the slow part.
+    steps = np.unique(t)
+    stamps = pc.strftime(
+        pa.array((START + steps * STEP_S).astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%SZ"
+    )
+    stamp_idx = pa.array(np.searchsorted(steps, t).astype(np.int32))
+    return pa.table(
+        {
+            "device": pa.DictionaryArray.from_arrays(
+                pa.array(s // len(METRICS), pa.int32()), names
+            ).cast(pa.string()),
+            "timestamp": pa.DictionaryArray.from_arrays(stamp_idx, stamps).cast(pa.string()),
+            "metric": pa.DictionaryArray.from_arrays(
+                pa.array(s % len(METRICS), pa.int32()), metrics
+            ).cast(pa.string()),
+            "value": pc.cast(pa.array(value), pa.string()),
+        }
+    )
+
+
+def _malformed(table: pa.Table, rows: npt.NDArray[np.int64]) -> pa.Table:
+    """Spoil one field of each row in `rows`: in turn the device, the timestamp, the value."""
+    for k, column in enumerate(("device", "timestamp", "value")):
+        idx = rows[k::3]
+        if idx.size == 0:
+            continue
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[idx] = True
+        bad = {"device": None, "timestamp": "yesterday-ish", "value": "n/a"}[column]
+        col = pc.replace_with_mask(
+            table.column(column).combine_chunks(),
+            pa.array(mask),
+            pa.array([bad] * idx.size, pa.string()),
+        )
+        table = table.set_column(table.schema.get_field_index(column), column, col)
+    return table
+
+
+def _record_truth(p: Plan, truth: Truth) -> None:
+    def key(series: int, step: int) -> tuple[str, str, str]:
+        stamp = str(START + step * STEP_S) + "Z"
+        return (f"dev-{series // len(METRICS):04d}", METRICS[series % len(METRICS)], stamp)
+
+    for kind in ("zscore", "out_of_range", "flatline"):
+        truth.planted[kind] = [key(s, t) for s, t in zip(*p.events[kind], strict=True)]
+    truth.planted["gap"] = [
+        (f"dev-{d:04d}", str(START + (t - 1) * STEP_S) + "Z") for d, t in zip(*p.gaps, strict=True)
+    ]
+    truth.planted["malformed"] = [key(s, t) for s, t in zip(*p.events["malformed"], strict=True)]
+
+
+def broken_lines(fmt: str) -> list[str]:
+    """Lines no parser can split into the file's columns (appended at the end)."""
+    return ["dev-0000,2024-03-01T00:00:00Z", "garbage"] if fmt == "csv" else ["{not json"]
