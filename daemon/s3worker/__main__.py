@@ -2,4 +2,6 @@ import sys
 
 from s3worker.cli import main
 
-sys.exit(main())
+# Guarded: worker processes re-import the main module, and must not start a daemon of their own.
+if __name__ == "__main__":
+    sys.exit(main())

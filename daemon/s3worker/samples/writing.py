@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-FORMATS = ("csv", "json", "jsonl")
+FORMATS = ("csv", "json", "jsonl", "clf")  # clf: Combined Log Format, applogs only
 KINDS = ("appointments", "sensors", "sales", "applogs")
 
 
@@ -31,8 +31,8 @@ class Truth:
         )
 
 
-# A generator yields blocks (tables of string columns, or raw text lines for log files).
-Blocks = Iterator[pa.Table | list[str]]
+# A generator yields blocks: tables of string columns.
+Blocks = Iterator[pa.Table]
 Generator = Callable[[int, int, Truth], Blocks]
 
 
@@ -42,8 +42,8 @@ def write_sample(
     """Write about `rows` rows of `kind` to `out`; return what was planted in them."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt not in FORMATS or (fmt == "clf") != (kind == "applogs" and fmt == "clf"):
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)} (clf for applogs), not {fmt!r}")
     module = import_module(f"s3worker.samples.{kind}")
     truth = Truth()
     blocks: Blocks = module.generate(rows, seed, truth)
@@ -57,10 +57,12 @@ def _write_blocks(blocks: Blocks, sink: Any, fmt: str, broken: list[str], truth:
     writer: pacsv.CSVWriter | None = None
     first = True
     for block in blocks:
-        if isinstance(block, list):  # raw log lines: the format is the lines themselves
-            sink.write(("\n".join(block) + "\n").encode())
-            continue
         truth.rows += block.num_rows
+        if fmt == "clf":
+            from s3worker.samples.applogs import clf_lines  # noqa: PLC0415  (applogs only)
+
+            sink.write(("\n".join(clf_lines(block)) + "\n").encode())
+            continue
         if fmt == "csv":
             if writer is None:
                 options = pacsv.WriteOptions(quoting_style="needed")
