@@ -56,7 +56,8 @@ def error_response(service: str, kind: str) -> tuple[int, str, bytes]:
         body = f'{{"__type": "com.amazonaws.sqs#{kind}", "message": "injected"}}'
         return status, "application/x-amz-json-1.0", body.encode()
     if service == "ec2":
-        body = f"<Response><Errors><Error><Code>{kind}</Code><Message>injected</Message></Error></Errors></Response>"
+        error = f"<Error><Code>{kind}</Code><Message>injected</Message></Error>"
+        body = f"<Response><Errors>{error}</Errors></Response>"
         return status, "text/xml", body.encode()
     body = f"<Error><Code>{kind}</Code><Message>injected</Message></Error>"
     return status, "application/xml", body.encode()

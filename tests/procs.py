@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-
 from s3worker.errors import BadDataError
 from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
 from s3worker.processors.registry import Registry
@@ -139,7 +138,7 @@ class Pipeline:
         doc: dict[str, Any] = json.loads(body.read())
         return doc
 
-    def keys(self, suffix: str = "") -> list[str]:
+    def result_keys(self, suffix: str = "") -> list[str]:
         pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.processed)
         return [o["Key"] for p in pages for o in p.get("Contents", []) if o["Key"].endswith(suffix)]
 

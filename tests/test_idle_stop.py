@@ -11,11 +11,10 @@ import boto3
 import pytest
 from imds import FakeImds
 from procs import Pipeline, echo_registry, runs
-from tenacity import wait_none
-
 from s3worker.config import Settings
 from s3worker.retry import RetryPolicy
 from s3worker.worker import ExitReason, serve
+from tenacity import wait_none
 
 
 def launch(count: int) -> list[str]:
@@ -39,8 +38,8 @@ def me_and_other(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     imds.close()
 
 
-async def wait_until(condition: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(condition: object, within: float = 30) -> None:
+    deadline = time.monotonic() + within
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)

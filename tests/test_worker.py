@@ -10,12 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from procs import Pipeline, echo_registry, runs
-from tenacity import wait_none
-
 from s3worker.config import Settings
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
 from s3worker.worker import ExitReason, serve
+from tenacity import wait_none
 
 
 def run_worker(
@@ -34,10 +33,12 @@ def test_fifty_uploads_give_fifty_manifests(aws: str, name: str, scratch: Path, 
     for key in keys:
         pipeline.upload(key, b"echo\nrow 1\nrow 2\n")
     # When the worker drains the queue
-    reason = run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"), S3WORKER_CONCURRENCY=4)
+    reason = run_worker(
+        pipeline, scratch, echo_registry(tmp_path / "runlog"), S3WORKER_CONCURRENCY=4
+    )
     # Then every file has a manifest at the contract path, and both queues are empty
     assert reason is ExitReason.IDLE
-    manifests = pipeline.keys("/_manifest.json")
+    manifests = pipeline.result_keys("/_manifest.json")
     assert sorted(manifests) == sorted(f"{k}/_manifest.json" for k in keys)
     manifest = pipeline.manifest(keys[0])
     assert manifest is not None
@@ -92,7 +93,7 @@ def test_corrupt_file_goes_to_dlq_at_once(aws: str, name: str, scratch: Path, tm
     assert len(dead) == 1
     assert json.loads(dead[0]["body"])["detail"]["object"]["key"] == "bad/corrupt.txt"
     assert dead[0]["attributes"]["s3worker-error-class"]["StringValue"] == "BadDataError"
-    assert len(pipeline.keys("/_manifest.json")) == 5
+    assert len(pipeline.result_keys("/_manifest.json")) == 5
     assert pipeline.depth() == 0
 
 
@@ -131,7 +132,7 @@ def test_bad_and_skipped_events(aws: str, name: str, scratch: Path, tmp_path: Pa
     # When the worker drains the queue
     run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
     # Then only the unparseable one is reported and dead-lettered; the rest are acknowledged
-    reports = pipeline.keys()
+    reports = pipeline.result_keys()
     assert len(reports) == 1
     assert reports[0].startswith("_errors/_events/")
     dead = pipeline.dlq_bodies()
@@ -174,12 +175,12 @@ def test_hostile_keys_stay_inside_scratch(aws: str, name: str, scratch: Path, tm
     # Then each one is processed or reported, and the queue is empty
     for key in HOSTILE_KEYS:
         done = pipeline.manifest(key) is not None
-        reported = any(k.startswith("_errors/") for k in pipeline.keys()) and not done
+        reported = any(k.startswith("_errors/") for k in pipeline.result_keys()) and not done
         assert done or reported, key
     assert pipeline.manifest("../../etc/passwd") is not None
     assert pipeline.manifest("k/" + "y" * 996) is not None
     assert pipeline.depth() == 0
-    long_report = [k for k in pipeline.keys() if k.startswith("_errors/")]
+    long_report = [k for k in pipeline.result_keys() if k.startswith("_errors/")]
     assert len(long_report) == 1  # only the key whose results cannot fit
     # And nothing was written outside scratch, and scratch is clean again
     root = scratch.parent
@@ -230,6 +231,8 @@ def test_throttling_and_5xx_lose_nothing(
     # Then faults really happened, and every file was processed with nothing dead-lettered
     assert sum(plan.injected.values()) >= 30, plan.injected
     assert {k.split(":")[0] for k in plan.injected} == {"s3", "sqs"}
-    assert sorted(k.removesuffix("/_manifest.json") for k in pipeline.keys("/_manifest.json")) == sorted(keys)
+    assert sorted(
+        k.removesuffix("/_manifest.json") for k in pipeline.result_keys("/_manifest.json")
+    ) == sorted(keys)
     assert pipeline.depth() == 0
     assert pipeline.depth(pipeline.dlq_url) == 0

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from s3worker.config import Settings
+from s3worker.errors import ConfigError
+
+BASE = {"S3WORKER_QUEUE_URL": "https://q", "S3WORKER_OUTPUT_BUCKET": "out"}
+
+
+def test_defaults_follow_the_contract():
+    s = Settings.from_env({**BASE})
+    assert s.scratch_dir == Path("/var/lib/s3worker")
+    assert s.idle_seconds == 600
+    assert s.idle_confirm_seconds == 60
+    assert s.idle_action == "none"
+    assert s.routes == ()
+    assert s.concurrency >= 1
+    assert s.output_prefix == ""
+
+
+def test_values_are_parsed_and_overrides_win():
+    env = {
+        **BASE,
+        "S3WORKER_ROUTES": "sensors/=sensors, sales/=sales",
+        "S3WORKER_OUTPUT_PREFIX": "/r/",
+    }
+    s = Settings.from_env(env, overrides={"S3WORKER_CONCURRENCY": "3"})
+    assert s.routes == (("sensors/", "sensors"), ("sales/", "sales"))
+    assert s.concurrency == 3
+    assert s.output_prefix == "r"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("S3WORKER_CONCURRENCY", "0", "must be at least 1"),
+        ("S3WORKER_IDLE_SECONDS", "soon", "not a valid float"),
+        ("S3WORKER_LOG_FORMAT", "xml", "must be one of"),
+        ("S3WORKER_SCRATCH_MAX_BYTES", "-5", "must be at least 1"),
+    ],
+)
+def test_errors_name_the_variable(variable: str, value: str, message: str):
+    with pytest.raises(ConfigError, match=f"{variable}.*{message}"):
+        Settings.from_env({**BASE, variable: value})

@@ -1,0 +1,181 @@
+"""The daemon as systemd runs it: a process that gets SIGTERM, SIGKILL and sd_notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from procs import Pipeline, runs
+
+TESTS = Path(__file__).parent
+
+
+def start(
+    pipeline: Pipeline, scratch: Path, runlog: Path, log: Path, **env: object
+) -> subprocess.Popen[bytes]:
+    full = {**os.environ, **pipeline.env(scratch, **env), "S3WORKER_TEST_RUNLOG": str(runlog)}
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / "run_daemon.py")],
+        env=full,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, like a systemd unit's cgroup
+    )
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def log_events(log: Path) -> list[dict[str, object]]:
+    events = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(60)
+    yield sock
+    sock.close()
+
+
+def receive_until(sock: socket.socket, wanted: str) -> list[str]:
+    seen = []
+    while True:
+        message = sock.recv(4096).decode()
+        seen.append(message)
+        if wanted in message.splitlines():
+            return seen
+
+
+def test_sigterm_finishes_the_running_job_and_exits_zero(
+    aws: str, name: str, scratch: Path, tmp_path: Path, notify_socket: socket.socket
+):
+    pipeline = Pipeline.create(name)
+    gate = tmp_path / "gate"
+    pipeline.upload("term/a.txt", f"echo gate {gate}\n".encode())
+    runlog, log = tmp_path / "runlog", tmp_path / "daemon.log"
+    # Given a daemon under systemd's notify protocol, with a job running
+    proc = start(
+        pipeline, scratch, runlog, log, S3WORKER_IDLE_ACTION="none",
+        NOTIFY_SOCKET=notify_socket.getsockname(), WATCHDOG_USEC="500000",
+    )  # fmt: skip
+    assert any("READY=1" in m for m in receive_until(notify_socket, "READY=1"))
+    receive_until(notify_socket, "WATCHDOG=1")
+    wait_for(Path(f"{gate}.started"))
+    # When systemd stops it, and the job finishes within the drain bound
+    proc.send_signal(signal.SIGTERM)
+    receive_until(notify_socket, "STOPPING=1")
+    gate.touch()
+    # Then it exits 0 with the work done and the message deleted
+    assert proc.wait(timeout=60) == 0
+    assert pipeline.manifest("term/a.txt") is not None
+    assert pipeline.depth() == 0
+    assert runs(runlog) == ["term/a.txt"]
+    # And one canonical log line tells the job's story, with the job's context bound
+    (job,) = [e for e in log_events(log) if e["event"] == "job"]
+    assert job["key"] == "term/a.txt"
+    assert job["processor"] == "echo"
+    assert job["outcome"] == "processed"
+    assert job["size"] > 0
+    assert job["duration_s"] >= 0
+    assert job["message_id"]
+
+
+def test_sigterm_past_the_drain_bound_releases_the_message(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    pipeline = Pipeline.create(name, visibility_timeout=300)
+    gate = tmp_path / "gate"
+    pipeline.upload("term/b.txt", f"echo gate {gate}\n".encode())
+    runlog, log = tmp_path / "runlog", tmp_path / "daemon.log"
+    # Given a job that will not finish within a 1-second drain bound
+    proc = start(
+        pipeline, scratch, runlog, log, S3WORKER_IDLE_ACTION="none", S3WORKER_DRAIN_SECONDS=1
+    )
+    wait_for(Path(f"{gate}.started"))
+    # When the daemon is stopped
+    proc.send_signal(signal.SIGTERM)
+    # Then it exits 0 and hands the message back at once (not after the 300 s timeout)
+    assert proc.wait(timeout=60) == 0
+    assert pipeline.manifest("term/b.txt") is None
+    assert "releasing_unfinished" in [e["event"] for e in log_events(log)]
+    # And the next worker processes it: nothing was lost
+    gate.touch()
+    again = start(pipeline, scratch, runlog, log)
+    assert again.wait(timeout=60) == 0
+    assert pipeline.manifest("term/b.txt") is not None
+    assert runs(runlog) == ["term/b.txt", "term/b.txt"]
+    assert pipeline.depth() == 0
+
+
+def test_sigkill_mid_job_is_redone_once(aws: str, name: str, scratch: Path, tmp_path: Path):
+    pipeline = Pipeline.create(name, visibility_timeout=2)
+    gate = tmp_path / "gate"
+    pipeline.upload("kill/a.txt", f"echo gate {gate}\n".encode())
+    runlog, log = tmp_path / "runlog", tmp_path / "daemon.log"
+    # Given a daemon killed outright in the middle of a job (with its worker processes)
+    proc = start(pipeline, scratch, runlog, log, S3WORKER_IDLE_ACTION="none")
+    wait_for(Path(f"{gate}.started"))
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert any(scratch.iterdir()), "the killed job left its scratch directory behind"
+    # When a new daemon starts (as systemd would restart it) and waits out the visibility timeout
+    gate.touch()
+    again = start(pipeline, scratch, runlog, log, S3WORKER_IDLE_SECONDS=8)
+    assert again.wait(timeout=90) == 0
+    # Then the file was processed again, exactly one manifest exists, and scratch was wiped
+    assert runs(runlog) == ["kill/a.txt", "kill/a.txt"]
+    assert pipeline.result_keys("/_manifest.json") == ["kill/a.txt/_manifest.json"]
+    assert pipeline.depth() == 0
+    ready = [e for e in log_events(log) if e["event"] == "ready"]
+    assert ready[-1]["scratch_entries_wiped"] >= 1
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"S3WORKER_QUEUE_URL": ""}, "S3WORKER_QUEUE_URL"),
+        ({"S3WORKER_OUTPUT_BUCKET": ""}, "S3WORKER_OUTPUT_BUCKET"),
+        ({"S3WORKER_CONCURRENCY": "lots"}, "S3WORKER_CONCURRENCY"),
+        ({"S3WORKER_IDLE_ACTION": "reboot"}, "S3WORKER_IDLE_ACTION"),
+        ({"S3WORKER_POLL_SECONDS": "30"}, "S3WORKER_POLL_SECONDS"),
+        ({"S3WORKER_ROUTES": "sensors/"}, "S3WORKER_ROUTES"),
+    ],
+)
+def test_bad_setting_exits_nonzero_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], variable: str
+):
+    base = {
+        "S3WORKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
+        "S3WORKER_OUTPUT_BUCKET": "b",
+        "S3WORKER_SCRATCH_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "s3worker", "run"],
+        env={**os.environ, **base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert variable in result.stderr
+    assert "configuration error" in result.stderr

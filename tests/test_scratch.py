@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from s3worker.errors import TooLargeError, TransientError
+from s3worker.scratch import Scratch
+
+MiB = 1024 * 1024
+
+
+def usage(total: int, free: int):
+    return lambda _path: shutil._ntuple_diskusage(total, total - free, free)
+
+
+def test_job_dirs_are_private_and_removed(tmp_path: Path):
+    scratch = Scratch(tmp_path)
+    with scratch.job(10) as job:
+        assert job.path.parent == tmp_path
+        assert job.path.stat().st_mode & 0o777 == 0o700
+        job.input.write_bytes(b"x")
+    assert not job.path.exists()
+
+
+def test_wipe_removes_leftovers_of_a_crash(tmp_path: Path):
+    (tmp_path / "job-old").mkdir()
+    (tmp_path / "job-old" / "input").write_bytes(b"x")
+    (tmp_path / "stray").write_bytes(b"x")
+    assert Scratch(tmp_path).wipe() == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_object_that_can_never_fit_is_permanent(tmp_path: Path):
+    scratch = Scratch(tmp_path, disk_usage=usage(100 * MiB, 100 * MiB))
+    with pytest.raises(TooLargeError, match=r"needs 120\.0 MiB.*the scratch volume"):
+        scratch.reserve(60 * MiB)
+
+
+def test_object_that_fits_later_is_transient(tmp_path: Path):
+    scratch = Scratch(tmp_path, disk_usage=usage(1000 * MiB, 1000 * MiB))
+    held = scratch.reserve(400 * MiB)  # another job holds 800 MiB
+    with pytest.raises(TransientError, match="busy"):
+        scratch.reserve(200 * MiB)
+    scratch._reserved -= held
+    assert scratch.reserve(200 * MiB) == 400 * MiB
+
+
+def test_max_bytes_caps_the_capacity(tmp_path: Path):
+    scratch = Scratch(tmp_path, max_bytes=16 * MiB, disk_usage=usage(10**12, 10**12))
+    with pytest.raises(TooLargeError, match="S3WORKER_SCRATCH_MAX_BYTES"):
+        scratch.reserve(12 * MiB)

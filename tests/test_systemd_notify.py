@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from s3worker.systemd import Notifier
+
+
+def test_messages_reach_the_notify_socket(tmp_path: Path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "n.sock"))
+    sock.settimeout(5)
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": "30000000"})
+    notifier.ready("polling")
+    notifier.watchdog()
+    notifier.stopping("draining")
+    assert sock.recv(1024).decode().splitlines()[:2] == ["READY=1", "STATUS=polling"]
+    assert sock.recv(1024) == b"WATCHDOG=1"
+    assert sock.recv(1024).decode().splitlines() == ["STOPPING=1", "STATUS=draining"]
+    assert notifier.watchdog_seconds == 30
+
+
+def test_without_systemd_it_is_silent():
+    notifier = Notifier({})
+    assert not notifier.enabled
+    notifier.ready("x")  # no socket: nothing happens, nothing raises
+    assert notifier.watchdog_seconds is None
+
+
+def test_watchdog_for_another_pid_is_ignored():
+    assert Notifier({"WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_seconds is None
