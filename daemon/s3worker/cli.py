@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"s3worker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run(sub)
+    add_process(sub)
+    add_sample(sub)
     return parser
 
 
@@ -41,6 +43,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     settings = Settings.from_env(overrides={k: v for k, v in overrides.items() if v})
     return run_daemon(settings)
+
+
+def add_process(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("process", help="run a processor on a local file and print its summary")
+    p.add_argument("file", help="CSV, JSON, JSON lines or a log file; gzip is detected")
+    p.add_argument("--processor", help="a processor name (default: route by content)")
+    p.add_argument("--out", default="s3worker-out", help="output directory (default: %(default)s)")
+    p.add_argument("--chunk-rows", type=int, default=250_000, help="rows per chunk")
+    p.set_defaults(func=cmd_process)
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from pathlib import Path  # subcommands import what they use: `run` must start fast
+
+    from s3worker.errors import PermanentError
+    from s3worker.processors.base import JobContext, execute, read_sample
+    from s3worker.processors.registry import registry
+
+    src, out = Path(args.file), Path(args.out)
+    try:
+        sample = read_sample(src, key=src.name)
+        processor = registry.get(args.processor) if args.processor else registry.route(sample)
+        ctx = JobContext(key=src.name, size=src.stat().st_size, chunk_rows=args.chunk_rows)
+        execute(processor, src, out, ctx)
+    except (PermanentError, OSError) as exc:
+        print(f"s3worker: {exc}", file=sys.stderr)
+        return 1
+    print((out / "summary.json").read_text(), end="")
+    return 0
+
+
+def add_sample(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sample", help="write a sample file with planted anomalies and bad rows")
+    p.add_argument("kind", choices=["appointments", "sensors", "sales", "applogs"])
+    p.add_argument("--rows", type=int, default=10_000)
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "clf"])
+    p.add_argument("--gzip", action="store_true", help="gzip the file")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--truth", help="also write what was planted, as JSON, to this file")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from pathlib import Path  # subcommands import what they use: `run` must start fast
+
+    from s3worker.samples import write_sample
+
+    try:
+        truth = write_sample(
+            args.kind, args.rows, Path(args.out), args.format, args.gzip, args.seed
+        )
+    except ValueError as exc:
+        print(f"s3worker: {exc}", file=sys.stderr)
+        return 2
+    if args.truth:
+        Path(args.truth).write_text(truth.to_json() + "\n")
+    print(f"wrote {truth.rows} rows of {args.kind} to {args.out}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

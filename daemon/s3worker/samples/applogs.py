@@ -14,14 +14,25 @@ import pyarrow as pa
 
 from s3worker.samples.writing import Truth
 
-PATHS = ["/", "/login", "/api/orders", "/api/items", "/static/app.js", "/health", "/search?q=x", "/cart"]
+PATHS = [
+    "/",
+    "/login",
+    "/api/orders",
+    "/api/items",
+    "/static/app.js",
+    "/health",
+    "/search?q=x",
+    "/cart",
+]
 START = pd.Timestamp("2024-06-01T12:00:00Z")
 
 
 def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
     rng = np.random.default_rng(seed)
     t = START + pd.to_timedelta(np.sort(rng.uniform(0, max(60.0, rows / 50.0), rows)), "s")
-    status = rng.choice([200, 201, 304, 404, 500, 503], size=rows, p=[0.8, 0.04, 0.06, 0.06, 0.03, 0.01])
+    status = rng.choice(
+        [200, 201, 304, 404, 500, 503], size=rows, p=[0.8, 0.04, 0.06, 0.06, 0.03, 0.01]
+    )
     frame = pd.DataFrame(
         {
             "time": t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -49,10 +60,20 @@ def clf_lines(block: pa.Table) -> list[str]:
     """Combined Log Format lines, Nginx style, with `$request_time` (seconds) at the end."""
     f = block.to_pandas()
     seconds = (pd.to_numeric(f["latency_ms"]) / 1000).map("{:.3f}".format)
-    return (
-        f["client"] + ' - - [' + f["clf_time"] + '] "' + f["method"] + " " + f["path"] + ' HTTP/1.1" '
-        + f["status"] + ' 512 "-" "Mozilla/5.0" ' + seconds
-    ).tolist()  # fmt: skip
+    lines: list[str] = (
+        f["client"]
+        + " - - ["
+        + f["clf_time"]
+        + '] "'
+        + f["method"]
+        + " "
+        + f["path"]
+        + ' HTTP/1.1" '
+        + f["status"]
+        + ' 512 "-" "Mozilla/5.0" '
+        + seconds
+    ).tolist()
+    return lines
 
 
 def broken_lines(fmt: str) -> list[str]:

@@ -24,9 +24,15 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
     rng = np.random.default_rng(seed)
     n_prof = int(np.clip(rows // 400, 3, 200))
     days = max(1, rows // (n_prof * SLOTS_PER_DAY) + 1)
-    cells = rng.choice(n_prof * days * SLOTS_PER_DAY, size=min(rows, n_prof * days * SLOTS_PER_DAY), replace=False)
+    cells = rng.choice(
+        n_prof * days * SLOTS_PER_DAY, size=min(rows, n_prof * days * SLOTS_PER_DAY), replace=False
+    )
     prof, rest = cells // (days * SLOTS_PER_DAY), cells % (days * SLOTS_PER_DAY)
-    start = START + pd.to_timedelta(rest // SLOTS_PER_DAY, "D") + pd.to_timedelta((rest % SLOTS_PER_DAY) * 30, "min")
+    start = (
+        START
+        + pd.to_timedelta(rest // SLOTS_PER_DAY, "D")
+        + pd.to_timedelta((rest % SLOTS_PER_DAY) * 30, "min")
+    )
     n = cells.size
     status = rng.choice(["attended", "cancelled", "no-show"], size=n, p=[0.8, 0.08, 0.12])
     frame = pd.DataFrame(
@@ -57,10 +63,18 @@ def _plant_conflicts(frame: pd.DataFrame, rng: np.random.Generator, truth: Truth
     extra.loc[~by_patient, "PatientId"] = [f"Q{i:07d}" for i in range(int((~by_patient).sum()))]
     extra.loc[by_patient, "doctor"] = [f"DR-X{i:04d}" for i in range(int(by_patient.sum()))]
     truth.planted["professional"] = sorted(
-        zip(frame.loc[picks[~by_patient], "AppointmentID"], extra.loc[~by_patient, "AppointmentID"], strict=True)
+        zip(
+            frame.loc[picks[~by_patient], "AppointmentID"],
+            extra.loc[~by_patient, "AppointmentID"],
+            strict=True,
+        )
     )
     truth.planted["patient"] = sorted(
-        zip(frame.loc[picks[by_patient], "AppointmentID"], extra.loc[by_patient, "AppointmentID"], strict=True)
+        zip(
+            frame.loc[picks[by_patient], "AppointmentID"],
+            extra.loc[by_patient, "AppointmentID"],
+            strict=True,
+        )
     )
     both = pd.concat([frame, extra]).sort_values("AppointmentDay", kind="stable")
     return both.reset_index(drop=True)
@@ -76,12 +90,18 @@ def _strings(frame: pd.DataFrame, rng: np.random.Generator, truth: Truth) -> pa.
     )
     held = out.index[~out["AppointmentID"].str.startswith("X")].to_numpy()
     bad = rng.choice(held, size=min(held.size, max(3, len(out) // 300)), replace=False)
-    for k, (column, value) in enumerate((("AppointmentDay", "31/31/2024 99:99"), ("duration_min", "half hour"))):
+    for k, (column, value) in enumerate(
+        (("AppointmentDay", "31/31/2024 99:99"), ("duration_min", "half hour"))
+    ):
         out.loc[bad[k::3], column] = value
     out.loc[bad[2::3], ["PatientId", "doctor"]] = None
     truth.planted["malformed"] = sorted(out.loc[bad, "AppointmentID"].tolist())
-    truth.planted["professional"] = [p for p in truth.planted["professional"] if not set(p) & set(truth.planted["malformed"])]
-    truth.planted["patient"] = [p for p in truth.planted["patient"] if not set(p) & set(truth.planted["malformed"])]
+    truth.planted["professional"] = [
+        p for p in truth.planted["professional"] if not set(p) & set(truth.planted["malformed"])
+    ]
+    truth.planted["patient"] = [
+        p for p in truth.planted["patient"] if not set(p) & set(truth.planted["malformed"])
+    ]
     return pa.Table.from_pandas(out.astype("str").where(out.notna(), None), preserve_index=False)
 
 

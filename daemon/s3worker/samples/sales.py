@@ -37,8 +37,15 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
         yield block
 
 
-def _block(rng: np.random.Generator, k0: int, k1: int, n_tickets: int, days: int,
-           price: np.ndarray, weight: np.ndarray) -> pa.Table:  # fmt: skip
+def _block(
+    rng: np.random.Generator,
+    k0: int,
+    k1: int,
+    n_tickets: int,
+    days: int,
+    price: np.ndarray,
+    weight: np.ndarray,
+) -> pa.Table:
     ticket = np.repeat(np.arange(k0, k1), rng.integers(1, 6, k1 - k0))
     n = ticket.size
     day = (ticket * days) // n_tickets

@@ -59,7 +59,7 @@ def _write_blocks(blocks: Blocks, sink: Any, fmt: str, broken: list[str], truth:
     for block in blocks:
         truth.rows += block.num_rows
         if fmt == "clf":
-            from s3worker.samples.applogs import clf_lines  # noqa: PLC0415  (applogs only)
+            from s3worker.samples.applogs import clf_lines
 
             sink.write(("\n".join(clf_lines(block)) + "\n").encode())
             continue

@@ -17,9 +17,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import missing, rejects_of, resolve, strings, to_float, to_time
+from s3worker.processors.analysis.columns import (
+    missing,
+    rejects_of,
+    resolve,
+    strings,
+    to_float,
+    to_time,
+)
 from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import RAW_LIMIT, Chunk, Reject, input_format, iter_chunks, iter_lines
+from s3worker.processors.analysis.reading import (
+    Chunk,
+    Reject,
+    input_format,
+    iter_chunks,
+    iter_lines,
+)
 from s3worker.processors.applogs import ALIASES
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sniffing import CLF_PATTERN, norm
@@ -30,12 +43,30 @@ TOP_N = 100
 MS_PER_UNIT = {"us": 0.001, "s": 1000.0}
 SECOND_FIELDS = {"requesttime", "upstreamresponsetime"}  # nginx writes these in seconds
 MIN = pa.timestamp("ms", "UTC")
-MINUTE_SCHEMA = pa.schema([("minute", MIN), ("requests", pa.int64()), ("status_2xx", pa.int64()),
-                           ("status_3xx", pa.int64()), ("status_4xx", pa.int64()), ("status_5xx", pa.int64()),
-                           ("error_rate", pa.float64()), ("p50_ms", pa.float64()), ("p95_ms", pa.float64()),
-                           ("p99_ms", pa.float64()), ("unique_clients", pa.int64())])  # fmt: skip
-PATH_SCHEMA = pa.schema([("rank", pa.int64()), ("path", pa.string()), ("requests", pa.int64()),
-                         ("errors", pa.int64()), ("error_rate", pa.float64())])  # fmt: skip
+MINUTE_SCHEMA = pa.schema(
+    [
+        ("minute", MIN),
+        ("requests", pa.int64()),
+        ("status_2xx", pa.int64()),
+        ("status_3xx", pa.int64()),
+        ("status_4xx", pa.int64()),
+        ("status_5xx", pa.int64()),
+        ("error_rate", pa.float64()),
+        ("p50_ms", pa.float64()),
+        ("p95_ms", pa.float64()),
+        ("p99_ms", pa.float64()),
+        ("unique_clients", pa.int64()),
+    ]
+)
+PATH_SCHEMA = pa.schema(
+    [
+        ("rank", pa.int64()),
+        ("path", pa.string()),
+        ("requests", pa.int64()),
+        ("errors", pa.int64()),
+        ("error_rate", pa.float64()),
+    ]
+)
 
 
 class Traffic:
@@ -55,9 +86,15 @@ class Traffic:
         self.minutes.append(counts)
         lat = r.dropna(subset=["latency_ms"])
         if len(lat):
-            bins = np.floor(np.log(np.maximum(lat["latency_ms"], BIN_BASE) / BIN_BASE) / np.log(BIN_RATIO))
+            bins = np.floor(
+                np.log(np.maximum(lat["latency_ms"], BIN_BASE) / BIN_BASE) / np.log(BIN_RATIO)
+            )
             self.hist.append(lat.assign(bin=bins.astype("int64")).groupby(["minute", "bin"]).size())
-        self.paths.append(r.assign(errors=r["status"] >= 500).groupby("path").agg(requests=("status", "size"), errors=("errors", "sum")))
+        self.paths.append(
+            r.assign(errors=r["status"] >= 500)
+            .groupby("path")
+            .agg(requests=("status", "size"), errors=("errors", "sum"))
+        )
         self.clients.append(r[["minute", "client"]].dropna().drop_duplicates())
         if len(self.clients) > 16:  # keep the partial lists short
             self.clients = [pd.concat(self.clients).drop_duplicates()]
@@ -70,16 +107,26 @@ def requests_from_lines(start: int, lines: list[str]) -> tuple[pd.DataFrame, lis
     request = pc.extract_regex(parts.field("request"), r"^(?P<method>\S+) (?P<path>\S+)")
     rtime = parts.field("rtime")
     latency = to_float(pa.chunked_array([rtime]))
-    with_dot = np.asarray(pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False))
+    with_dot = np.asarray(
+        pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False)
+    )
     latency = np.where(with_dot, latency * 1000.0, latency / 1000.0)  # $request_time s, %D us
-    fields = {"time": parts.field("time"), "status": parts.field("status"), "client": parts.field("client"),
-              "path": request.field("path"), "line": arr}  # fmt: skip
+    fields = {
+        "time": parts.field("time"),
+        "status": parts.field("status"),
+        "client": parts.field("client"),
+        "path": request.field("path"),
+        "line": arr,
+    }
     table = pa.table(fields)
     return _requests(Chunk(table, start), {c: c for c in fields}, latency, unparsed)
 
 
 def _requests(
-    chunk: Chunk, cols: dict[str, str], latency: np.ndarray | None = None, unparsed: np.ndarray | None = None
+    chunk: Chunk,
+    cols: dict[str, str],
+    latency: np.ndarray | None = None,
+    unparsed: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[Reject]]:
     t = chunk.table
     time_raw, status_raw = strings(t, cols.get("time")), strings(t, cols.get("status"))
@@ -104,7 +151,9 @@ def _requests(
             "minute": ts[keep].astype("datetime64[m]").astype("datetime64[ns]"),
             "status": status[keep].astype("int64"),
             "path": clean_path.filter(pa.array(keep)).to_numpy(zero_copy_only=False),
-            "client": strings(t, cols.get("client")).filter(pa.array(keep)).to_numpy(zero_copy_only=False),
+            "client": strings(t, cols.get("client"))
+            .filter(pa.array(keep))
+            .to_numpy(zero_copy_only=False),
             "latency_ms": latency[keep],
         }
     )
@@ -140,7 +189,9 @@ def _frames(src: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Rej
         if cols is None:
             cols = resolve(chunk.table, ALIASES)
             if not {"time", "status", "path"} <= cols.keys():
-                raise BadDataError(f"logs need time, status and path fields; found {chunk.table.column_names}")
+                raise BadDataError(
+                    f"logs need time, status and path fields; found {chunk.table.column_names}"
+                )
         yield _requests(chunk, cols)
 
 
@@ -151,15 +202,29 @@ def _per_minute(traffic: Traffic) -> pd.DataFrame:
     m["error_rate"] = m["status_5xx"] / m["requests"]
     for name, q in QUANTILES.items():
         m[name] = _quantile(traffic, q).reindex(m.index)
-    clients = pd.concat(traffic.clients).drop_duplicates() if traffic.clients else pd.DataFrame(columns=["minute"])
+    clients = (
+        pd.concat(traffic.clients).drop_duplicates()
+        if traffic.clients
+        else pd.DataFrame(columns=["minute"])
+    )
     m["unique_clients"] = clients.groupby("minute").size().reindex(m.index, fill_value=0)
-    return m.rename_axis("minute").reset_index().assign(minute=lambda d: pd.to_datetime(d["minute"], utc=True))
+    return (
+        m.rename_axis("minute")
+        .reset_index()
+        .assign(minute=lambda d: pd.to_datetime(d["minute"], utc=True))
+    )
 
 
 def _quantile(traffic: Traffic, q: float) -> pd.Series:
     if not traffic.hist:
         return pd.Series(dtype="float64")
-    h = pd.concat(traffic.hist).groupby(level=["minute", "bin"]).sum().sort_index().reset_index(name="n")
+    h = (
+        pd.concat(traffic.hist)
+        .groupby(level=["minute", "bin"])
+        .sum()
+        .sort_index()
+        .reset_index(name="n")
+    )
     cum = h.groupby("minute")["n"].cumsum()
     total = h.groupby("minute")["n"].transform("sum")
     first = h[cum >= q * total].groupby("minute")["bin"].first()
@@ -170,18 +235,27 @@ def _top_paths(traffic: Traffic) -> pd.DataFrame:
     if not traffic.paths:
         return pd.DataFrame(columns=PATH_SCHEMA.names)
     p = pd.concat(traffic.paths).groupby(level=0).sum()
-    p = p.sort_values(["requests", "errors"], ascending=False).head(TOP_N).rename_axis("path").reset_index()
+    p = (
+        p.sort_values(["requests", "errors"], ascending=False)
+        .head(TOP_N)
+        .rename_axis("path")
+        .reset_index()
+    )
     return p.assign(rank=np.arange(1, len(p) + 1), error_rate=p["errors"] / p["requests"])
 
 
-def _summary(traffic: Traffic, m: pd.DataFrame, top: pd.DataFrame, rows: dict[str, int], rejected: int) -> dict[str, Any]:
+def _summary(
+    traffic: Traffic, m: pd.DataFrame, top: pd.DataFrame, rows: dict[str, int], rejected: int
+) -> dict[str, Any]:
     requests = int(m["requests"].sum()) if len(m) else 0
     clients = pd.concat(traffic.clients)["client"].nunique() if traffic.clients else 0
     return {
         "requests": requests,
         "rejected_rows": rejected,
         "minutes": len(m),
-        "status_classes": {c: int(m[f"status_{c}"].sum()) for c in ("2xx", "3xx", "4xx", "5xx")} if len(m) else {},
+        "status_classes": {c: int(m[f"status_{c}"].sum()) for c in ("2xx", "3xx", "4xx", "5xx")}
+        if len(m)
+        else {},
         "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
         "unique_clients": int(clients),
         "busiest_minute": str(m.loc[m["requests"].idxmax(), "minute"]) if len(m) else None,

@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import missing, rejects_of, resolve, strings, to_float, to_time
+from s3worker.processors.analysis.columns import (
+    missing,
+    rejects_of,
+    resolve,
+    strings,
+    to_float,
+    to_time,
+)
 from s3worker.processors.analysis.output import ParquetSink, RejectSink, write_frame
 from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks
 from s3worker.processors.appointments import ALIASES
@@ -30,15 +37,39 @@ STATUS_WORDS = {
 }
 YES = {"yes", "y", "true", "1", "sim", "s"}
 TS = pa.timestamp("ms", "UTC")
-BOOKINGS = pa.schema([("appointment_id", pa.string()), ("patient_id", pa.string()), ("professional_id", pa.string()),
-                      ("start", TS), ("end", TS), ("scheduled_at", TS), ("lead_days", pa.float64()),
-                      ("status", pa.string()), ("record", pa.int64())])  # fmt: skip
-CONFLICTS = pa.schema([("kind", pa.string()), ("entity", pa.string()), ("appointment_id", pa.string()),
-                       ("other_appointment_id", pa.string()), ("start", TS), ("other_start", TS),
-                       ("overlap_minutes", pa.float64())])  # fmt: skip
+BOOKINGS = pa.schema(
+    [
+        ("appointment_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("professional_id", pa.string()),
+        ("start", TS),
+        ("end", TS),
+        ("scheduled_at", TS),
+        ("lead_days", pa.float64()),
+        ("status", pa.string()),
+        ("record", pa.int64()),
+    ]
+)
+CONFLICTS = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("entity", pa.string()),
+        ("appointment_id", pa.string()),
+        ("other_appointment_id", pa.string()),
+        ("start", TS),
+        ("other_start", TS),
+        ("overlap_minutes", pa.float64()),
+    ]
+)
 COUNTS = ["bookings", "cancellations", "no_shows", "attended"]
-SUMMARY = pa.schema([("day", pa.string()), ("professional_id", pa.string()), *[(c, pa.int64()) for c in COUNTS],
-                     ("no_show_rate", pa.float64())])  # fmt: skip
+SUMMARY = pa.schema(
+    [
+        ("day", pa.string()),
+        ("professional_id", pa.string()),
+        *[(c, pa.int64()) for c in COUNTS],
+        ("no_show_rate", pa.float64()),
+    ]
+)
 
 
 def status_of(status: pa.ChunkedArray, no_show: pa.ChunkedArray) -> np.ndarray:
@@ -62,7 +93,11 @@ def bookings(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, list[Rej
     get = {k: strings(t, cols.get(k)) for k in ALIASES}
     start, end, booked = to_time(get["start"]), to_time(get["end"]), to_time(get["scheduled_at"])
     minutes = to_float(get["duration_min"])
-    end = np.where(np.isnat(end), start + (np.nan_to_num(minutes, nan=DEFAULT_MINUTES) * 60e9).astype("timedelta64[ns]"), end)
+    end = np.where(
+        np.isnat(end),
+        start + (np.nan_to_num(minutes, nan=DEFAULT_MINUTES) * 60e9).astype("timedelta64[ns]"),
+        end,
+    )
     problems = {
         "start: missing": missing(get["start"]),
         "start: unparseable": np.isnat(start) & ~missing(get["start"]),
@@ -72,7 +107,10 @@ def bookings(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, list[Rej
         "end before start": end < start,
     }
     keep, rejects = rejects_of(chunk, problems)
-    ids = pc.fill_null(get["appointment_id"], pc.cast(pa.array(np.arange(chunk.start, chunk.start + t.num_rows)), pa.string()))
+    ids = pc.fill_null(
+        get["appointment_id"],
+        pc.cast(pa.array(np.arange(chunk.start, chunk.start + t.num_rows)), pa.string()),
+    )
     frame = pd.DataFrame(
         {
             "appointment_id": ids.to_numpy(zero_copy_only=False),
@@ -92,7 +130,11 @@ def bookings(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, list[Rej
 def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Pairs of active bookings of one entity that overlap in time."""
     col = f"{kind}_id"
-    df = active[active[col].notna()].sort_values([col, "start", "appointment_id"]).reset_index(drop=True)
+    df = (
+        active[active[col].notna()]
+        .sort_values([col, "start", "appointment_id"])
+        .reset_index(drop=True)
+    )
     if df.empty:
         return pd.DataFrame(columns=CONFLICTS.names)
     start, end = df["start"].to_numpy("int64"), df["end"].to_numpy("int64")
@@ -124,7 +166,9 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         if cols is None:
             cols = resolve(chunk.table, ALIASES)
             if "start" not in cols:
-                raise BadDataError(f"appointments need a start/appointment day column; found {chunk.table.column_names}")
+                raise BadDataError(
+                    f"appointments need a start column; found {chunk.table.column_names}"
+                )
         frame, rejects = bookings(chunk, cols)
         rejected.add(rejects)
         table.write(frame)
@@ -133,7 +177,11 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         counts.append(_counts(frame))
     rows = rejected.close() | table.close()
     both = pd.concat(active) if active else pd.DataFrame(columns=["start"])
-    found = pd.concat([conflicts(both, "professional"), conflicts(both, "patient")]) if active else pd.DataFrame()
+    found = (
+        pd.concat([conflicts(both, "professional"), conflicts(both, "patient")])
+        if active
+        else pd.DataFrame()
+    )
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
     daily = _daily(counts)
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
@@ -142,16 +190,20 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
 
 def _counts(frame: pd.DataFrame) -> pd.DataFrame:
     status = frame["status"]
-    return pd.DataFrame(
-        {
-            "day": frame["start"].dt.strftime("%Y-%m-%d"),
-            "professional_id": frame["professional_id"].fillna("unknown"),
-            "bookings": 1,
-            "cancellations": (status == "cancelled").astype("int64"),
-            "no_shows": (status == "no_show").astype("int64"),
-            "attended": (status == "attended").astype("int64"),
-        }
-    ).groupby(["day", "professional_id"])[COUNTS].sum()
+    return (
+        pd.DataFrame(
+            {
+                "day": frame["start"].dt.strftime("%Y-%m-%d"),
+                "professional_id": frame["professional_id"].fillna("unknown"),
+                "bookings": 1,
+                "cancellations": (status == "cancelled").astype("int64"),
+                "no_shows": (status == "no_show").astype("int64"),
+                "attended": (status == "attended").astype("int64"),
+            }
+        )
+        .groupby(["day", "professional_id"])[COUNTS]
+        .sum()
+    )
 
 
 def _daily(counts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -162,7 +214,9 @@ def _daily(counts: list[pd.DataFrame]) -> pd.DataFrame:
     return daily.assign(no_show_rate=(daily["no_shows"] / held.where(held > 0)).astype("float64"))
 
 
-def _summary(daily: pd.DataFrame, found: pd.DataFrame, rows: dict[str, int], rejected: int) -> dict[str, Any]:
+def _summary(
+    daily: pd.DataFrame, found: pd.DataFrame, rows: dict[str, int], rejected: int
+) -> dict[str, Any]:
     total = {c: int(daily[c].sum()) for c in COUNTS} if len(daily) else dict.fromkeys(COUNTS, 0)
     held = total["bookings"] - total["cancellations"]
     kinds = found["kind"].value_counts().to_dict() if len(found) else {}
@@ -172,6 +226,9 @@ def _summary(daily: pd.DataFrame, found: pd.DataFrame, rows: dict[str, int], rej
         "no_show_rate": round(total["no_shows"] / held, 4) if held else None,
         "days": int(daily["day"].nunique()) if len(daily) else 0,
         "professionals": int(daily["professional_id"].nunique()) if len(daily) else 0,
-        "conflicts": {"professional": int(kinds.get("professional", 0)), "patient": int(kinds.get("patient", 0))},
+        "conflicts": {
+            "professional": int(kinds.get("professional", 0)),
+            "patient": int(kinds.get("patient", 0)),
+        },
         "outputs": rows,
     }

@@ -36,14 +36,45 @@ LEVELS = (("dt", "store", "product"), ("dt", "store"), ("dt",), ("product",))
 SUMS = ["revenue", "units", "lines"]
 COMPACT_ROWS = 500_000
 TOP_N = 50
-DAILY_SCHEMA = pa.schema([("store", pa.string()), ("product", pa.string()), ("revenue", pa.float64()),
-                          ("units", pa.float64()), ("tickets", pa.int64()), ("lines", pa.int64())])  # fmt: skip
-TOTALS_SCHEMA = pa.schema([("dt", pa.string()), ("revenue", pa.float64()), ("units", pa.float64()),
-                           ("tickets", pa.int64()), ("lines", pa.int64())])  # fmt: skip
-STORE_SCHEMA = pa.schema([("dt", pa.string()), ("store", pa.string()), ("revenue", pa.float64()),
-                          ("units", pa.float64()), ("tickets", pa.int64()), ("lines", pa.int64())])  # fmt: skip
-TOP_SCHEMA = pa.schema([("rank", pa.int64()), ("product", pa.string()), ("revenue", pa.float64()),
-                        ("units", pa.float64()), ("tickets", pa.int64()), ("revenue_share", pa.float64())])  # fmt: skip
+DAILY_SCHEMA = pa.schema(
+    [
+        ("store", pa.string()),
+        ("product", pa.string()),
+        ("revenue", pa.float64()),
+        ("units", pa.float64()),
+        ("tickets", pa.int64()),
+        ("lines", pa.int64()),
+    ]
+)
+TOTALS_SCHEMA = pa.schema(
+    [
+        ("dt", pa.string()),
+        ("revenue", pa.float64()),
+        ("units", pa.float64()),
+        ("tickets", pa.int64()),
+        ("lines", pa.int64()),
+    ]
+)
+STORE_SCHEMA = pa.schema(
+    [
+        ("dt", pa.string()),
+        ("store", pa.string()),
+        ("revenue", pa.float64()),
+        ("units", pa.float64()),
+        ("tickets", pa.int64()),
+        ("lines", pa.int64()),
+    ]
+)
+TOP_SCHEMA = pa.schema(
+    [
+        ("rank", pa.int64()),
+        ("product", pa.string()),
+        ("revenue", pa.float64()),
+        ("units", pa.float64()),
+        ("tickets", pa.int64()),
+        ("revenue_share", pa.float64()),
+    ]
+)
 
 
 class Totals:

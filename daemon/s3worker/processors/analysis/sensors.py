@@ -74,7 +74,8 @@ class Series:
         if new:
             limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])
             self.state.add_series(limits[:, 0], limits[:, 1], np.array([v for *_, v in new]))
-        return lut[combined]
+        ids: np.ndarray = lut[combined]
+        return ids
 
 
 class Normaliser:
@@ -150,7 +151,7 @@ def _mostly_numeric(col: pa.ChunkedArray) -> bool:
     sample = col.slice(0, 1000)
     values = to_float(sample)
     known = int(len(sample) - sample.null_count)
-    return known > 0 and np.count_nonzero(~np.isnan(values)) >= 0.9 * known
+    return bool(known > 0 and np.count_nonzero(~np.isnan(values)) >= 0.9 * known)
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:

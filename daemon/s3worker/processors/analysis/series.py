@@ -195,7 +195,8 @@ def _stuck_window(ext: Ext) -> Bools:
     idx = np.arange(ext.value.size)
     lo = np.clip(idx - WINDOW + 1, 0, None)
     repeats = c[idx] - c[lo]
-    return repeats > WINDOW // 3
+    stuck: Bools = repeats > WINDOW // 3
+    return stuck
 
 
 def _gap_anomalies(ext: Ext) -> Found:
