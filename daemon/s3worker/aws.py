@@ -7,6 +7,7 @@ policy in `retry.py`, so every retry is classified, logged and bounded in one pl
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,11 +32,15 @@ def client_config(max_pool_connections: int = 20) -> AioConfig:
 
 @dataclass
 class Clients:
-    """The daemon's S3, SQS and EC2 clients; open them with `async with Clients.open(...)`."""
+    """The daemon's clients. EC2 is built on first use: only stopping the instance needs it,
+    and building a client costs a tenth of a second a cold worker should not wait for."""
 
     s3: Any
     sqs: Any
-    ec2: Any
+    make_ec2: Callable[[], Awaitable[Any]]
+
+    async def ec2(self) -> Any:
+        return await self.make_ec2()
 
 
 class ClientsContext:
@@ -47,10 +52,16 @@ class ClientsContext:
     async def __aenter__(self) -> Clients:
         session = get_session()
         make = session.create_client
-        s3 = await self._stack.enter_async_context(make("s3", config=self._config))
         sqs = await self._stack.enter_async_context(make("sqs", config=self._config))
-        ec2 = await self._stack.enter_async_context(make("ec2", config=self._config))
-        return Clients(s3=s3, sqs=sqs, ec2=ec2)
+        s3 = await self._stack.enter_async_context(make("s3", config=self._config))
+        ec2: list[Any] = []
+
+        async def make_ec2() -> Any:
+            if not ec2:
+                ec2.append(await self._stack.enter_async_context(make("ec2", config=self._config)))
+            return ec2[0]
+
+        return Clients(s3=s3, sqs=sqs, make_ec2=make_ec2)
 
     async def __aexit__(
         self,

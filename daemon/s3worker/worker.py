@@ -295,7 +295,7 @@ class Worker:
         if not instance:
             log.error("idle_stop_impossible", reason="no instance id from IMDS; exiting instead")
             return
-        await stop_instance(self.clients.ec2, self.retry, instance)
+        await stop_instance(await self.clients.ec2(), self.retry, instance)
 
 
 async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
