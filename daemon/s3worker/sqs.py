@@ -165,6 +165,52 @@ class Heartbeat:
                 log.warning("heartbeat_failed", error=repr(exc), messages=len(self._messages))
 
 
+class DeleteBatcher:
+    """Gathers the deletes of jobs that finish together into DeleteMessageBatch calls.
+
+    A delete waits at most `linger` seconds for company; ten waiting go at once.
+    """
+
+    def __init__(self, queue: Queue, linger: float = 0.02) -> None:
+        self.queue = queue
+        self.linger = linger
+        self._waiting: list[tuple[Message, asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def delete(self, message: Message) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((message, future))
+        if len(self._waiting) >= MAX_BATCH:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+        await future
+
+    def _flush(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        if self._waiting:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[Message, asyncio.Future[None]]]) -> None:
+        try:
+            await self.queue.delete([m for m, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
 def _chunks(items: list[Message]) -> Iterable[list[Message]]:
     for i in range(0, len(items), MAX_BATCH):
         yield items[i : i + MAX_BATCH]

@@ -21,7 +21,7 @@ from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
-from s3worker.sqs import Heartbeat, Message, Queue, queue_url_from_arn
+from s3worker.sqs import DeleteBatcher, Heartbeat, Message, Queue, queue_url_from_arn
 from s3worker.storage import Layout, Storage
 from s3worker.systemd import Notifier
 
@@ -54,6 +54,7 @@ class Worker:
         self.retry = retry or RetryPolicy(settings.max_attempts)
         self.clock = clock
         self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
+        self.deletes = DeleteBatcher(self.queue)
         self.dlq: Queue | None = None
         self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
         self.pool = ProcessPool(settings.concurrency)
@@ -199,7 +200,7 @@ class Worker:
 
     async def _settle(self, message: Message, decision: Decision) -> None:
         if decision.verdict is Verdict.ACK:
-            await self.queue.delete([message])
+            await self.deletes.delete(message)
             self.counts["processed"] += 1
         elif decision.verdict is Verdict.DEAD_LETTER:
             await self._dead_letter(message, decision)
