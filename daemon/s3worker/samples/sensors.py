@@ -165,7 +165,7 @@ def _malformed(table: pa.Table, rows: npt.NDArray[np.int64]) -> pa.Table:
             continue
         mask = np.zeros(table.num_rows, dtype=bool)
         mask[idx] = True
-        bad = {"device": None, "timestamp": "yesterday-ish", "value": "n/a"}[column]
+        bad = {"device": None, "timestamp": "yesterday-ish", "value": "ERR"}[column]
         col = pc.replace_with_mask(
             table.column(column).combine_chunks(),
             pa.array(mask),

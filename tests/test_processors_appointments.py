@@ -1,0 +1,73 @@
+"""Appointments: planted double bookings are found; column variants, formats and zones read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from processing import run, sample, scores, table
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("kind", ["professional", "patient"])
+def test_planted_conflicts_are_found(tmp_path: Path, fmt: str, kind: str) -> None:
+    # given a schedule with planted overlapping bookings
+    src, truth = sample(tmp_path, "appointments", 6_000, fmt=fmt)
+    # when processed in chunks
+    run("appointments", src, tmp_path / "out", chunk_rows=1_000)
+    # then the overlapping pairs are reported
+    c = pd.read_parquet(tmp_path / "out" / "conflicts.parquet")
+    c = c[c["kind"] == kind]
+    found = map(frozenset, zip(c["appointment_id"], c["other_appointment_id"], strict=True))
+    precision, recall, msg = scores(found, map(frozenset, truth.planted[kind]))
+    assert recall >= 0.9, f"{kind}: {msg}"
+    assert precision >= 0.8, f"{kind}: {msg}"
+
+
+def test_malformed_rows_are_rejected(tmp_path: Path) -> None:
+    src, truth = sample(tmp_path, "appointments", 3_000)
+    run("appointments", src, tmp_path / "out")
+    rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet").dropna(subset=["record"])
+    ids = [r.split('"AppointmentID": "')[1].split('"')[0] for r in rejected["raw"]]
+    precision, recall, msg = scores(ids, truth.planted["malformed"])
+    assert recall >= 0.9, msg
+    assert precision >= 0.8, msg
+
+
+def test_portuguese_export_with_zones_and_no_show_flag(tmp_path: Path) -> None:
+    src = tmp_path / "agenda.csv"
+    src.write_text(
+        "consulta_id;paciente;profissional;data_consulta;duracao;No-show\n"
+        "1;Ana;Dr Silva;03/06/2024 09:00;30;Não\n"
+        "2;Bruno;Dr Silva;2024-06-03T09:15:00-03:00;30;Sim\n"
+        "3;Ana;Dra Lima;2024-06-03T06:10:00-03:00;20;Não\n"
+        "4;Caio;Dra Lima;ontem;30;Não\n"
+    )
+    result = run("appointments", src, tmp_path / "out")
+    bookings = table(tmp_path / "out", "appointments.parquet", ["appointment_id"])
+    assert bookings["start"].dt.strftime("%H:%M").tolist() == ["09:00", "12:15", "09:10"]
+    assert bookings["status"].tolist() == ["attended", "no_show", "attended"]
+    conflicts = pd.read_parquet(tmp_path / "out" / "conflicts.parquet")
+    assert conflicts["kind"].tolist() == ["patient"]  # Ana at 09:00 and 09:10 UTC
+    assert result.summary["no_shows"] == 1
+    assert result.summary["rejected_rows"] == 1
+
+
+def test_kaggle_no_show_export_and_cancellations(tmp_path: Path) -> None:
+    src = tmp_path / "kaggle.json"
+    src.write_text(
+        '[{"PatientId": 1, "AppointmentID": 10, "ScheduledDay": "2016-04-29T18:38:08Z",'
+        ' "AppointmentDay": "2016-04-29T00:00:00Z", "Neighbourhood": "X", "No-show": "Yes",'
+        ' "doctor": "d1"},'
+        ' {"PatientId": 2, "AppointmentID": 11, "ScheduledDay": "2016-04-20T10:00:00Z",'
+        ' "AppointmentDay": "2016-04-29T00:00:00Z", "status": "Cancelled", "doctor": "d1"}]'
+    )
+    result = run("appointments", src, tmp_path / "out")
+    daily = pd.read_parquet(tmp_path / "out" / "daily_professional.parquet")
+    assert daily.iloc[0][["bookings", "cancellations", "no_shows"]].tolist() == [2, 1, 1]
+    assert daily.iloc[0]["no_show_rate"] == 1.0
+    assert result.summary["conflicts"] == {
+        "professional": 0,
+        "patient": 0,
+    }  # the cancelled one does not clash
