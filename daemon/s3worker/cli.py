@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from s3worker import __version__
 from s3worker.errors import ConfigError
+from s3worker.ops import OperatorError
+from s3worker.ops.commands import add_dlq, add_results, add_status, add_upload
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(sub)
     add_process(sub)
     add_sample(sub)
+    for add in (add_upload, add_status, add_dlq, add_results):  # the operator's commands
+        add(sub)
     return parser
 
 
@@ -110,5 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"s3worker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OperatorError as exc:
+        print(f"s3worker: {exc}", file=sys.stderr)
         return 2
     return code
