@@ -29,3 +29,13 @@ def test_without_systemd_it_is_silent():
 
 def test_watchdog_for_another_pid_is_ignored():
     assert Notifier({"WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_seconds is None
+
+
+def test_a_vanished_socket_is_reported_not_raised(tmp_path: Path):
+    # Given a notify socket that is gone (the manager closed it)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "n.sock"))
+    sock.close()
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock")})
+    # When the daemon notifies while draining, Then it carries on
+    assert notifier.stopping("draining") is False

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 
 class Notifier:
     def __init__(self, env: dict[str, str] | None = None) -> None:
@@ -21,12 +25,22 @@ class Notifier:
     def enabled(self) -> bool:
         return bool(self.address)
 
-    def notify(self, *lines: str) -> None:
+    def notify(self, *lines: str) -> bool:
+        """Send a notification; False when it could not be delivered.
+
+        Like libsystemd's sd_notify, a missing or refusing socket is reported, never raised:
+        a notification that cannot be delivered must not take the daemon (or its drain) down.
+        """
         if not self.address:
-            return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(self.address)
-            sock.sendall("\n".join(lines).encode())
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.connect(self.address)
+                sock.sendall("\n".join(lines).encode())
+        except OSError as exc:
+            log.warning("sd_notify_failed", socket=self.address, error=repr(exc))
+            return False
+        return True
 
     def ready(self, status: str) -> None:
         self.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
