@@ -51,5 +51,5 @@ class Notifier:
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")
 
-    def stopping(self, status: str) -> None:
-        self.notify("STOPPING=1", f"STATUS={status}")
+    def stopping(self, status: str) -> bool:
+        return self.notify("STOPPING=1", f"STATUS={status}")
