@@ -109,3 +109,22 @@ deploy: package
 	  --parameter-overrides ArtifactBucket=$$bucket ArtifactKey=$$key Architecture=$(ARCH) $(PARAMS); \
 	$(AWS) cloudformation describe-stacks --stack-name $(STACK) \
 	  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+
+# --- the architecture picture (issue 6): docs/architecture.py -> docs/architecture.png -------
+# The `docs` extra (diagrams) in its own venv, and Graphviz; `make test` needs neither.
+.PHONY: diagram
+DOCS_VENV := $(TOOLS)/docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+
+diagram: $(DOCS_STAMP)
+	@command -v dot >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends graphviz; }
+	$(DOCS_VENV)/bin/python docs/architecture.py
+
+$(DOCS_STAMP): setup.cfg pyproject.toml
+	rm -rf $(DOCS_VENV)
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --quiet --upgrade pip
+	$(DOCS_VENV)/bin/pip install --quiet -e '.[docs]'
+	touch $@
