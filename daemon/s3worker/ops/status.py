@@ -88,13 +88,15 @@ def oldest_age(aws: Aws, queue_url: str, now: datetime) -> tuple[float | None, s
     """The latest ApproximateAgeOfOldestMessage from CloudWatch, and where it came from.
 
     SQS itself only gives this figure through CloudWatch (peeking at messages would count as
-    a receive and push them towards the DLQ), so without data the age is unknown, not 0."""
+    a receive and push them towards the DLQ), so without data the age is unknown, not 0.
+    The window ends a period after now so the current, still-open minute counts too."""
     name = queue_url.rstrip("/").rsplit("/", 1)[-1]
     try:
         points = aws.client("cloudwatch").get_metric_statistics(
             Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
             Dimensions=[{"Name": "QueueName", "Value": name}],
-            StartTime=now - AGE_WINDOW, EndTime=now, Period=AGE_PERIOD_SECONDS,
+            StartTime=now - AGE_WINDOW, EndTime=now + timedelta(seconds=AGE_PERIOD_SECONDS),
+            Period=AGE_PERIOD_SECONDS,
             Statistics=["Maximum"],
         )["Datapoints"]  # fmt: skip
     except (ClientError, BotoCoreError) as exc:
