@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean tools cfn-lint checkov package deploy
+.PHONY: venv test lint typecheck pytest demo clean bench-processors tools cfn-lint checkov package deploy
 
 venv: $(STAMP)
 
@@ -29,6 +29,9 @@ pytest: venv tools
 
 demo: venv
 	@echo "make demo arrives with the demo harness (issue 6)"; exit 1
+
+bench-processors: venv
+	$(BIN)/python bench/bench_processors.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DIST) .pytest_cache .mypy_cache .ruff_cache

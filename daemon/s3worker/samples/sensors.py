@@ -126,8 +126,10 @@ def _locator(p: Plan, t0: int, t1: int):  # type: ignore[no-untyped-def]
 def _silent(p: Plan, s: npt.NDArray[np.int64], t: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     silent = np.zeros(s.size, dtype=bool)
     device = s // len(METRICS)
-    for dev, first in zip(*p.gaps, strict=True):
-        silent |= (device == dev) & (t >= first) & (t < first + GAP_LEN)
+    dev, first = p.gaps
+    near = (first + GAP_LEN > t.min()) & (first <= t.max())  # only gaps touching this block
+    for d, f in zip(dev[near], first[near], strict=True):
+        silent |= (device == d) & (t >= f) & (t < f + GAP_LEN)
     return silent
 
 
