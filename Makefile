@@ -27,8 +27,10 @@ typecheck: venv
 pytest: venv tools
 	$(BIN)/pytest
 
+# The whole pipeline on this machine: stack from deploy/cloudformation.yaml in an embedded AWS
+# (moto), sample batch, start Lambda, daemons, idle stop, results. Work files in .demo/.
 demo: venv
-	@echo "make demo arrives with the demo harness (issue 6)"; exit 1
+	$(BIN)/python -m demo
 
 bench-processors: venv
 	$(BIN)/python bench/bench_processors.py

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from imds import FakeImds
 from procs import Pipeline, echo_registry, runs
 from s3worker.config import Settings
 from s3worker.retry import RetryPolicy
 from s3worker.worker import ExitReason, serve
 from tenacity import wait_none
+
+from demo.emulator import FakeImds
 
 
 def launch(count: int) -> list[str]:

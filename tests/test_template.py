@@ -7,22 +7,16 @@ template text instead (see MOTO_UNSUPPORTED_TYPES and the comments in test_deplo
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-import sys
-import threading
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-from moto.awslambda.models import LambdaFunction
+
+from demo.emulator import LambdaBridge, deploy_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy/cloudformation.yaml"
@@ -299,112 +293,28 @@ def test_cleanup_is_deleted_before_what_the_pool_uses_and_after_the_triggers(
 # --- the deploy into moto ---------------------------------------------------------------------
 
 
-def load_start_worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "start_worker_cfn", ROOT / "lambda/start_worker.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-class Context:
-    aws_request_id = "cfn-test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-class InProcessLambda:
-    """moto runs Lambda code in Docker, which is not here: run the handler in this process.
-
-    moto's CloudFormation invokes the custom resource's function (WorkerPoolCleanup) from a
-    thread; this plays the Lambda runtime for it, with the function's environment as deployed
-    and the ResponseURL pointed at the test's moto server instead of host.docker.internal.
-    """
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.module = load_start_worker()
-        self.done = threading.Event()
-        self.responses: list[Json] = []
-
-    def run(self, env: dict[str, str], event: Json) -> Json:
-        parts = urlsplit(event["ResponseURL"])
-        target = urlsplit(self.endpoint)
-        event["ResponseURL"] = urlunsplit(
-            (target.scheme, target.netloc, parts.path, parts.query, "")
-        )
-        runtime = self.module.Runtime(
-            env=env,
-            ec2_client=boto3.client("ec2", endpoint_url=self.endpoint),
-            sqs_client=boto3.client("sqs", endpoint_url=self.endpoint),
-            sleep=lambda _s: None,  # moto terminates at once; never wait
-        )
-        result: Json = runtime.handle(event, Context())
-        self.responses.append(result)
-        return result
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        fake = self
-
-        def invoke(function: LambdaFunction, body: str, _req: Any, _resp: Any) -> str:
-            try:
-                # A real runtime's environment holds strings; moto keeps template Numbers as int.
-                env = {k: str(v) for k, v in function.environment_vars.items()}
-                return json.dumps(fake.run(env, json.loads(body)))
-            finally:
-                fake.done.set()
-
-        monkeypatch.setattr(LambdaFunction, "invoke", invoke)
-
-
-def packaged_template(bucket: str, key: str) -> str:
-    """What `aws cloudformation package` does to the template: Code path -> S3 location."""
-    template = load_template()
-    function = template["Resources"]["StartWorkerFunction"]["Properties"]
-    assert function["Code"] == "../dist/lambda.zip"
-    function["Code"] = {"S3Bucket": bucket, "S3Key": key}
-    return json.dumps(template)
-
-
-def lambda_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.write(ROOT / "lambda/start_worker.py", "start_worker.py")
-    return buffer.getvalue()
-
-
-def deploy(
-    endpoint: str, name: str, monkeypatch: pytest.MonkeyPatch, **params: str
-) -> InProcessLambda:
-    """Given the artifacts in a bucket, when the packaged template is deployed: its runtime."""
-    s3 = boto3.client("s3")
-    artifacts = f"{name}-artifacts"
-    s3.create_bucket(Bucket=artifacts)
-    s3.put_object(Bucket=artifacts, Key="lambda/start_worker.zip", Body=lambda_zip())
-    s3.put_object(Bucket=artifacts, Key="releases/s3worker-arm64-test.tar.gz", Body=b"bundle")
-    runtime = InProcessLambda(endpoint)
-    runtime.install(monkeypatch)
-    params |= {"ArtifactBucket": artifacts, "ArtifactKey": "releases/s3worker-arm64-test.tar.gz"}
-    boto3.client("cloudformation").create_stack(
-        StackName=name,
-        TemplateBody=packaged_template(artifacts, "lambda/start_worker.zip"),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-    )
-    # The custom resource's Create runs on moto's thread: wait for it, not for a clock.
-    assert runtime.done.wait(timeout=60), "moto never invoked the cleanup custom resource"
-    return runtime
+@pytest.fixture
+def bridge(aws: str) -> Iterator[LambdaBridge]:
+    """moto runs Lambda code in Docker, which is not here: the bridge runs the handler in-process
+    (see demo/emulator.py), for the custom resource CloudFormation invokes."""
+    with LambdaBridge(aws).installed() as bridge:
+        yield bridge
 
 
 @pytest.fixture
-def deployed(aws: str, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, InProcessLambda]:
-    """The stack with its own VPC (the default)."""
-    return name, deploy(aws, name, monkeypatch)
+def deployed(name: str, bridge: LambdaBridge) -> tuple[str, LambdaBridge]:
+    """The stack with its own VPC (the default), deployed from the packaged template."""
+    deploy_stack(name, {})
+    return name, bridge
+
+
+def run_cleanup(bridge: LambdaBridge, name: str, event: Json) -> Json:
+    """Invoke the start function as CloudFormation would, with its deployed environment."""
+    function = stack_outputs(name)["StartWorkerFunctionName"]
+    env = boto3.client("lambda").get_function_configuration(FunctionName=function)["Environment"][
+        "Variables"
+    ]
+    return bridge.invoke(function, {k: str(v) for k, v in env.items()}, event)
 
 
 def stack_outputs(name: str) -> dict[str, str]:
@@ -412,12 +322,13 @@ def stack_outputs(name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def test_deploys_into_moto(deployed: tuple[str, InProcessLambda], template: Json) -> None:
-    name, runtime = deployed
+def test_deploys_into_moto(deployed: tuple[str, LambdaBridge], template: Json) -> None:
+    name, bridge = deployed
     cfn = boto3.client("cloudformation")
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert runtime.responses == [{"action": "custom_resource", "status": "SUCCESS", "reason": ""}]
+    responses = [i.result for i in bridge.invocations]
+    assert responses == [{"action": "custom_resource", "status": "SUCCESS", "reason": ""}]
 
     # Every resource of a type moto supports is there; the rest are the documented gaps.
     listed = cfn.describe_stack_resources(StackName=name)["StackResources"]
@@ -515,9 +426,9 @@ def delete_event(stack_id: str) -> Json:
     }
 
 
-def test_stack_delete_terminates_every_pool_instance(deployed: tuple[str, InProcessLambda]) -> None:
+def test_stack_delete_terminates_every_pool_instance(deployed: tuple[str, LambdaBridge]) -> None:
     # Given two workers the Lambda launched, plus an instance that is not in the pool
-    name, runtime = deployed
+    name, bridge = deployed
     ec2 = boto3.client("ec2")
     image = ec2.describe_images()["Images"][0]["ImageId"]
 
@@ -535,13 +446,9 @@ def test_stack_delete_terminates_every_pool_instance(deployed: tuple[str, InProc
     workers = launch(name) + launch(name)
     bystander = launch("someone-else")
     stack = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
-    env = boto3.client("lambda").get_function_configuration(
-        FunctionName=stack_outputs(name)["StartWorkerFunctionName"]
-    )["Environment"]["Variables"]
-    env = {k: str(v) for k, v in env.items()}
 
     # When CloudFormation sends the custom resource its Delete (moto never does: we do)
-    result = runtime.run(env, delete_event(stack["StackId"]))
+    result = run_cleanup(bridge, name, delete_event(stack["StackId"]))
 
     # Then every pool member (the canary too) is terminated, and nothing else
     assert result["status"] == "SUCCESS"
@@ -559,9 +466,7 @@ def test_stack_delete_terminates_every_pool_instance(deployed: tuple[str, InProc
     assert states[bystander[0]] == "running"
 
 
-def test_stack_in_an_existing_vpc_deploys_and_deletes(
-    aws: str, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stack_in_an_existing_vpc_deploys_and_deletes(name: str, bridge: LambdaBridge) -> None:
     # Given a VPC of the user's with two subnets. (The stack's own VPC cannot be deleted in moto:
     # its CloudFormation never deletes an AWS::EC2::SubnetRouteTableAssociation, so the route
     # table and the VPC stay "in use". This variant shows the rest of the delete.)
@@ -571,7 +476,7 @@ def test_stack_in_an_existing_vpc_deploys_and_deletes(
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"]
         for i in (1, 2)
     ]
-    runtime = deploy(aws, name, monkeypatch, VpcId=vpc, SubnetIds=",".join(subnets))
+    deploy_stack(name, {"VpcId": vpc, "SubnetIds": ",".join(subnets)})
     cfn = boto3.client("cloudformation")
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
@@ -583,10 +488,7 @@ def test_stack_in_an_existing_vpc_deploys_and_deletes(
     assert not ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{name}-vpc"]}])["Vpcs"]
 
     # When the stack is deleted (the custom resource's Delete played as CloudFormation would)
-    assert (
-        runtime.run({k: str(v) for k, v in env.items()}, delete_event(stack["StackId"]))["status"]
-        == "SUCCESS"
-    )
+    assert run_cleanup(bridge, name, delete_event(stack["StackId"]))["status"] == "SUCCESS"
     cfn.delete_stack(StackName=name)
 
     # Then it is gone, and so are its queue, function and launch template

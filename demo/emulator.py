@@ -1,0 +1,350 @@
+"""The embedded AWS for the demo (and the tests): moto's server, plus bridges for its gaps.
+
+moto serves S3, SQS, EventBridge, EC2, IAM, Lambda and CloudFormation over HTTP. What it
+does not do, and what is bridged here (never in the product code):
+- Lambda code runs in Docker, which is not here: `LambdaBridge` plays the Lambda runtime and
+  runs `lambda/start_worker.py` in this process, with the function's deployed environment;
+  one warm "container" per function, invocations one at a time (reserved concurrency 1).
+- EventBridge rules do not deliver to Lambda targets: the bridge hands the Lambda the event
+  the rule would have delivered (its own pattern and input), asynchronously, as EventBridge does.
+- CloudFormation ignores the raw bucket's EventBridge switch: `enable_eventbridge` sets it.
+- There is no instance metadata service: `FakeImds` answers IMDSv2 for one instance id.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import logging
+import os
+import queue
+import secrets
+import socket
+import sys
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"
+LAMBDA_SOURCE = ROOT / "lambda" / "start_worker.py"
+REGION = "us-east-1"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+Json = dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_start_worker() -> ModuleType:
+    """lambda/start_worker.py as a module (`lambda` is a keyword, so by path)."""
+    spec = importlib.util.spec_from_file_location("start_worker", LAMBDA_SOURCE)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Context:
+    aws_request_id = "embedded"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class Invocation:
+    function: str
+    event: Json
+    result: Json | None = None
+    error: str | None = None
+
+
+@dataclass
+class LambdaBridge:
+    """Plays the Lambda runtime for the start function, in this process."""
+
+    endpoint: str
+    module: ModuleType = field(default_factory=load_start_worker)
+    invocations: list[Invocation] = field(default_factory=list)
+    _runtimes: dict[str, Any] = field(default_factory=dict)
+    _queue: queue.Queue[tuple[str, dict[str, str], Json] | None] = field(
+        default_factory=queue.Queue
+    )
+    _idle: threading.Condition = field(default_factory=threading.Condition)
+    _pending: int = 0
+
+    def invoke(self, function: str, env: dict[str, str], event: Json) -> Json:
+        """A synchronous invocation (CloudFormation's custom resources)."""
+        if "ResponseURL" in event:  # moto points it at host.docker.internal
+            parts, target = urlsplit(event["ResponseURL"]), urlsplit(self.endpoint)
+            event["ResponseURL"] = urlunsplit(
+                (target.scheme, target.netloc, parts.path, parts.query, "")
+            )
+        runtime = self._runtime(function, env)
+        record = Invocation(function, event)
+        self.invocations.append(record)
+        try:
+            record.result = runtime.handle(event, _Context())
+        except Exception as exc:
+            record.error = repr(exc)
+            raise
+        return record.result or {}
+
+    def invoke_async(self, function: str, env: dict[str, str], event: Json) -> None:
+        """An asynchronous invocation (EventBridge's): queued, run one at a time."""
+        with self._idle:
+            self._pending += 1
+        self._queue.put((function, env, event))
+
+    def wait_idle(self, timeout: float = 60) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _runtime(self, function: str, env: dict[str, str]) -> Any:
+        if function not in self._runtimes:  # one warm container per function
+            self._runtimes[function] = self.module.Runtime(
+                env=env,
+                ec2_client=boto3.client("ec2", endpoint_url=self.endpoint),
+                sqs_client=boto3.client("sqs", endpoint_url=self.endpoint),
+            )
+        return self._runtimes[function]
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self.invoke(*item)
+            except Exception as exc:  # recorded on the invocation; EventBridge would retry
+                logging.getLogger("demo").debug("lambda invocation failed: %r", exc)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    @contextmanager
+    def installed(self) -> Iterator[LambdaBridge]:
+        """Patch moto's Lambda invoke and EventBridge's Lambda targets to come here."""
+        from moto.awslambda.models import LambdaFunction, lambda_backends
+        from moto.events.models import Rule
+        from moto.utilities.arns import parse_arn
+
+        bridge = self
+        original_invoke = LambdaFunction.invoke
+        original_send = Rule.send_to_targets
+        lock = threading.Lock()
+
+        def env_of(function: Any) -> dict[str, str]:
+            # A real runtime's environment holds strings; moto keeps template Numbers as int.
+            return {k: str(v) for k, v in function.environment_vars.items()}
+
+        def invoke(function: Any, body: str, _request: Any, _response: Any) -> str:
+            return json.dumps(
+                bridge.invoke(function.function_name, env_of(function), json.loads(body))
+            )
+
+        def send_to_targets(rule: Any, event: Json, transform_input: bool = True) -> None:
+            if rule.scheduled_expression:
+                # moto treats a schedule rule's missing pattern as "match all": it is not.
+                return
+            targets = list(rule.targets)
+            lambdas = [t for t in targets if parse_arn(t["Arn"]).service == "lambda"]
+            with lock:  # moto serves requests on threads; the rule object is shared
+                rule.targets = [t for t in targets if t not in lambdas]
+                try:
+                    original_send(rule, event, transform_input)  # type: ignore[arg-type]
+                finally:
+                    rule.targets = targets
+            if not lambdas or not rule.event_pattern.matches_event(event):
+                return
+            for target in lambdas:
+                name = target["Arn"].split(":function:")[-1].split(":")[0]
+                function = lambda_backends[rule.account_id][rule.region_name].get_function(name)
+                bridge.invoke_async(name, env_of(function), json.loads(json.dumps(event)))
+
+        setattr(LambdaFunction, "invoke", invoke)  # noqa: B010 (a patch, on purpose)
+        setattr(Rule, "send_to_targets", send_to_targets)  # noqa: B010
+        worker = threading.Thread(target=self._serve, name="lambda-bridge", daemon=True)
+        worker.start()
+        try:
+            yield self
+        finally:
+            self._queue.put(None)
+            worker.join(timeout=10)
+            setattr(LambdaFunction, "invoke", original_invoke)  # noqa: B010
+            setattr(Rule, "send_to_targets", original_send)  # noqa: B010
+
+
+class EmbeddedAws:
+    """moto's server on a free local port, with every client in this process pointed at it."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._saved_env: dict[str, str | None] = {}
+
+    def env(self) -> dict[str, str]:
+        return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def __enter__(self) -> EmbeddedAws:
+        quiet_emulator()
+        for k, v in self.env().items():
+            self._saved_env[k] = os.environ.get(k)
+            os.environ[k] = v
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def quiet_emulator() -> None:
+    """moto narrates every request and every unsupported resource; the demo says what matters."""
+    for name in ("werkzeug", "moto", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\..*")
+
+
+def lambda_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.write(LAMBDA_SOURCE, "start_worker.py")
+    return buffer.getvalue()
+
+
+def packaged_template(bucket: str, key: str) -> str:
+    """What `aws cloudformation package` does to the template: the Code path -> S3."""
+    template = cfn_yaml.load(str(TEMPLATE))  # CloudFormation YAML, short-form tags included
+    function = template["Resources"]["StartWorkerFunction"]["Properties"]
+    function["Code"] = {"S3Bucket": bucket, "S3Key": key}
+    return json.dumps(template)
+
+
+def deploy_stack(name: str, params: dict[str, str]) -> dict[str, str]:
+    """Upload the artifacts, create the stack from the packaged template, return its outputs."""
+    s3, cfn = boto3.client("s3"), boto3.client("cloudformation")
+    artifacts = f"{name}-artifacts"
+    s3.create_bucket(Bucket=artifacts)
+    s3.put_object(Bucket=artifacts, Key="lambda/start_worker.zip", Body=lambda_zip())
+    s3.put_object(Bucket=artifacts, Key="releases/s3worker-demo.tar.gz", Body=b"bundle")
+    params = {"ArtifactBucket": artifacts, "ArtifactKey": "releases/s3worker-demo.tar.gz", **params}
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=packaged_template(artifacts, "lambda/start_worker.zip"),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    # The custom resource completes on moto's thread: wait for the stack, with a deadline.
+    deadline = time.monotonic() + 120
+    while (stack := cfn.describe_stacks(StackName=name)["Stacks"][0])["StackStatus"].endswith(
+        "_IN_PROGRESS"
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {name} still {stack['StackStatus']}")
+        time.sleep(0.1)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(
+            f"stack {name} is {stack['StackStatus']}: {stack.get('StackStatusReason')}"
+        )
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def enable_eventbridge(bucket: str) -> None:
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+
+
+def worker_env_file(launch_template_id: str) -> dict[str, str]:
+    """The /etc/s3worker/s3worker.env the launch template's user data writes at boot."""
+    data = boto3.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=launch_template_id, Versions=["$Latest"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    script = base64.b64decode(data["UserData"]).decode()
+    block = script.split("cat > /etc/s3worker/s3worker.env <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    pairs = (line.strip().partition("=") for line in block.splitlines() if "=" in line)
+    return {k: v for k, _, v in pairs}
+
+
+class FakeImds:
+    """The instance metadata service for one instance, IMDSv2 only (tokens required)."""
+
+    def __init__(self, instance_id: str) -> None:
+        token = secrets.token_hex(8)
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_PUT(self) -> None:
+                requests.append(f"PUT {self.path}")
+                ok = self.path == "/latest/api/token" and bool(
+                    self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+                )
+                self._reply(200 if ok else 400, token if ok else "")
+
+            def do_GET(self) -> None:
+                requests.append(f"GET {self.path}")
+                if self.headers.get("X-aws-ec2-metadata-token") != token:
+                    self._reply(401, "")  # IMDSv1 is disabled on the stack's instances
+                elif self.path == "/latest/meta-data/instance-id":
+                    self._reply(200, instance_id)
+                else:
+                    self._reply(404, "")
+
+            def _reply(self, status: int, text: str) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pool_instances(pool_tag: str) -> list[Any]:
+    key, _, value = pool_tag.partition("=")
+    resp = boto3.client("ec2").describe_instances(
+        Filters=[{"Name": f"tag:{key}", "Values": [value]}]
+    )
+    return [i for r in resp["Reservations"] for i in r["Instances"]]
