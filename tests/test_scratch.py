@@ -23,12 +23,15 @@ def test_job_dirs_are_private_and_removed(tmp_path: Path):
     assert not job.path.exists()
 
 
-def test_wipe_removes_leftovers_of_a_crash(tmp_path: Path):
+def test_wipe_removes_leftovers_of_a_crash_and_nothing_else(tmp_path: Path):
+    # Given a job directory left by a kill, and files that are not ours
     (tmp_path / "job-old").mkdir()
     (tmp_path / "job-old" / "input").write_bytes(b"x")
-    (tmp_path / "stray").write_bytes(b"x")
-    assert Scratch(tmp_path).wipe() == 2
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "precious.txt").write_bytes(b"keep me")
+    (tmp_path / "lost+found").mkdir()
+    # When the daemon starts, Then only its own leftovers go
+    assert Scratch(tmp_path).wipe() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lost+found", "precious.txt"]
 
 
 def test_object_that_can_never_fit_is_permanent(tmp_path: Path):

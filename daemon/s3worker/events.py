@@ -120,7 +120,12 @@ def _parse_eventbridge(doc: dict[str, Any]) -> ParsedMessage:
     if detail_type != EVENTBRIDGE_CREATED:
         return ParsedMessage((), (Skipped(f"event {detail_type} is not a creation", key),))
     result = _object_or_skip(
-        bucket, key, obj.get("size"), obj.get("etag"), obj.get("version-id"), obj.get("sequencer")
+        bucket,
+        key,
+        obj.get("size"),
+        obj.get("etag") or obj.get("eTag"),  # AWS says etag; some emulators say eTag
+        obj.get("version-id"),
+        obj.get("sequencer"),
     )
     if isinstance(result, Skipped):
         return ParsedMessage((), (result,))

@@ -14,8 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from s3worker.errors import TooLargeError, TransientError
 
+log = structlog.get_logger(__name__)
+
+JOB_PREFIX = "job-"
 # Room for the input plus outputs of about its size (tables rarely outgrow their source).
 SPACE_FACTOR = 2
 # Kept free for logs, the manifest and the file system's own needs.
@@ -50,15 +55,19 @@ class Scratch:
         self._reserved = 0
 
     def wipe(self) -> int:
-        """Remove everything left by an earlier run (a crash or a kill). Returns entries removed."""
+        """Remove the job directories an earlier run left (a crash or a kill); returns how many.
+
+        Only our own `job-*` directories go: anything else is reported and kept, so a scratch
+        directory pointed at the wrong place by mistake loses nothing.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         removed = 0
         for entry in self.root.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
+            if entry.name.startswith(JOB_PREFIX) and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed += 1
+                removed += 1
+            elif entry.name != "lost+found":  # every fresh ext4/xfs volume has one
+                log.warning("scratch_foreign_entry_kept", path=str(entry))
         return removed
 
     def capacity(self) -> int:
@@ -93,7 +102,7 @@ class Scratch:
     def job(self, size: int) -> Iterator[JobDir]:
         """A private (0700) directory for one job, removed with everything in it afterwards."""
         reserved = self.reserve(size)
-        path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
+        path = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=self.root))
         try:
             os.chmod(path, 0o700)
             yield JobDir(path)
