@@ -131,7 +131,12 @@ class JobRunner:
         t.update(download_s=t1 - t0, process_s=t2 - t1, upload_s=t3 - t2)
         await self._write_manifest(ref, message, processor, result, outputs, t)
         rows = sum(result.rows.values())
-        return {"outcome": "processed", "size": ref.size, "processor": processor.name, "rows": rows}
+        return {
+            "outcome": "processed",
+            "size": ref.size,
+            "processor": processor.name,
+            "output_rows": rows,
+        }
 
     async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
         try:
