@@ -91,8 +91,14 @@ def bench(kind: str, size: float, folder: Path) -> dict[str, object]:
     return row
 
 
-def write_results(rows: list[dict[str, object]]) -> None:
+def write_results(new: list[dict[str, object]]) -> None:
+    """Merge into the saved runs: a (kind, size) measured again replaces its old figures."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    saved = RESULTS / "processors.json"
+    old = json.loads(saved.read_text())["runs"] if saved.exists() else []
+    fresh = {(r["kind"], r["size_gib"]) for r in new}
+    rows = [r for r in old if (r["kind"], r["size_gib"]) not in fresh] + new
+    rows.sort(key=lambda r: (str(r["kind"]), float(str(r["size_gib"]))))
     meta = {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],

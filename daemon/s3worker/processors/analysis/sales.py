@@ -99,8 +99,15 @@ class Totals:
             counts = lines.assign(t=tickets if tickets is not None else 1)
             for lv in LEVELS:
                 self.tickets[lv].append(counts.groupby(list(lv), observed=True)["t"].sum())
-        if sum(len(p) for p in self.parts) > COMPACT_ROWS:
+        self._compact()
+
+    def _compact(self) -> None:
+        """Merge partial groups once they outgrow the merged ones: linear, not quadratic."""
+        if _due(self.parts):
             self.parts = [self.merged()]
+        for lv, parts in self.tickets.items():
+            if _due(parts):
+                self.tickets[lv] = [self.tickets_at(lv)]
 
     def _count_runs(self, lines: pd.DataFrame, ticket: pa.ChunkedArray) -> None:
         t = ticket.combine_chunks()
@@ -141,6 +148,11 @@ class Totals:
         if not parts:
             return pd.Series(dtype="int64", name="tickets")
         return pd.concat(parts).groupby(list(lv))["tickets"].sum()
+
+
+def _due(parts: list[Any]) -> bool:
+    pending = sum(len(p) for p in parts[1:])
+    return pending > max(COMPACT_ROWS, len(parts[0]) if parts else 0)
 
 
 def _lines(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, Any, Any, list[Any]]:
