@@ -159,17 +159,19 @@ class Ext:
         self.size_of_group = np.repeat(sizes, sizes)
 
 
-def window_mean_sd(x: F64, pos: I64, lag: int = 0) -> tuple[F64, F64, Bools]:
+def window_mean_sd(x: F64, pos: I64, lag: int = 0, sd: bool = True) -> tuple[F64, F64, Bools]:
     """Mean and sd of the WINDOW values before each element (same series: `pos` >= W + lag)."""
-    cs = np.concatenate([[0.0], np.cumsum(x)])
-    cs2 = np.concatenate([[0.0], np.cumsum(x * x)])
     idx = np.arange(x.size)
     valid = pos >= WINDOW + lag
     lo = np.where(valid, idx - WINDOW, 0)
-    s, s2 = cs[idx] - cs[lo], cs2[idx] - cs2[lo]
+    cs = np.concatenate([[0.0], np.cumsum(x)])
+    s = cs[idx] - cs[lo]
     mean = s / WINDOW
-    sd = np.sqrt(np.maximum((s2 - s * s / WINDOW) / (WINDOW - 1), 0.0))
-    return mean, sd, valid
+    if not sd:  # the interval baseline needs the mean only
+        return mean, mean, valid
+    cs2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    s2 = cs2[idx] - cs2[lo]
+    return mean, np.sqrt(np.maximum((s2 - s * s / WINDOW) / (WINDOW - 1), 0.0)), valid
 
 
 def _point_anomalies(state: SeriesState, ext: Ext) -> Found:
@@ -202,7 +204,7 @@ def _stuck_window(ext: Ext) -> Bools:
 def _gap_anomalies(ext: Ext) -> Found:
     dt = np.zeros(ext.ts.size)
     dt[1:] = np.where(ext.pos[1:] > 0, (ext.ts[1:] - ext.ts[:-1]) / NS, 0.0)
-    mean, _, valid = window_mean_sd(dt, ext.pos, lag=1)
+    mean, _, valid = window_mean_sd(dt, ext.pos, lag=1, sd=False)
     hit = ext.new & valid & (mean > 0) & (dt > GAP_FACTOR * mean)
     prev = np.flatnonzero(hit) - 1
     found = _found(ext, hit, dt[hit] / np.where(mean[hit] > 0, mean[hit], 1), mean[hit], "gap")
