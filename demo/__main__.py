@@ -153,23 +153,17 @@ def generate_samples(workdir: Path) -> list[tuple[str, Path]]:
 
 
 def upload(files: list[tuple[str, Path]], bucket: str) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    """The operator's upload (`s3worker upload`): concurrent, with a progress bar."""
+    from s3worker.ops.progress import Progress
+    from s3worker.ops.upload import LocalFile, Uploader
 
-    s3 = boto3.client("s3")
-    total = sum(path.stat().st_size for _, path in files)
-    sent = 0
-
-    def put(item: tuple[str, Path]) -> int:
-        key, path = item
-        s3.upload_file(str(path), bucket, key)
-        return path.stat().st_size
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for size in pool.map(put, files):
-            sent += size
-            bar = "#" * round(30 * sent / total)
-            print(f"\r      [{bar:<30}] {sent / 1e6:5.1f}/{total / 1e6:.1f} MB", end="", flush=True)
-    print(f"\n      {len(files)} files uploaded")
+    batch = [LocalFile(path, key, path.stat().st_size) for key, path in files]
+    progress = Progress(len(batch), sum(f.size for f in batch), stream=sys.stdout)
+    report = Uploader(boto3.client("s3"), bucket, progress).run(batch, concurrency=4)
+    progress.close()
+    say(report.summary())
+    if report.failed:
+        raise RuntimeError("the upload failed")
 
 
 def wait_for_drain(daemons: list[Daemon], outputs: dict[str, str], expected: int) -> None:

@@ -102,7 +102,9 @@ class RetryPolicy:
         self._retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(attempts),
-            wait=wait if wait is not None else wait_exponential_jitter(multiplier=0.1, max=10, jitter=0.5),
+            wait=wait
+            if wait is not None
+            else wait_exponential_jitter(multiplier=0.1, max=10, jitter=0.5),
             before_sleep=_log_retry,
             reraise=True,
         )
