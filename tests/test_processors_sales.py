@@ -82,3 +82,31 @@ def test_tickets_count_each_ticket_once_per_group(tmp_path: Path) -> None:
     assert result.summary["tickets"] == 3
     assert result.summary["revenue"] == pytest.approx(4 * 5.5 + 8 + 36)
     assert result.summary["first_day"] == "2024-02-01"
+
+
+def test_spilled_groups_match_an_in_memory_group_by(tmp_path: Path) -> None:
+    # given a sample spread over days, processed in small chunks (so every day's groups are
+    # spilled from several chunks and combined at the end)
+    src, _ = sample(tmp_path, "sales", 30_000)
+    run("sales", src, tmp_path / "out", chunk_rows=997)
+    # when the same figures are computed in memory, in one pandas group-by
+    raw = pd.read_csv(src, dtype=str, engine="pyarrow", on_bad_lines="skip")  # as the reader
+    bad = pd.read_parquet(tmp_path / "out" / "rejected.parquet")["record"].dropna()
+    lines = raw.drop(index=bad.astype(int)).reset_index(drop=True)
+    lines = lines.assign(
+        dt=pd.to_datetime(lines["date"]).dt.strftime("%Y-%m-%d"),
+        store=lines["store"].fillna("all"),
+        units=pd.to_numeric(lines["quantity"]).fillna(1.0),
+        revenue=pd.to_numeric(lines["revenue"]),
+        run=(lines["ticket_id"] != lines["ticket_id"].shift()).cumsum(),
+    )
+    expected = lines.groupby(ORDER).agg(
+        revenue=("revenue", "sum"), units=("units", "sum"), lines=("revenue", "size")
+    )
+    expected["tickets"] = lines.drop_duplicates(["run", *ORDER]).groupby(ORDER).size()
+    # then the partitioned output holds exactly those groups and figures
+    got = pd.read_parquet(tmp_path / "out" / "sales").astype({"dt": str, "store": str})
+    got = got.set_index(ORDER).sort_index()[expected.columns]
+    pd.testing.assert_frame_equal(
+        got, expected.sort_index(), check_exact=False, rtol=1e-9, check_dtype=False
+    )

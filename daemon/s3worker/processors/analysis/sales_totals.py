@@ -1,0 +1,197 @@
+"""Sales sums and ticket counts per level, on integer codes, in memory bounded by the spill.
+
+Days, stores and products become integer codes, so grouping is numpy sorting and bincounts
+rather than string work. The (day, store, product) level is the large one (it grows with
+the file): each chunk's partial groups are spilled to disk in buckets by day and combined
+one bucket at a time at the end. The coarser levels are small and merged in memory.
+
+Tickets: a point-of-sale export writes a ticket's lines together, so a ticket is a run of
+consecutive lines with the same ticket id, counted once per group it touches. Runs are
+numbered per chunk; the run cut by a chunk boundary is de-duplicated against the groups the
+previous chunk saw it in, so counts do not depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.processors.analysis.groups import F64, I64, factorize, group_sum, sums
+from s3worker.processors.analysis.spill import Spill
+
+Level = tuple[str, ...]
+DETAIL: Level = ("dt", "store", "product")
+LEVELS: tuple[Level, ...] = (DETAIL, ("dt", "store"), ("dt",), ("product",))
+VALUES = ("revenue", "units", "lines", "tickets")
+SPILL_BUCKETS = 32  # days spread over this many files; one is in memory at the end
+COMPACT_ROWS = 500_000
+SPILL_SCHEMA = pa.schema(
+    [
+        ("dt", pa.int64()),
+        ("store", pa.int64()),
+        ("product", pa.int64()),
+        ("revenue", pa.float64()),
+        ("units", pa.float64()),
+        ("lines", pa.float64()),
+        ("tickets", pa.float64()),
+    ]
+)
+
+
+class Codes:
+    """Strings to dense integer codes, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def encode(self, col: pa.ChunkedArray) -> I64:
+        """Codes of a column without nulls (each distinct string looked up once per chunk)."""
+        enc = pc.dictionary_encode(col).combine_chunks()
+        lut = np.array([self._code(s) for s in enc.dictionary.to_pylist()], dtype=np.int64)
+        indices = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        out: I64 = lut[indices] if lut.size else np.zeros(len(col), dtype=np.int64)
+        return out
+
+    def _code(self, name: str) -> int:
+        code = self.index.get(name)
+        if code is None:
+            code = self.index[name] = len(self.names)
+            self.names.append(name)
+        return code
+
+    def ranks(self) -> I64:
+        """Each code's position in sorted-name order (outputs are sorted by name)."""
+        ranks = np.empty(len(self.names), dtype=np.int64)
+        ranks[np.argsort(np.array(self.names, dtype=object), kind="stable")] = np.arange(
+            len(self.names)
+        )
+        return ranks
+
+
+@dataclass
+class Lines:
+    """A chunk's usable lines: day (days since 1970), store and product codes, figures."""
+
+    key: dict[str, I64]
+    revenue: F64
+    units: F64
+    ticket: pa.ChunkedArray | None  # ticket ids, when the file has them
+    count: F64 | None  # a `tickets` column, when the file has that instead
+
+
+@dataclass
+class Groups:
+    """Distinct keys (one array per key column) and their sums (one per VALUES name)."""
+
+    keys: list[I64]
+    values: list[F64]
+
+    @property
+    def size(self) -> int:
+        return self.keys[0].size if self.keys else 0
+
+
+class Totals:
+    """Every level's sums and tickets; the detail level spilled to `folder`, the rest kept."""
+
+    def __init__(self, folder: Path) -> None:
+        self.stores, self.products = Codes(), Codes()
+        self.detail = Spill(folder, SPILL_SCHEMA)
+        self.small: dict[Level, list[Groups]] = {lv: [] for lv in LEVELS[1:]}
+        self.carry: dict[Level, set[tuple[int, ...]]] = {}
+        self.last_ticket: str | None = None
+
+    def add(self, lines: Lines) -> None:
+        if lines.revenue.size == 0:
+            return
+        run, continues = self._runs(lines.ticket) if lines.ticket is not None else (None, False)
+        for lv in LEVELS:
+            distinct, group = factorize([lines.key[c] for c in lv])
+            size = distinct[0].size
+            ones = np.ones(group.size)
+            values = sums(group, size, [lines.revenue, lines.units, ones])
+            if run is not None:
+                values.append(self._tickets(lv, distinct, group, run, continues))
+            else:
+                values += sums(group, size, [ones if lines.count is None else lines.count])
+            if lv == DETAIL:
+                columns = dict(zip(lv + VALUES, [*distinct, *values], strict=True))
+                self.detail.add(distinct[0] % SPILL_BUCKETS, columns)
+            else:
+                self._keep(lv, Groups(distinct, values))
+
+    def _runs(self, ticket: pa.ChunkedArray) -> tuple[I64, bool]:
+        """Run number of each line: 0 for the run carried on from the previous chunk, else 1.."""
+        t = ticket.combine_chunks()
+        change = np.ones(len(t), dtype=bool)
+        if len(t) > 1:
+            same = pc.not_equal(t.slice(1), t.slice(0, len(t) - 1))
+            change[1:] = pc.fill_null(same, True).to_numpy(zero_copy_only=False)
+        continues = self.last_ticket is not None and t[0].as_py() == self.last_ticket
+        change[0] = not continues
+        self.last_ticket = t[-1].as_py()
+        return np.cumsum(change), continues
+
+    def _tickets(
+        self, lv: Level, distinct: list[I64], group: I64, run: I64, continues: bool
+    ) -> F64:
+        """Distinct runs per group, minus the carried run's groups already counted."""
+        size = distinct[0].size
+        # A run's lines are consecutive, so this is nearly sorted: a stable (tim)sort is quick.
+        pairs = np.sort(run * size + group, kind="stable")
+        pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]
+        p_group, p_run = pairs % size, pairs // size
+        counted = np.ones(pairs.size, dtype=bool)
+        carried = self.carry.get(lv, set()) if continues else set()
+        if carried:
+            first = np.flatnonzero(p_run == 0)
+            seen = [key in carried for key in _rows(distinct, p_group[first])]
+            counted[first[np.array(seen, dtype=bool)]] = False
+        last = int(run[-1])
+        tail = set(_rows(distinct, p_group[p_run == last]))
+        self.carry[lv] = carried | tail if continues and last == 0 else tail
+        return np.bincount(p_group[counted], minlength=size).astype(np.float64)
+
+    def _keep(self, lv: Level, groups: Groups) -> None:
+        """Merge partial groups once they outgrow the merged ones: linear, not quadratic."""
+        parts = self.small[lv]
+        parts.append(groups)
+        pending = sum(p.size for p in parts[1:])
+        if pending > max(COMPACT_ROWS, parts[0].size):
+            self.small[lv] = [merge(parts)]
+
+    def level(self, lv: Level) -> Groups:
+        """A coarse level's final groups."""
+        if not self.small[lv]:
+            empty = np.zeros(0, dtype=np.int64)
+            return Groups([empty] * len(lv), [empty.astype(np.float64)] * len(VALUES))
+        return merge(self.small[lv])
+
+    def details(self) -> Iterator[Groups]:
+        """The detail level one bucket of days at a time, each group complete."""
+        for table in self.detail.buckets():
+            cols = [table.column(n).to_numpy() for n in SPILL_SCHEMA.names]
+            yield merge([Groups(cols[:3], cols[3:])])
+
+    def close(self) -> None:
+        self.detail.close()
+
+
+def merge(parts: list[Groups]) -> Groups:
+    """Partial groups added up; within a group, in the order the parts came."""
+    width = len(parts[0].keys)
+    keys, values = group_sum(
+        [np.concatenate([p.keys[i] for p in parts]) for i in range(width)],
+        [np.concatenate([p.values[i] for p in parts]) for i in range(len(VALUES))],
+    )
+    return Groups(keys, values)
+
+
+def _rows(keys: list[I64], at: I64) -> Iterator[tuple[int, ...]]:
+    return zip(*(k[at].tolist() for k in keys), strict=True)
