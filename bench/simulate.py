@@ -1,0 +1,301 @@
+"""Scale and cost on paper: a discrete-event simulation of the pool.
+
+It drives the start Lambda's real `decide` (lambda/start_worker.py) on every upload event and on
+the reconciler schedule, and the daemon's real idle rule: `Worker._idle_confirmed` from
+s3worker/worker.py, called unchanged on a view that carries the attributes it reads (settings,
+clock, last_activity, the quiet-window state and a queue whose `backlog()` reads the simulated
+queue). The coroutine never suspends, so it is run with one `send(None)`.
+
+Model (stated in the results): EC2 start → daemon polling after `boot_s`, a new launch after
+`launch_s`, `stopping` lasts `stop_s` and cannot be started; each worker runs `concurrency` files
+at once, each taking `work_s`; an empty long poll lasts `poll_s`, after which the daemon checks the
+idle rule. EC2 bills from `pending_s` after the start until the stop request.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bench_start import sw  # the Lambda module, loaded by path
+from s3worker.config import Settings
+from s3worker.worker import Worker
+
+HOUR = 3600.0
+MONTH_HOURS = 730.0
+# README "Deploy on AWS" → Cost: m7g.large $0.0816/h + public IPv4 $0.005/h while running;
+# a kept (stopped) worker's 50 GiB scratch + 8 GiB root gp3 at $0.08/GB-month = $4.64/month.
+PRICE_PER_WORKER_HOUR = 0.0816 + 0.005
+VOLUMES_PER_WORKER_MONTH = 4.64
+
+
+@dataclass(frozen=True)
+class Model:
+    work_s: float = 0.4  # per file per slot
+    concurrency: int = 2  # m7g.large: 2 vCPUs
+    boot_s: float = 45.0  # StartInstances → daemon READY (EC2 pending + OS boot + unit)
+    launch_s: float = 75.0  # RunInstances → daemon READY (new instance, first boot)
+    pending_s: float = 10.0  # unbilled part of the start
+    stop_s: float = 30.0  # stopping → stopped
+    poll_s: float = 20.0  # SQS long poll
+    reconcile_s: float = 300.0  # the reconciler schedule
+    files_per_worker: int = 500
+    idle_seconds: float = 600.0
+    idle_confirm_seconds: float = 60.0
+
+
+@dataclass
+class SimQueue:
+    waiting: deque[float] = field(default_factory=deque)
+
+    async def backlog(self) -> int:  # what Worker._idle_confirmed awaits
+        return len(self.waiting)
+
+
+@dataclass
+class IdleView:
+    """The attributes `Worker._idle_confirmed` reads and writes, on simulated time."""
+
+    settings: Settings
+    queue: SimQueue
+    now: float
+    last_activity: float
+    _quiet_since: float | None = None
+    _idle_logged: bool = False
+
+    def clock(self) -> float:
+        return self.now
+
+
+def idle_confirmed(view: IdleView) -> bool:
+    coro = Worker._idle_confirmed(view)  # type: ignore[arg-type]
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return bool(done.value)
+    raise RuntimeError("the idle rule suspended; the simulation cannot drive it")
+
+
+@dataclass
+class SimWorker:
+    id: str
+    state: str = "stopped"  # pending | running | stopping | stopped
+    busy: int = 0
+    billed_since: float | None = None
+    billed_s: float = 0.0
+    tick_gen: int = 0
+    view: IdleView | None = None
+
+
+class Sim:
+    def __init__(self, model: Model, max_workers: int, always_on: bool = False) -> None:
+        self.m, self.max_workers, self.always_on = model, max_workers, always_on
+        self.settings = Settings(
+            queue_url="sim", output_bucket="sim", idle_action="stop",
+            idle_seconds=model.idle_seconds, idle_confirm_seconds=model.idle_confirm_seconds,
+        )  # fmt: skip
+        self.queue = SimQueue()
+        self.workers: list[SimWorker] = []
+        self.events: list[tuple[float, int, str, Any]] = []
+        self.seq = itertools.count()
+        self.latencies: list[float] = []
+        self.now = 0.0
+        self.calls = 0
+
+    def at(self, t: float, kind: str, arg: Any = None) -> None:
+        heapq.heappush(self.events, (t, next(self.seq), kind, arg))
+
+    # -- the Lambda --
+    def pool(self) -> Any:
+        by = {s: tuple(w.id for w in self.workers if w.state == s) for s in sw.MEMBER_STATES}
+        return sw.Pool(**by)
+
+    def lambda_(self, from_events: int) -> None:
+        backlog = sw.Backlog(visible=len(self.queue.waiting) - from_events, from_events=from_events)
+        d = sw.decide(backlog, self.pool(), self.max_workers, self.m.files_per_worker)
+        self.calls += 1
+        for wid in d.start:
+            self.start(next(w for w in self.workers if w.id == wid), self.m.boot_s)
+        for _ in range(d.launch):
+            self.workers.append(w := SimWorker(f"i-{len(self.workers)}"))
+            self.start(w, self.m.launch_s)
+
+    # -- EC2 --
+    def start(self, w: SimWorker, after: float) -> None:
+        w.state, w.billed_since = "pending", self.now + self.m.pending_s
+        self.at(self.now + after, "ready", w)
+
+    def stop(self, w: SimWorker) -> None:
+        w.state = "stopping"
+        if w.billed_since is not None:
+            w.billed_s += max(0.0, self.now - w.billed_since)
+            w.billed_since = None
+        self.at(self.now + self.m.stop_s, "stopped", w)
+
+    # -- the daemon --
+    def dispatch(self) -> None:
+        for w in self.workers:
+            while w.state == "running" and w.busy < self.m.concurrency and self.queue.waiting:
+                arrived = self.queue.waiting.popleft()
+                w.busy += 1
+                self.at(self.now + self.m.work_s, "done", (w, arrived))
+        for w in self.workers:
+            if w.state == "running" and w.busy == 0:
+                self.schedule_tick(w)
+
+    def schedule_tick(self, w: SimWorker) -> None:
+        w.tick_gen += 1
+        self.at(self.now + self.m.poll_s, "tick", (w, w.tick_gen))
+
+    def on(self, kind: str, arg: Any) -> None:
+        if kind == "upload":
+            self.queue.waiting.append(self.now)
+            self.lambda_(from_events=1)
+            self.dispatch()
+        elif kind == "reconcile":
+            if self.queue.waiting:
+                self.lambda_(from_events=0)
+            self.at(self.now + self.m.reconcile_s, "reconcile")
+        elif kind == "ready":
+            arg.state = "running"
+            arg.view = IdleView(self.settings, self.queue, self.now, last_activity=self.now)
+            self.dispatch()
+        elif kind == "done":
+            w, arrived = arg
+            w.busy -= 1
+            assert w.view
+            w.view.last_activity = self.now
+            self.latencies.append(self.now - arrived)
+            self.dispatch()
+        elif kind == "tick":
+            w, gen = arg
+            if gen != w.tick_gen or w.state != "running" or w.busy or self.always_on:
+                return
+            assert w.view
+            w.view.now = self.now
+            if self.queue.waiting:
+                w.view.last_activity = self.now
+            if idle_confirmed(w.view):
+                self.stop(w)
+            else:
+                self.schedule_tick(w)
+        elif kind == "stopped":
+            arg.state = "stopped"
+
+    def run(self, arrivals: Iterator[float], horizon: float) -> dict[str, Any]:
+        if self.always_on:
+            self.workers.append(w := SimWorker("i-always"))
+            w.state, w.billed_since = "running", 0.0
+            w.view = IdleView(self.settings, self.queue, 0.0, last_activity=0.0)
+        self.at(0.0, "reconcile")
+        nxt = next(arrivals, None)
+        last_arrival = 0.0
+        drained_at = 0.0
+        while self.events or nxt is not None:
+            if nxt is not None and (not self.events or nxt <= self.events[0][0]):
+                t, kind, arg = nxt, "upload", None
+                last_arrival = nxt
+                nxt = next(arrivals, None)
+            else:
+                t, _, kind, arg = heapq.heappop(self.events)
+            if t > horizon:
+                break
+            self.now = t
+            self.on(kind, arg)
+            if kind == "done" and not self.queue.waiting and not any(x.busy for x in self.workers):
+                drained_at = t
+        self.now = horizon
+        for w in self.workers:
+            if w.billed_since is not None:
+                w.billed_s += max(0.0, horizon - w.billed_since)
+        lat = sorted(self.latencies)
+        return {
+            "files_done": len(lat),
+            "backlog_at_end": len(self.queue.waiting),
+            "latency_p50_s": round(lat[len(lat) // 2], 1) if lat else None,
+            "latency_max_s": round(lat[-1], 1) if lat else None,
+            "keeps_up": not self.queue.waiting,
+            "drain_after_last_upload_s": round(drained_at - last_arrival, 1)
+            if not self.queue.waiting and drained_at >= last_arrival
+            else None,
+            "worker_hours": round(sum(w.billed_s for w in self.workers) / HOUR, 3),
+            "workers_used": len(self.workers),
+            "decisions": self.calls,
+        }
+
+
+def hourly(rate_per_hour: float, hours: float) -> Iterator[float]:
+    step = HOUR / rate_per_hour
+    return (i * step for i in range(int(hours * rate_per_hour)))
+
+
+def batch(files: int, over_s: float) -> Iterator[float]:
+    return (i * over_s / files for i in range(files))
+
+
+def steady(per_s: float, hours: float) -> Iterator[float]:
+    return (i / per_s for i in range(int(per_s * hours * HOUR)))
+
+
+SCENARIOS: dict[str, tuple[str, Any, float, float]] = {
+    # name: (description, arrivals factory, simulated hours, months per simulated span)
+    "one_file_an_hour": ("1 file/h, simulated 24 h", lambda: hourly(1, 24), 24.0, 24 / MONTH_HOURS),
+    "nightly_batch": (
+        "10,000 files uploaded over 10 min once a day, simulated 24 h",
+        lambda: batch(10_000, 600.0), 24.0, 24 / MONTH_HOURS,
+    ),
+    "steady_50_per_s": (
+        "50 files/s for 2 h, simulated 3 h (the last hour drains)",
+        lambda: steady(50, 2), 3.0, 3 / MONTH_HOURS,
+    ),
+}  # fmt: skip
+
+
+def run(model: Model) -> dict[str, Any]:
+    rows = []
+    for name, (what, arrivals, hours, months) in SCENARIOS.items():
+        for max_workers, always_on in ((1, False), (4, False), (16, False), (1, True)):
+            result = Sim(model, max_workers, always_on).run(arrivals(), hours * HOUR)
+            ec2 = result["worker_hours"] * PRICE_PER_WORKER_HOUR / months
+            volumes = VOLUMES_PER_WORKER_MONTH * result["workers_used"]
+            rows.append({
+                "scenario": name, "what": what,
+                "pool": "always-on 1" if always_on else f"max_workers {max_workers}",
+                **result,
+                "monthly_usd": round(ec2 + volumes, 2),
+                "monthly_ec2_usd": round(ec2, 2),
+            })  # fmt: skip
+    return {
+        "model": {**model.__dict__, "capacity_files_per_s_per_worker": round(
+            model.concurrency / model.work_s, 2)},
+        "prices": {
+            "worker_hour_usd": PRICE_PER_WORKER_HOUR,
+            "volumes_per_worker_month_usd": VOLUMES_PER_WORKER_MONTH,
+            "month_hours": MONTH_HOURS,
+            "source": "README 'Deploy on AWS' → Cost (us-east-1 list prices, m7g.large + IPv4, "
+            "gp3); requests, S3 storage and alarms are the same for every pool and left out",
+        },
+        "idle_rule": "s3worker.worker.Worker._idle_confirmed, called unchanged",
+        "decision": "start_worker.decide, called on every upload and reconciler tick with the "
+        "live simulated queue (the Lambda's 5 s observation cache is not modelled)",
+        "rows": rows,
+    }  # fmt: skip
+
+
+def with_work(model: Model, work_s: float) -> Model:
+    return replace(model, work_s=work_s)
+
+
+if __name__ == "__main__":
+    import json
+    import time
+
+    t0 = time.perf_counter()
+    out = run(Model())
+    for r in out["rows"]:
+        print(json.dumps(r))
+    print(f"simulated in {time.perf_counter() - t0:.1f} s")
