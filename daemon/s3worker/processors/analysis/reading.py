@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -25,6 +27,7 @@ from s3worker.processors.sniffing import delimiter_of, detect_format
 CSV_BLOCK_BYTES = 8 << 20
 JSON_BLOCK_CHARS = 1 << 20
 RAW_LIMIT = 1000  # characters of a rejected row kept for the report
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,6 +82,52 @@ def iter_lines(src: Path, chunk_rows: int) -> Iterator[tuple[int, list[str]]]:
                 batch = []
         if batch:
             yield start, batch
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """`items`, produced by a background thread at most `depth` ahead of the consumer.
+
+    Parsing and converting the next chunk (pyarrow and numpy, which release the GIL) then
+    overlaps the analysis of this one, on a second core. Memory: `depth` + 2 chunks at most.
+    """
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _offer(slots, ("item", item), stop):
+                    return
+            _offer(slots, ("end", None), stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            _offer(slots, ("error", exc), stop)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _offer(
+    slots: queue.Queue[tuple[str, Any]], item: tuple[str, Any], stop: threading.Event
+) -> bool:
+    """Put unless the consumer has gone (it stops taking, and says so through `stop`)."""
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 # --- CSV -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ spilled to disk) in `sales_totals`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from s3worker.processors.analysis.columns import (
     to_time,
 )
 from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks
+from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks, prefetch
 from s3worker.processors.analysis.sales_totals import LEVELS, VALUES, Level, Lines, Totals
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sales import ALIASES
@@ -108,19 +109,25 @@ def _lines(chunk: Chunk, cols: dict[str, str], totals: Totals) -> tuple[Lines, l
     return lines, rejects
 
 
+def _parsed(src: Path, ctx: JobContext, totals: Totals) -> Iterator[tuple[Lines, list[Reject]]]:
+    """Chunks as coded lines; `run` takes them through `prefetch`, one chunk ahead. Only this
+    (the producing thread) touches `totals`' codes until the file is read."""
+    cols: dict[str, str] | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows):
+        if cols is None:
+            cols = resolve(chunk.table, ALIASES)
+            if "date" not in cols or "product" not in cols:
+                raise BadDataError(
+                    f"sales need a date and a product column; found {chunk.table.column_names}"
+                )
+        yield _lines(chunk, cols, totals)
+
+
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected = RejectSink(out_dir)
     totals = Totals(out_dir.parent)
     try:
-        cols: dict[str, str] | None = None
-        for chunk in iter_chunks(src, ctx.chunk_rows):
-            if cols is None:
-                cols = resolve(chunk.table, ALIASES)
-                if "date" not in cols or "product" not in cols:
-                    raise BadDataError(
-                        f"sales need a date and a product column; found {chunk.table.column_names}"
-                    )
-            lines, rejects = _lines(chunk, cols, totals)
+        for lines, rejects in prefetch(_parsed(src, ctx, totals)):
             rejected.add(rejects)
             totals.add(lines)
         rows = rejected.close() | _write_detail(out_dir, totals)

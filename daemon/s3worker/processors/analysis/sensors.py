@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from s3worker.processors.analysis.columns import (
     to_time,
 )
 from s3worker.processors.analysis.output import ParquetSink, RejectSink
-from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks
+from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks, prefetch
 from s3worker.processors.analysis.series import Found, Readings, SeriesState
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sensors import ALIASES, RANGES
@@ -38,6 +39,9 @@ ANOMALIES_SCHEMA = pa.schema(
         ("record", pa.int64()),
     ]
 )
+# A chunk's readings, one part per metric (device, metric, ts ns, value, record), and rejects.
+Part = tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]
+Normalised = tuple[list[Part], list[Reject]]
 # Wide-format columns that describe a reading rather than measure something.
 NOT_METRICS = {"unit", "units", "location", "site", "line", "plant", "id", "readingid", "status"}
 
@@ -94,12 +98,7 @@ class Normaliser:
         if not self.long and not self.wide:
             raise BadDataError(f"no metric/value or numeric metric columns in {first.column_names}")
 
-    def __call__(
-        self, chunk: Chunk
-    ) -> tuple[
-        list[tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]],
-        list[Reject],
-    ]:
+    def __call__(self, chunk: Chunk) -> Normalised:
         t = chunk.table
         device, ts_raw = strings(t, self.cols["device"]), strings(t, self.cols["timestamp"])
         ts = to_time(ts_raw)
@@ -158,10 +157,7 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     series, stats = Series(), sensor_stats.Stats()
     rejected = RejectSink(out_dir)
     anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
-    normalise: Normaliser | None = None
-    for chunk in iter_chunks(src, ctx.chunk_rows):
-        normalise = normalise or Normaliser(chunk.table)
-        parts, rejects = normalise(chunk)
+    for parts, rejects in prefetch(_normalised(src, ctx)):
         rejected.add(rejects)
         for device, metric, ts, value, record in parts:
             readings = Readings(series.ids_of(device, metric, value), ts, value, record)
@@ -176,6 +172,14 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
     summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)
     return ProcessResult(summary=summary, rows=rows)
+
+
+def _normalised(src: Path, ctx: JobContext) -> Iterator[Normalised]:
+    """Chunks parsed and typed; `run` takes them through `prefetch`, one chunk ahead."""
+    normalise: Normaliser | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows):
+        normalise = normalise or Normaliser(chunk.table)
+        yield normalise(chunk)
 
 
 def _anomaly_table(series: Series, f: Found) -> pa.Table:
