@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean bench-processors tools cfn-lint checkov package deploy
+.PHONY: venv test lint typecheck pytest demo clean bench bench-quick chaos bench-processors tools cfn-lint checkov package deploy
 
 venv: $(STAMP)
 
@@ -31,6 +31,18 @@ pytest: venv tools
 # (moto), sample batch, start Lambda, daemons, idle stop, results. Work files in .demo/.
 demo: venv
 	$(BIN)/python -m demo
+
+# Issue 7: every benchmark against its baseline in one run (long: 2,000 files, 0.5-2 GiB inputs);
+# writes bench/results/bench.{json,md} and the README's Benchmarks section.
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+bench-quick: venv
+	$(BIN)/python bench/run_all.py --quick --no-readme
+
+# Faults, kills and hostile inputs across hundreds of files (`make test` runs a bounded version).
+chaos: venv
+	$(BIN)/python tests/chaos.py --files 400 --kills 30
 
 bench-processors: venv
 	$(BIN)/python bench/bench_processors.py

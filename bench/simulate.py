@@ -249,8 +249,8 @@ SCENARIOS: dict[str, tuple[str, Any, float, float]] = {
         lambda: batch(10_000, 600.0), 24.0, 24 / MONTH_HOURS,
     ),
     "steady_50_per_s": (
-        "50 files/s for 2 h, simulated 3 h (the last hour drains)",
-        lambda: steady(50, 2), 3.0, 3 / MONTH_HOURS,
+        "50 files/s for 2 h, simulated 3 h (the last hour drains); cost scaled from the 2 h",
+        lambda: steady(50, 2), 3.0, 2 / MONTH_HOURS,
     ),
 }  # fmt: skip
 

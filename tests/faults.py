@@ -1,4 +1,5 @@
-"""A fault-injecting HTTP proxy in front of the emulator: throttling, 5xx, SlowDown, resets.
+"""A fault-injecting HTTP proxy in front of the emulator: throttling, 5xx, SlowDown, resets,
+added latency, and (opt-in) lost responses: the request is served, the answer never arrives.
 
 Each request is forwarded to the upstream unless the dice say otherwise; the error bodies
 are shaped like the real service's, so botocore parses codes exactly as it would from AWS.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +21,16 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connectio
 
 @dataclass
 class FaultPlan:
-    """Error rate per service ('s3', 'sqs', 'ec2') and what was injected."""
+    """Error rate per service ('s3', 'sqs', 'ec2') and what was injected.
+
+    `latency`: service -> (probability, max seconds) of an added delay, uniform up to the max.
+    `extra`: service -> more fault kinds drawn with the built-in ones (e.g. "lost_response").
+    """
 
     rates: dict[str, float]
     seed: int = 7
+    latency: dict[str, tuple[float, float]] = field(default_factory=dict)
+    extra: dict[str, list[str]] = field(default_factory=dict)
     injected: Counter[str] = field(default_factory=Counter)
     forwarded: Counter[str] = field(default_factory=Counter)
 
@@ -35,9 +43,17 @@ class FaultPlan:
             if self._random.random() >= self.rates.get(service, 0.0):
                 self.forwarded[service] += 1
                 return None
-            kind = self._random.choice(FAULTS[service])
+            kind = self._random.choice(FAULTS[service] + self.extra.get(service, []))
             self.injected[f"{service}:{kind}"] += 1
             return kind
+
+    def delay(self, service: str) -> float:
+        chance, most = self.latency.get(service, (0.0, 0.0))
+        with self._lock:
+            if not most or self._random.random() >= chance:
+                return 0.0
+            self.injected[f"{service}:latency"] += 1
+            return self._random.uniform(0, most)
 
 
 # service -> fault kinds; each kind -> (status, content type, body)
@@ -101,11 +117,13 @@ def _handler(host: str, port: int, plan: FaultPlan) -> type[BaseHTTPRequestHandl
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             kind = plan.pick(service_of(headers))
+            if delay := plan.delay(service_of(headers)):
+                time.sleep(delay)  # the injected latency itself
             if kind == "reset":
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            if kind:
+            if kind and kind != "lost_response":
                 self._reply(*error_response(service_of(headers), kind), {})
                 return
             upstream = http.client.HTTPConnection(host, port, timeout=60)
@@ -115,6 +133,10 @@ def _handler(host: str, port: int, plan: FaultPlan) -> type[BaseHTTPRequestHandl
             data = resp.read()
             extra = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
             upstream.close()
+            if kind == "lost_response":  # done upstream; the client sees a dropped connection
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             self._reply(resp.status, extra.pop("Content-Type", ""), data, extra)
 
         def _reply(self, status: int, ctype: str, data: bytes, headers: dict[str, str]) -> None:
@@ -127,7 +149,10 @@ def _handler(host: str, port: int, plan: FaultPlan) -> type[BaseHTTPRequestHandl
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (killed)
+                    self.close_connection = True
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
