@@ -3,7 +3,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    ProxyConnectionError,
+    SSLError,
+)
 from s3worker.errors import BadDataError, TransientError
 from s3worker.retry import RetryPolicy, is_transient
 from tenacity import wait_none
@@ -68,3 +74,15 @@ def test_permanent_errors_are_not_retried():
     with pytest.raises(ClientError):
         asyncio.run(RetryPolicy(5, wait_none()).call(denied))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        SSLError(endpoint_url="https://x", error="e"),
+        ProxyConnectionError(proxy_url="http://p"),
+        IncompleteReadError(actual_bytes=1, expected_bytes=2),
+    ],
+)
+def test_botocore_connection_family_is_transient(exc: BaseException):
+    assert is_transient(exc)

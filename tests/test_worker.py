@@ -266,3 +266,42 @@ def test_deletes_of_jobs_finishing_together_share_a_batch(aws: str, name: str):
     # Then their deletes went out as two batch calls, and the queue is empty
     assert sorted(sizes) == [2, 10]
     assert pipeline.depth() == 0
+
+
+def test_a_redelivered_copy_gets_its_own_slot_and_heartbeat(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from s3worker.aws import ClientsContext
+    from s3worker.sqs import Heartbeat
+    from s3worker.worker import Worker
+
+    # Given a 1 s visibility timeout and no heartbeat, so SQS hands the message out again
+    monkeypatch.setattr(Heartbeat, "interval", property(lambda self: 3600.0))
+    pipeline = Pipeline.create(name, visibility_timeout=1)
+    gate = tmp_path / "gate"
+    pipeline.upload("dup/gated.txt", f"echo gate {gate}\n".encode())
+    runlog = tmp_path / "runlog"
+    settings = Settings.from_env(pipeline.env(scratch, S3WORKER_CONCURRENCY=3))
+
+    async def scenario() -> tuple[int, int]:
+        async with ClientsContext(3) as clients:
+            worker = Worker(settings, clients, processors=echo_registry(runlog))
+            task = asyncio.create_task(worker.run())
+            deadline = asyncio.get_running_loop().time() + 30
+            # When the second copy arrives while the first is still running
+            while len(worker.tasks) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "no second copy tracked"
+                await asyncio.sleep(0.05)
+            tracked = len(worker.tasks)
+            assert worker.heartbeat is not None
+            beating = len(worker.heartbeat._messages)
+            gate.touch()
+            await asyncio.wait_for(task, 60)
+            return tracked, beating
+
+    tracked, beating = asyncio.run(scenario())
+    # Then each copy holds its own slot and heartbeat entry, and the file was processed once
+    assert tracked >= 2
+    assert beating >= 2
+    assert runs(runlog) == ["dup/gated.txt"]
+    assert pipeline.depth() == 0

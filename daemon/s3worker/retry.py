@@ -14,9 +14,11 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
+    IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -56,6 +58,8 @@ TRANSIENT_CODES = frozenset(
     }
 )
 NETWORK_ERRORS = (
+    BotocoreConnectionError,  # SSLError, ProxyConnectionError, ...
+    IncompleteReadError,  # a body shorter than its Content-Length
     EndpointConnectionError,
     ConnectionClosedError,
     ConnectTimeoutError,

@@ -28,6 +28,12 @@ class Message:
     body: str
     receive_count: int = 1
 
+    @property
+    def delivery(self) -> str:
+        """One delivery of the message. SQS may hand out the same MessageId again while a
+        copy is in flight; each copy has its own receipt handle, slot and heartbeat."""
+        return self.receipt_handle
+
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Message:
         count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1))
@@ -138,10 +144,10 @@ class Heartbeat:
         return max(0.2, self.visibility_timeout / 3)
 
     def track(self, message: Message) -> None:
-        self._messages[message.id] = message
+        self._messages[message.delivery] = message
 
     def untrack(self, message: Message) -> None:
-        self._messages.pop(message.id, None)
+        self._messages.pop(message.delivery, None)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="heartbeat")

@@ -176,7 +176,7 @@ class Worker:
         assert self.heartbeat
         self.heartbeat.track(message)
         task = asyncio.create_task(self._job(message), name=f"job-{message.id}")
-        self.tasks[message.id] = (task, message)
+        self.tasks[message.delivery] = (task, message)
 
     async def _job(self, message: Message) -> None:
         try:
@@ -185,6 +185,9 @@ class Worker:
             except Exception as exc:  # a bug, not the file's fault: let SQS try again later
                 log.exception("job_crashed", message_id=message.id)
                 decision = Decision(Verdict.RELEASE, exc)
+            # Stop extending first: a beat landing after a release would undo it.
+            if self.heartbeat:
+                self.heartbeat.untrack(message)
             await self._settle(message, decision)
         except Exception:
             # The message reappears after its visibility timeout; the manifest check makes
@@ -193,7 +196,7 @@ class Worker:
         finally:
             if self.heartbeat:
                 self.heartbeat.untrack(message)
-            self.tasks.pop(message.id, None)
+            self.tasks.pop(message.delivery, None)
             self.last_activity = self.clock()
             self._slot_freed.set()
             self.notifier.status(self._status())
