@@ -2,7 +2,8 @@
 
 `EchoProcessor` recognises files whose first line starts with `echo` and acts on that line:
 `echo` (count lines), `echo corrupt` (raise BadDataError), `echo slow SECONDS`,
-`echo gate PATH` (write PATH.started, wait until PATH exists). Every run appends the key to
+`echo gate PATH` (write PATH.started, wait until PATH exists), `echo outputs A B` (also
+write A.json and B.json). Every run appends the key to
 `runlog/` so tests can count how often a file was processed, across processes.
 """
 
@@ -44,6 +45,9 @@ class EchoProcessor(Processor):
             time.sleep(float(words[2]))  # the workload itself, not a test's timing
         if words[1:2] == ["gate"]:
             wait_for_gate(Path(words[2]))
+        if words[1:2] == ["outputs"]:  # outputs whose names depend on the content
+            for output in words[2].split():
+                (out_dir / f"{output}.json").write_text("[]")
         (out_dir / "lines.json").write_text(json.dumps(lines))
         return ProcessResult(summary={"lines": len(lines)}, rows={"lines.json": len(lines)})
 

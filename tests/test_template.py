@@ -152,6 +152,7 @@ def test_worker_role_grants_the_daemon_contract_and_no_more(template: Json) -> N
         "s3:GetObject",
         "s3:GetObjectVersion",
         "s3:PutObject",
+        "s3:DeleteObject",
         "s3:ListBucket",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",

@@ -305,3 +305,77 @@ def test_a_redelivered_copy_gets_its_own_slot_and_heartbeat(
     assert beating >= 2
     assert runs(runlog) == ["dup/gated.txt"]
     assert pipeline.depth() == 0
+
+
+def test_a_late_event_of_an_older_version_does_not_replace_newer_results(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given two versions of a key whose events arrive newest first (a release, a late retry)
+    pipeline = Pipeline.create(name)
+    v1 = pipeline.upload("orders/today.txt", b"echo\nversion one\n", notify=False)
+    v2 = pipeline.upload("orders/today.txt", b"echo\nversion two\n", notify=False)
+    pipeline.send(v2)
+    pipeline.send(v1)
+    runlog = tmp_path / "runlog"
+    # When one worker drains them in that order
+    run_worker(pipeline, scratch, echo_registry(runlog), S3WORKER_CONCURRENCY=1)
+    # Then the results are v2's, v1 was acknowledged without work, and nothing failed
+    manifest = pipeline.manifest("orders/today.txt")
+    assert manifest is not None
+    assert manifest["input"]["version_id"] == v2["detail"]["object"]["version-id"]
+    assert runs(runlog) == ["orders/today.txt"]
+    assert pipeline.depth() == 0
+    assert pipeline.depth(pipeline.dlq_url) == 0
+
+
+def test_one_bad_record_does_not_hold_back_the_others(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given one S3 notification naming a deleted object first and a good one second
+    pipeline = Pipeline.create(name)
+    gone = pipeline.upload("multi/gone.txt", b"echo\n", notify=False)["detail"]["object"]
+    good = pipeline.upload("multi/good.txt", b"echo\nfine\n", notify=False)["detail"]["object"]
+    boto3.client("s3").delete_object(
+        Bucket=pipeline.raw, Key="multi/gone.txt", VersionId=gone["version-id"]
+    )
+    records = [
+        {
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": pipeline.raw},
+                "object": {"key": o["key"], "size": o["size"], "versionId": o["version-id"]},
+            },
+        }
+        for o in (gone, good)
+    ]
+    pipeline.send({"Records": records})
+    runlog = tmp_path / "runlog"
+    # When the worker handles the message
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    # Then the good object is processed, the gone one reported, and the message dead-lettered
+    assert pipeline.manifest("multi/good.txt") is not None
+    assert runs(runlog) == ["multi/good.txt"]
+    report = pipeline.error_report("multi/gone.txt")
+    assert report is not None
+    assert report["error"]["class"] == "ObjectGoneError"
+    assert len(pipeline.dlq_bodies()) == 1
+
+
+def test_a_new_version_removes_outputs_it_no_longer_writes(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given v1 of a file whose outputs are a.json and b.json, processed
+    pipeline = Pipeline.create(name)
+    pipeline.upload("daily/report.txt", b"echo outputs a b\n")
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    # When v2 writes b.json and c.json instead
+    pipeline.upload("daily/report.txt", b"echo outputs b c\n")
+    run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
+    # Then only v2's outputs remain under the key, exactly those its manifest lists
+    manifest = pipeline.manifest("daily/report.txt")
+    assert manifest is not None
+    listed = sorted(o["key"] for o in manifest["outputs"])
+    present = sorted(k for k in pipeline.result_keys() if not k.endswith("_manifest.json"))
+    assert present == listed
+    assert "daily/report.txt/a.json" not in present
+    assert "daily/report.txt/c.json" in present

@@ -76,11 +76,9 @@ class JobRunner:
             return await self._report_event(message, exc)
         for skipped in parsed.skipped:
             log.info("skipped", key=skipped.key, reason=skipped.reason, message_id=message.id)
-        for ref in parsed.objects:
-            decision = await self._handle_object(ref, message)
-            if decision.verdict is not Verdict.ACK:
-                return decision
-        return Decision(Verdict.ACK)
+        # Every record is attempted: one bad object must not hold back the others.
+        decisions = [await self._handle_object(ref, message) for ref in parsed.objects]
+        return combine(decisions)
 
     async def _handle_object(self, ref: ObjectRef, message: Message) -> Decision:
         started = time.monotonic()
@@ -103,19 +101,35 @@ class JobRunner:
 
     async def _process_once(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
         ref = await self.storage.resolve(ref)
+        await self.storage.ensure_current(ref)
         identity = (ref.bucket, ref.key, ref.version_id or ref.etag or "")
         while (running := self._inflight.get(identity)) is not None:
             await running.wait()
         self._inflight[identity] = done = asyncio.Event()
         try:
-            if await self.storage.already_done(ref):
+            previous = await self.storage.previous_results(ref)
+            if previous.done:
                 return {"outcome": "duplicate", "size": ref.size}
-            return await self._process(ref, message)
+            line, written = await self._process(ref, message)
+            await self._drop_stale(previous.outputs, written)
+            return line
         finally:
             del self._inflight[identity]
             done.set()
 
-    async def _process(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
+    async def _drop_stale(self, before: tuple[str, ...], now: list[str]) -> None:
+        """Outputs of the key's previous version that this version did not write (e.g. a
+        `dt=` partition that is no longer in the file) would be read by Athena: remove them."""
+        stale = sorted(set(before) - set(now))
+        if not stale:
+            return
+        try:
+            await self.storage.delete(stale)
+            log.info("stale_results_removed", count=len(stale))
+        except Exception as exc:  # the new results are complete; the old ones linger, loudly
+            log.error("stale_results_left", count=len(stale), error=repr(exc), keys=stale[:10])
+
+    async def _process(self, ref: ObjectRef, message: Message) -> tuple[dict[str, Any], list[str]]:
         t: dict[str, Any] = {"started_at": _now()}
         t0 = time.monotonic()
         with self.scratch.job(ref.size or 0) as job:
@@ -130,13 +144,13 @@ class JobRunner:
             t3 = time.monotonic()
         t.update(download_s=t1 - t0, process_s=t2 - t1, upload_s=t3 - t2)
         await self._write_manifest(ref, message, processor, result, outputs, t)
-        rows = sum(result.rows.values())
-        return {
+        line = {
             "outcome": "processed",
             "size": ref.size,
             "processor": processor.name,
-            "output_rows": rows,
+            "output_rows": sum(result.rows.values()),
         }
+        return line, [o.key for o in outputs]
 
     async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
         try:
@@ -216,6 +230,15 @@ class JobRunner:
             "pid": os.getpid(),
             "s3worker_version": __version__,
         }
+
+
+def combine(decisions: list[Decision]) -> Decision:
+    """One verdict for a message of several objects: retry beats dead-letter beats done."""
+    for verdict in (Verdict.RELEASE, Verdict.DEAD_LETTER):
+        for decision in decisions:
+            if decision.verdict is verdict:
+                return decision
+    return Decision(Verdict.ACK)
 
 
 def _input_doc(ref: ObjectRef) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from s3worker.errors import (
     ObjectGoneError,
     PermanentError,
     SupersededError,
+    TransientError,
 )
 from s3worker.events import ObjectRef
 from s3worker.retry import RetryPolicy, error_code, http_status
@@ -28,6 +29,7 @@ CHUNK_BYTES = 1024 * 1024
 # Multipart above this size; parts of PART_BYTES (S3 needs >= 5 MiB for all but the last).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_BYTES = 16 * 1024 * 1024
+MAX_DELETE_KEYS = 1000  # per DeleteObjects call
 GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
 SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
 
@@ -67,6 +69,14 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class Previous:
+    """The results already in the processed bucket for an input key."""
+
+    done: bool
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Output:
     key: str
     bytes: int
@@ -97,20 +107,54 @@ class Storage:
             sequencer=ref.sequencer,
         )
 
-    async def already_done(self, ref: ObjectRef) -> bool:
-        """True when a manifest for exactly this input version exists."""
+    async def ensure_current(self, ref: ObjectRef) -> None:
+        """Raise SupersededError when a newer version of the key exists (versioned buckets).
+
+        Events can arrive late or out of order (a release, a retry): results of an older
+        version must never replace those of a newer one.
+        """
+        if not ref.version_id:
+            return  # unversioned: the download's If-Match ETag does the same job
         try:
-            head = await self.retry.call(
-                self.s3.head_object, Bucket=self.bucket, Key=self.layout.manifest_key(ref.key)
+            head = await self.retry.call(self.s3.head_object, Bucket=ref.bucket, Key=ref.key)
+        except ClientError as exc:
+            if http_status(exc) in (403, 404):
+                return  # deleted since (or not listable): the pinned download decides
+            raise
+        current = head.get("VersionId")
+        if current and current != ref.version_id:
+            raise SupersededError(
+                f"s3://{ref.bucket}/{ref.key} version {ref.version_id} was replaced by {current}"
             )
+
+    async def previous_results(self, ref: ObjectRef) -> Previous:
+        """What the key's current manifest says: done for this version, and its output keys."""
+        try:
+            resp = await self.retry.call(
+                self.s3.get_object, Bucket=self.bucket, Key=self.layout.manifest_key(ref.key)
+            )
+            async with resp["Body"] as body:
+                manifest = json.loads(await body.read())
         except ClientError as exc:
             if http_status(exc) == 404 or error_code(exc) in GONE_CODES:
-                return False
+                return Previous(done=False, outputs=())
             raise
-        meta = head.get("Metadata", {})
+        source = manifest.get("input", {})
         if ref.version_id:
-            return bool(meta.get("source-version-id") == ref.version_id)
-        return bool(ref.etag and meta.get("source-etag") == ref.etag)
+            done = source.get("version_id") == ref.version_id
+        else:
+            done = bool(ref.etag) and source.get("etag") == ref.etag
+        outputs = tuple(o["key"] for o in manifest.get("outputs", []) if "key" in o)
+        return Previous(done=done, outputs=outputs)
+
+    async def delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), MAX_DELETE_KEYS):
+            batch = [{"Key": k} for k in keys[i : i + MAX_DELETE_KEYS]]
+            resp = await self.retry.call(
+                self.s3.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if resp.get("Errors"):
+                raise TransientError(f"could not delete stale results: {resp['Errors'][:3]}")
 
     async def download(self, ref: ObjectRef, dest: Path) -> int:
         """Stream the pinned object version to `dest`; returns the bytes written."""
