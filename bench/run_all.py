@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +28,26 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def large_files(sizes: list[float], folder: Path) -> list[dict[str, Any]]:
-    import bench_processors  # the processor benchmark (its own file): one row per kind and size
-
+    """bench/bench_processors.py's `generate` then `bench` (its own file) per kind and size, each
+    phase in a fresh small process: Linux carries ru_maxrss across fork and exec, so a measured
+    child's peak RSS never reads below its parent's, and generating a file grows the parent.
+    The floor left is the measuring parent's own (imports only: pandas/pyarrow/numpy)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [bench_processors.bench(k, s, folder) for k in KINDS for s in sizes]
+    args = [str(folder), ",".join(KINDS), ",".join(map(str, sizes))]
+    loop = "for k in sys.argv[2].split(',') for s in sys.argv[3].split(',')"
+    head = "import json, sys, pathlib; sys.path.insert(0, 'bench'); import bench_processors as b; "
+    folder_arg = "pathlib.Path(sys.argv[1])"
+    subprocess.run(
+        [sys.executable, "-c", head + f"[b.generate(k, float(s), {folder_arg}) {loop}]", *args],
+        cwd=ROOT, check=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", head + f"print(json.dumps([b.bench(k, float(s), {folder_arg}) "
+         f"{loop}]))", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True,
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
