@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -15,12 +16,31 @@ def usage(total: int, free: int):
 
 
 def test_job_dirs_are_private_and_removed(tmp_path: Path):
-    scratch = Scratch(tmp_path)
-    with scratch.job(10) as job:
-        assert job.path.parent == tmp_path
-        assert job.path.stat().st_mode & 0o777 == 0o700
-        job.input.write_bytes(b"x")
-    assert not job.path.exists()
+    async def use() -> Path:
+        async with Scratch(tmp_path).job(10) as job:
+            assert job.path.parent == tmp_path
+            assert job.path.stat().st_mode & 0o777 == 0o700
+            job.input.write_bytes(b"x")
+        return job.path
+
+    assert not asyncio.run(use()).exists()
+
+
+def test_a_job_waits_for_room_our_other_jobs_hold(tmp_path: Path):
+    scratch = Scratch(tmp_path, disk_usage=usage(1000 * MiB, 1000 * MiB))
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+        held = scratch.reserve(400 * MiB)  # a running job holds 800 MiB
+        waiter = asyncio.create_task(scratch.acquire(200 * MiB))
+        await asyncio.sleep(0)  # let it try, and wait
+        order.append("waiting" if not waiter.done() else "did not wait")
+        scratch.release(held)  # the running job ends
+        await waiter
+        order.append("got room")
+        return order
+
+    assert asyncio.run(scenario()) == ["waiting", "got room"]
 
 
 def test_wipe_removes_leftovers_of_a_crash_and_nothing_else(tmp_path: Path):

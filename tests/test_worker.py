@@ -379,3 +379,24 @@ def test_a_new_version_removes_outputs_it_no_longer_writes(
     assert present == listed
     assert "daily/report.txt/a.json" not in present
     assert "daily/report.txt/c.json" in present
+
+
+def test_files_that_fit_scratch_one_at_a_time_wait_for_room(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given scratch room for one 6 MiB file at a time (each needs 12 MiB), and two of them
+    pipeline = Pipeline.create(name, max_receive=2)
+    for key in ("big/first.txt", "big/second.txt"):
+        pipeline.upload(key, b"echo\n" + b"x" * (6 * 1024 * 1024))
+    runlog = tmp_path / "runlog"
+    # When a worker with two slots takes both at once
+    run_worker(
+        pipeline, scratch, echo_registry(runlog), S3WORKER_SCRATCH_MAX_BYTES=22 * 1024 * 1024
+    )
+    # Then the second waited in the worker for the first to finish: both processed on their
+    # first delivery, nothing bounced back to the queue, nothing dead-lettered
+    for key in ("big/first.txt", "big/second.txt"):
+        manifest = pipeline.manifest(key)
+        assert manifest is not None, key
+        assert manifest["message"]["receive_count"] == 1
+    assert pipeline.depth(pipeline.dlq_url) == 0

@@ -132,7 +132,7 @@ class JobRunner:
     async def _process(self, ref: ObjectRef, message: Message) -> tuple[dict[str, Any], list[str]]:
         t: dict[str, Any] = {"started_at": _now()}
         t0 = time.monotonic()
-        with self.scratch.job(ref.size or 0) as job:
+        async with self.scratch.job(ref.size or 0) as job:
             await self.storage.download(ref, job.input)
             t1 = time.monotonic()
             sample = await asyncio.to_thread(read_sample, job.input, ref.key)

@@ -6,11 +6,12 @@ are fixed (`input`, `out/`) inside a directory named by a random id; the key sta
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Scratch:
         self.max_bytes = max_bytes
         self._disk_usage = disk_usage
         self._reserved = 0
+        self._freed = asyncio.Event()
 
     def wipe(self) -> int:
         """Remove the job directories an earlier run left (a crash or a kill); returns how many.
@@ -98,17 +100,46 @@ class Scratch:
         self._reserved += need
         return need
 
-    @contextmanager
-    def job(self, size: int) -> Iterator[JobDir]:
+    async def acquire(self, size: int) -> int:
+        """Reserve room, waiting while our own running jobs hold it.
+
+        The message stays in flight (heart-beaten) meanwhile: bouncing it back to the queue
+        would spend its receive count and could dead-letter a good file. If the room is taken
+        by something other than our jobs, waiting cannot help: TransientError.
+        """
+        while True:
+            try:
+                return self.reserve(size)
+            except TransientError:
+                if self._reserved == 0:
+                    raise
+            self._freed.clear()  # no await since the check: no wake-up can be missed
+            await self._freed.wait()
+
+    def release(self, reserved: int) -> None:
+        self._reserved -= reserved
+        self._freed.set()
+
+    @asynccontextmanager
+    async def job(self, size: int) -> AsyncIterator[JobDir]:
         """A private (0700) directory for one job, removed with everything in it afterwards."""
-        reserved = self.reserve(size)
-        path = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=self.root))
+        reserved = await self.acquire(size)
         try:
-            os.chmod(path, 0o700)
-            yield JobDir(path)
+            path = Path(await asyncio.to_thread(_make_job_dir, self.root))
+            try:
+                yield JobDir(path)
+            finally:
+                # A thread, and shielded: a job's outputs can be thousands of files, and a
+                # cancelled job must still clean up.
+                await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, True))
         finally:
-            shutil.rmtree(path, ignore_errors=True)
-            self._reserved -= reserved
+            self.release(reserved)
+
+
+def _make_job_dir(root: Path) -> str:
+    path = tempfile.mkdtemp(prefix=JOB_PREFIX, dir=root)
+    os.chmod(path, 0o700)
+    return path
 
 
 def _mib(n: int) -> str:
