@@ -118,3 +118,35 @@ def test_action_none_never_stops(aws: str, name: str, scratch: Path, tmp_path: P
             assert await asyncio.wait_for(task, 30) is ExitReason.SIGNAL
 
     asyncio.run(scenario())
+
+
+def test_idle_stop_without_an_instance_id_fails_loudly(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import s3worker.worker as worker_module
+
+    # Given no metadata service answers (the aws fixture points IMDS at a closed port)
+    monkeypatch.setattr(worker_module, "IMDS_RETRY_SECONDS", (0.0, 0.0))
+    pipeline = Pipeline.create(name)
+    settings = Settings.from_env(pipeline.env(scratch, S3WORKER_IDLE_ACTION="stop"))
+    # When the worker goes idle with action `stop`
+    reason = asyncio.run(serve(settings, processors=echo_registry(tmp_path / "r")))
+    # Then it says it could not stop (and `s3worker run` exits 1, so systemd restarts it)
+    assert reason is ExitReason.IDLE_STOP_FAILED
+
+
+def test_a_failing_queue_read_means_not_idle(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from s3worker.worker import Worker
+
+    settings = Settings(queue_url="q", output_bucket="b", scratch_dir=tmp_path, idle_seconds=0)
+    clients = SimpleNamespace(s3=None, sqs=None, make_ec2=None)
+    worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"))  # type: ignore[arg-type]
+
+    async def throttled() -> int:
+        raise TimeoutError("GetQueueAttributes timed out")
+
+    worker.queue.backlog = throttled  # type: ignore[method-assign]
+    # When the idle check cannot read the queue, Then it is not idle (and does not crash)
+    assert asyncio.run(worker._idle_confirmed()) is False

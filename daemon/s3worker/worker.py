@@ -30,11 +30,14 @@ log = structlog.get_logger("s3worker.worker")
 # A released message that failed transiently comes back after this (grows with attempts).
 RELEASE_BASE_SECONDS = 10
 RELEASE_MAX_SECONDS = 900
+# Further IMDS lookups before giving up on stopping this instance.
+IMDS_RETRY_SECONDS = (1.0, 2.0, 4.0)
 
 
 class ExitReason(enum.Enum):
     SIGNAL = "signal"
     IDLE = "idle"
+    IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
 
 
 class Worker:
@@ -234,7 +237,12 @@ class Worker:
         now = self.clock()
         if now - self.last_activity < self.settings.idle_seconds:
             return False
-        if await self.queue.backlog():
+        try:
+            backlog = await self.queue.backlog()
+        except Exception as exc:  # cannot confirm an empty queue: not idle, poll on
+            log.warning("idle_check_failed", error=repr(exc))
+            backlog = -1
+        if backlog:
             self._quiet_since = None
             return False
         if self._quiet_since is None:
@@ -291,15 +299,28 @@ class Worker:
             await self._instance_task
         return self._instance_id
 
-    async def act_on_idle(self) -> None:
+    async def act_on_idle(self) -> bool:
+        """The idle action; False when `stop` could not be done."""
         if self.settings.idle_action != "stop":
             log.info("idle_exit", action=self.settings.idle_action)
-            return
+            return True
         instance = await self._instance()
+        for wait in IMDS_RETRY_SECONDS:  # the first lookup may have met a passing hiccup
+            if instance:
+                break
+            await asyncio.sleep(wait)
+            instance = await instance_id()
         if not instance:
-            log.error("idle_stop_impossible", reason="no instance id from IMDS; exiting instead")
-            return
-        await stop_instance(await self.clients.ec2(), self.retry, instance)
+            # Exit non-zero: systemd's Restart= (and StartLimitAction=) take it from here,
+            # rather than an instance that keeps running, billed, with no daemon.
+            log.error("idle_stop_impossible", reason="no instance id from IMDS")
+            return False
+        try:
+            await stop_instance(await self.clients.ec2(), self.retry, instance)
+        except Exception as exc:
+            log.error("idle_stop_failed", instance_id=instance, error=repr(exc))
+            return False
+        return True
 
 
 async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
@@ -311,8 +332,8 @@ async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
             loop.add_signal_handler(sig, worker.request_exit)
         try:
             reason = await worker.run()
-            if reason is ExitReason.IDLE:
-                await worker.act_on_idle()
+            if reason is ExitReason.IDLE and not await worker.act_on_idle():
+                reason = ExitReason.IDLE_STOP_FAILED
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -322,5 +343,5 @@ async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
 
 def run_daemon(settings: Settings) -> int:
     logs.configure(settings.log_format)
-    asyncio.run(serve(settings))
-    return 0
+    reason = asyncio.run(serve(settings))
+    return 1 if reason is ExitReason.IDLE_STOP_FAILED else 0
