@@ -39,6 +39,7 @@ def test_values_are_parsed_and_overrides_win():
         ("S3WORKER_IDLE_SECONDS", "soon", "not a valid float"),
         ("S3WORKER_LOG_FORMAT", "xml", "must be one of"),
         ("S3WORKER_SCRATCH_MAX_BYTES", "-5", "must be at least 1"),
+        ("S3WORKER_JOB_TIMEOUT_SECONDS", "50000", "must be at most 39600"),
     ],
 )
 def test_errors_name_the_variable(variable: str, value: str, message: str):

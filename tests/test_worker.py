@@ -400,3 +400,25 @@ def test_files_that_fit_scratch_one_at_a_time_wait_for_room(
         assert manifest is not None, key
         assert manifest["message"]["receive_count"] == 1
     assert pipeline.depth(pipeline.dlq_url) == 0
+
+
+def test_a_job_past_its_timeout_is_ended_and_reported(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given a processor that would run for a minute, and a 2-second job timeout
+    pipeline = Pipeline.create(name)
+    pipeline.upload("hang/forever.txt", b"echo slow 60\n")
+    pipeline.upload("hang/then-fine.txt", b"echo\n")
+    runlog = tmp_path / "runlog"
+    # When one worker (one slot) takes them in turn
+    run_worker(
+        pipeline, scratch, echo_registry(runlog),
+        S3WORKER_CONCURRENCY=1, S3WORKER_JOB_TIMEOUT_SECONDS=2,
+    )  # fmt: skip
+    # Then the overrun is reported and dead-lettered, and the worker went on to the next file
+    report = pipeline.error_report("hang/forever.txt")
+    assert report is not None
+    assert report["error"]["class"] == "JobTimeoutError"
+    assert "S3WORKER_JOB_TIMEOUT_SECONDS" in report["error"]["message"]
+    assert len(pipeline.dlq_bodies()) == 1
+    assert pipeline.manifest("hang/then-fine.txt") is not None

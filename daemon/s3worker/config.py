@@ -20,6 +20,9 @@ LOG_FORMATS = ("json", "console")
 # SQS long polling waits at most 20 s: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html
 MAX_POLL_SECONDS = 20
 
+# SQS keeps a message in flight at most 12 hours from its receipt, heartbeat or not:
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+MAX_JOB_SECONDS = 11 * 3600
 T = TypeVar("T")
 
 
@@ -40,6 +43,7 @@ class Settings:
     poll_seconds: int = MAX_POLL_SECONDS
     scratch_max_bytes: int | None = None
     max_attempts: int = 5
+    job_timeout_seconds: float = 6 * 3600
 
     @classmethod
     def from_env(
@@ -64,6 +68,9 @@ class Settings:
             poll_seconds=_parse(e, "S3WORKER_POLL_SECONDS", int, MAX_POLL_SECONDS, 0, 20),
             scratch_max_bytes=_parse(e, "S3WORKER_SCRATCH_MAX_BYTES", int, None, lo=1),
             max_attempts=_parse(e, "S3WORKER_MAX_ATTEMPTS", int, 5, lo=1),
+            job_timeout_seconds=_parse(
+                e, "S3WORKER_JOB_TIMEOUT_SECONDS", float, 6 * 3600.0, 1, MAX_JOB_SECONDS
+            ),
         )
 
 

@@ -35,6 +35,10 @@ class TooLargeError(PermanentError):
     """The object can never fit in the scratch space, even when it is empty."""
 
 
+class JobTimeoutError(PermanentError):
+    """Processing took longer than S3WORKER_JOB_TIMEOUT_SECONDS; the worker process was ended."""
+
+
 class KeyTooLongError(PermanentError):
     """A result key would exceed S3's 1,024-byte key limit."""
 

@@ -21,6 +21,7 @@ from s3worker.config import Settings
 from s3worker.errors import (
     BadDataError,
     BadEventError,
+    JobTimeoutError,
     PermanentError,
     SupersededError,
     TransientError,
@@ -153,8 +154,17 @@ class JobRunner:
         return line, [o.key for o in outputs]
 
     async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
+        timeout = self.settings.job_timeout_seconds
         try:
-            return await self.pool.run(execute, processor, job.input, job.out, ctx)
+            return await asyncio.wait_for(
+                self.pool.run(execute, processor, job.input, job.out, ctx), timeout
+            )
+        except TimeoutError:
+            self.pool.restart()  # the only way to stop a process pool's task
+            raise JobTimeoutError(
+                f"processor {processor.name} ran longer than {timeout:g} s "
+                "(S3WORKER_JOB_TIMEOUT_SECONDS); its worker process was ended"
+            ) from None
         except (PermanentError, TransientError, MemoryError):
             raise
         except OSError as exc:

@@ -56,6 +56,13 @@ class ProcessPool:
                 executor.shutdown(wait=False, cancel_futures=True)
             raise TransientError(f"a worker process died while processing: {exc}") from exc
 
+    def restart(self) -> None:
+        """End every worker process now (a job overran); the next job gets a fresh pool.
+
+        Jobs running beside it fail with a dead pool and go back to the queue.
+        """
+        self.shutdown(kill=True)
+
     def shutdown(self, kill: bool = False) -> None:
         executor, self._executor = self._executor, None
         if executor is None:
