@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -86,12 +87,19 @@ def service_of(headers: dict[str, str]) -> str:
     return parts[3] if len(parts) >= 5 else "s3"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client killed mid-request (the chaos run's SIGKILL) is expected, not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class FaultProxy:
     def __init__(self, upstream: str, plan: FaultPlan) -> None:
         target = urlsplit(upstream)
         self.plan = plan
         handler = _handler(str(target.hostname), int(target.port or 80), plan)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
