@@ -14,6 +14,7 @@ from s3worker.config import Settings
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
 from s3worker.worker import ExitReason, serve
+from structlog.testing import capture_logs
 from tenacity import wait_none
 
 
@@ -114,10 +115,13 @@ def test_heartbeat_keeps_a_long_job_invisible(aws: str, name: str, scratch: Path
     pipeline.upload("slow/a.txt", b"echo slow 5\n")
     runlog = tmp_path / "runlog"
     # When a worker with spare slots processes it
-    run_worker(pipeline, scratch, echo_registry(runlog), S3WORKER_CONCURRENCY=2)
-    # Then it was delivered (and processed) exactly once
+    with capture_logs() as logs:
+        run_worker(pipeline, scratch, echo_registry(runlog), S3WORKER_CONCURRENCY=2)
+    # Then it was delivered exactly once: no second copy arrived (not even one that the
+    # duplicate check would have absorbed), and it was processed once
+    jobs = [e for e in logs if e["event"] == "job"]
+    assert [j["outcome"] for j in jobs] == ["processed"]
     assert runs(runlog) == ["slow/a.txt"]
-    assert pipeline.manifest("slow/a.txt") is not None
     assert pipeline.depth() == 0
 
 
