@@ -42,7 +42,7 @@ bench-quick: venv
 
 # Faults, kills and hostile inputs across hundreds of files (`make test` runs a bounded version).
 chaos: venv
-	$(BIN)/python tests/chaos.py --files 400 --kills 30
+	set -o pipefail; $(BIN)/python tests/chaos.py --files 400 --kills 30 | tee bench/results/chaos.txt
 
 bench-processors: venv
 	$(BIN)/python bench/bench_processors.py
