@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -126,7 +127,8 @@ class NotifySocket:
 
 
 def count_jobs(log: Path) -> int:
-    return sum(1 for e in log_events(log) if e.get("event") == "job")
+    # A substring count, not a JSON parse: this runs every 0.2 s on the daemon's cores.
+    return log.read_bytes().count(b'"event": "job"')
 
 
 def run_daemon(pipe: Pipeline, queue: str, out_bucket: str, n: int, folder: Path) -> dict[str, Any]:
@@ -143,17 +145,20 @@ def run_daemon(pipe: Pipeline, queue: str, out_bucket: str, n: int, folder: Path
     )
     proc = start_daemon(env, log)
     cpu = TreeCpu(proc.pid)
-    ready = notify.wait_ready()
-    done_at = ready
-    while (jobs := count_jobs(log)) < n:
+    try:
+        ready = notify.wait_ready()
+        while (jobs := count_jobs(log)) < n:
+            cpu.sample()
+            if proc.poll() is not None:
+                raise RuntimeError(f"daemon exited early ({proc.returncode}) after {jobs} jobs")
+            time.sleep(0.2)
+        done_at = time.perf_counter()
         cpu.sample()
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited early ({proc.returncode}) after {jobs} jobs")
-        time.sleep(0.2)
-    done_at = time.perf_counter()
-    cpu.sample()
-    code = proc.wait(timeout=120)
-    notify.close()
+        code = proc.wait(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # never leave a daemon behind
+            os.killpg(proc.pid, signal.SIGKILL)
+        notify.close()
     outcomes = [e.get("outcome") for e in log_events(log) if e.get("event") == "job"]
     seconds = done_at - ready
     return {
