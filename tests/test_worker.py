@@ -426,3 +426,29 @@ def test_a_job_past_its_timeout_is_ended_and_reported(
     assert "S3WORKER_JOB_TIMEOUT_SECONDS" in report["error"]["message"]
     assert len(pipeline.dlq_bodies()) == 1
     assert pipeline.manifest("hang/then-fine.txt") is not None
+
+
+def test_exit_during_a_poll_hands_its_messages_back_at_once(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    from s3worker.aws import ClientsContext
+    from s3worker.worker import Worker
+
+    # Given a poll in flight when the exit request comes, and a 300 s visibility timeout
+    pipeline = Pipeline.create(name, visibility_timeout=300)
+    pipeline.upload("late/a.txt", b"echo\n")
+    settings = Settings.from_env(pipeline.env(scratch))
+
+    async def scenario() -> None:
+        async with ClientsContext(1) as clients:
+            worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"))
+            poll = asyncio.ensure_future(worker.queue.receive(1, 1))
+            # When the worker winds down instead of starting what the poll brings
+            await worker._hand_back(poll)
+
+    asyncio.run(scenario())
+    # Then the message is visible again now, not in five minutes
+    attrs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "1"

@@ -164,8 +164,13 @@ class Heartbeat:
             if not self._messages:
                 continue
             try:
-                await self.queue.change_visibility(
-                    list(self._messages.values()), self.visibility_timeout
+                # Bounded by the beat interval: a hung call must not hold back the next beat
+                # until the messages' visibility has lapsed.
+                await asyncio.wait_for(
+                    self.queue.change_visibility(
+                        list(self._messages.values()), self.visibility_timeout
+                    ),
+                    self.interval,
                 )
             except Exception as exc:  # the next beat tries again; the loop must not die
                 log.warning("heartbeat_failed", error=repr(exc), messages=len(self._messages))

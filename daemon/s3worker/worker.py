@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import signal
 import time
@@ -152,9 +151,7 @@ class Worker:
     async def _receive(self, free: int) -> list[Message]:
         receive = asyncio.ensure_future(self.queue.receive(free, self.settings.poll_seconds))
         if not await self._wait_for(receive):
-            receive.cancel()  # stop receiving now; anything SQS handed out reappears later
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receive
+            await self._hand_back(receive)
             return []
         try:
             return receive.result()
@@ -164,6 +161,19 @@ class Worker:
             log.error("receive_failed", error=repr(exc))
             await self._wait_for(asyncio.ensure_future(asyncio.sleep(self.settings.poll_seconds)))
             return []
+
+    async def _hand_back(self, receive: asyncio.Future[list[Message]]) -> None:
+        """Exit was asked mid-poll: let the poll end (at most S3WORKER_POLL_SECONDS) and
+        release what it brought at once, rather than leave it invisible for a whole
+        visibility timeout."""
+        try:
+            messages = await asyncio.wait_for(receive, self.settings.poll_seconds + 10)
+        except Exception as exc:  # nothing came, or we cannot tell: SQS will redeliver
+            log.info("poll_abandoned", error=repr(exc))
+            return
+        if messages:
+            log.info("releasing_unstarted", messages=len(messages))
+            await self.queue.change_visibility(messages, 0)
 
     async def _wait_for(self, what: asyncio.Future[Any] | asyncio.Event) -> bool:
         """Wait for `what` or an exit request; True when `what` finished first."""
