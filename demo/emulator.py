@@ -14,6 +14,7 @@ does not do, and what is bridged here (never in the product code):
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import io
 import json
@@ -58,8 +59,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@functools.cache
 def load_start_worker() -> ModuleType:
-    """lambda/start_worker.py as a module (`lambda` is a keyword, so by path)."""
+    """lambda/start_worker.py as a module (`lambda` is a keyword, so by path); one per process."""
     spec = importlib.util.spec_from_file_location("start_worker", LAMBDA_SOURCE)
     assert spec
     assert spec.loader

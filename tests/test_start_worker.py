@@ -4,12 +4,10 @@ throttling errors), the 1,000-event call budget, and the CloudFormation cleanup 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import logging
 import random
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +21,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from demo.emulator import load_start_worker
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "tests" / "events"
 REGION = "us-east-1"
@@ -30,18 +30,7 @@ POOL_KEY, POOL_VALUE = "s3worker:pool", "test-stack"
 AMI = "ami-12c6146b"  # one of moto's built-in images
 
 
-def _load_module() -> Any:
-    # `lambda` is a Python keyword: the module is imported by its file path.
-    spec = importlib.util.spec_from_file_location("start_worker", ROOT / "lambda/start_worker.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["start_worker"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sw = _load_module()
+sw = load_start_worker()
 
 
 def event(name: str) -> dict[str, Any]:
