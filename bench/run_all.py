@@ -52,7 +52,12 @@ def large_files(sizes: list[float], folder: Path) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
-    out: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["bench/run_all.py", *sys.argv[1:]]),
+    }
     with tempfile.TemporaryDirectory(prefix="s3worker-bench-") as tmp:
         folder = Path(tmp)
         with emulator():
@@ -74,16 +79,22 @@ def table(rows: list[list[Any]], head: list[str]) -> list[str]:
     return lines
 
 
+def _or(value: Any, instead: str) -> Any:
+    return instead if value is None else value
+
+
 def markdown(r: dict[str, Any]) -> str:
     m, sf, lat, cold = r["machine"], r["small_files"], r["latency"], r["cold_start"]
     d, p, c = sf["daemon"], sf["plain"], sf["ceiling"]
+    when = r.get("when") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     md = [
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {m['cores']} cores "
+        f"Measured {when} on {m['cores']} cores "
         f"({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}; load average "
         f"{m['load_at_start'][0]} at start, {m['load_at_end'][0]} at end (the cores are shared "
         f"with other work: compare ratios, not absolutes){' — QUICK run' if r['quick'] else ''}. "
-        "AWS is moto's server on the same machine. Reproduce: `make bench` "
-        f"(took {r['seconds']} s).",
+        "AWS is moto's server on the same machine. Run: "
+        f"`{r.get('command', 'make bench')}` (took {r['seconds']} s; `make bench` runs the full "
+        "set: 2,000 files, 0.5/1/2 GiB).",
         "",
         f"**Small files** ({sf['files']} sales CSVs of ~{sf['mean_file_bytes']} B, "
         f"{c['puts_per_file']} PUTs each):",
@@ -153,7 +164,7 @@ def markdown(r: dict[str, Any]) -> str:
                     "yes" if x["keeps_up"] else "**no**",
                     x["latency_p50_s"],
                     x["latency_max_s"],
-                    x["drain_after_last_upload_s"],
+                    _or(x["drain_after_last_upload_s"], "never: falls behind"),
                     x["worker_hours"],
                     x["workers_used"],
                     f"${x['monthly_usd']}",
