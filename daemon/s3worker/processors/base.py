@@ -8,8 +8,11 @@ main process imports every processor to route files and must stay light to start
 from __future__ import annotations
 
 import abc
+import codecs
 import gzip
+import io
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,23 @@ from typing import Any, ClassVar
 GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_BYTES = 64 * 1024
 SUMMARY_NAME = "summary.json"
+# Byte-order marks, longest first; the encoding named is the one reported in summaries.
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# What a byte the detected encoding cannot decode becomes in decoded text: a lone surrogate,
+# which no valid text holds, so the reader can reject exactly the rows that carry one.
+UNDECODABLE = "\udcff"
+UNDECODABLE_ERRORS = "s3worker-undecodable"
+INVALID_UTF8 = re.compile("[\udc80-\udcff]")  # bytes `surrogateescape` could not decode
+MULTIBYTE_UTF8 = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
+def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return UNDECODABLE, exc.end
+
+
+codecs.register_error(UNDECODABLE_ERRORS, _mark_undecodable)
 
 
 @dataclass(frozen=True)
@@ -29,8 +49,13 @@ class Sample:
     compressed: bool
 
     @property
+    def encoding(self) -> str:
+        return detect_encoding(self.head)
+
+    @property
     def text(self) -> str:
-        return self.head.decode("utf-8", errors="replace")
+        codec, bom = codec_of(self.encoding)
+        return self.head[bom:].decode(codec, errors="replace")
 
 
 @dataclass(frozen=True)
@@ -80,13 +105,45 @@ def read_sample(path: Path, key: str, limit: int = SAMPLE_BYTES) -> Sample:
     return Sample(key=key, head=text, compressed=True)
 
 
-def open_text(path: Path) -> Any:
-    """Open a local input as UTF-8 text, transparently gunzipping it (detected by content)."""
+def detect_encoding(head: bytes) -> str:
+    """`utf-8`, `utf-8-sig`, `utf-16-le`, `utf-16-be` or `cp1252`, from a file's first bytes.
+
+    A BOM decides; then UTF-8 unless the sample has more invalid sequences than valid
+    multi-byte ones (a UTF-8 file with a stray bad byte stays UTF-8 and loses one row);
+    else cp1252, the Windows superset of latin-1 that Brazilian exports use and that
+    decodes all but five byte values.
+    """
+    for bom, name in BOMS:
+        if head.startswith(bom):
+            return name
+    sample = head[:4096]
+    if len(sample) >= 8 and sample.count(0) >= len(sample) // 4:  # UTF-16 without a BOM
+        return "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
+    text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(head, final=False)
+    invalid = len(INVALID_UTF8.findall(text))
+    if not invalid:
+        return "utf-8"
+    valid = len(MULTIBYTE_UTF8.findall(text))
+    return "utf-8" if valid > invalid else "cp1252"
+
+
+def codec_of(encoding: str) -> tuple[str, int]:
+    """The Python codec that decodes what follows the BOM, and the BOM's length."""
+    bom = next((len(b) for b, name in BOMS if name == encoding), 0)
+    return ("utf-8" if encoding == "utf-8-sig" else encoding), bom
+
+
+def open_text(path: Path, encoding: str | None = None) -> Any:
+    """Open a local input as text, gunzipping it and detecting its encoding (by content).
+
+    Bytes the encoding cannot decode read as `UNDECODABLE`; the BOM, if any, is skipped.
+    """
+    codec, bom = codec_of(encoding or read_sample(path, path.name).encoding)
     with path.open("rb") as f:
         magic = f.read(2)
-    if magic == GZIP_MAGIC:
-        return gzip.open(path, "rt", encoding="utf-8", errors="strict", newline="")
-    return path.open("r", encoding="utf-8", errors="strict", newline="")
+    raw: Any = gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")  # noqa: SIM115 closed with the wrapper
+    raw.read(bom)
+    return io.TextIOWrapper(raw, encoding=codec, errors=UNDECODABLE_ERRORS, newline="")
 
 
 def execute(processor: Processor, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:

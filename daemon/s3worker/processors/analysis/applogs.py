@@ -7,7 +7,7 @@ distinct (minute, client) pairs, which is what memory grows with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ from s3worker.processors.analysis.output import RejectSink, write_frame
 from s3worker.processors.analysis.reading import (
     Chunk,
     Reject,
+    input_encoding,
     input_format,
     iter_chunks,
     iter_lines,
+    undecodable,
 )
 from s3worker.processors.applogs import ALIASES
 from s3worker.processors.base import JobContext, ProcessResult
@@ -100,10 +102,15 @@ class Traffic:
             self.clients = [pd.concat(self.clients).drop_duplicates()]
 
 
-def requests_from_lines(start: int, lines: list[str]) -> tuple[pd.DataFrame, list[Reject]]:
+def requests_from_lines(
+    start: int, lines: list[str], bad: Sequence[int] = (), encoding: str = "utf-8"
+) -> tuple[pd.DataFrame, list[Reject]]:
+    """Lines of Combined Log Format; those at `bad` held undecodable bytes and are rejected."""
     arr = pa.array(lines, pa.string())
     parts = pc.extract_regex(arr, CLF_PATTERN)
     unparsed = np.asarray(parts.is_null().to_numpy(zero_copy_only=False))
+    undecoded = np.zeros(len(lines), dtype=bool)
+    undecoded[list(bad)] = True
     request = pc.extract_regex(parts.field("request"), r"^(?P<method>\S+) (?P<path>\S+)")
     rtime = parts.field("rtime")
     latency = to_float(pa.chunked_array([rtime]))
@@ -119,14 +126,15 @@ def requests_from_lines(start: int, lines: list[str]) -> tuple[pd.DataFrame, lis
         "line": arr,
     }
     table = pa.table(fields)
-    return _requests(Chunk(table, start), {c: c for c in fields}, latency, unparsed)
+    unread = (unparsed | undecoded, undecodable(encoding), undecoded)
+    return _requests(Chunk(table, start), {c: c for c in fields}, latency, unread)
 
 
 def _requests(
     chunk: Chunk,
     cols: dict[str, str],
     latency: np.ndarray | None = None,
-    unparsed: np.ndarray | None = None,
+    unread: tuple[np.ndarray, str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, list[Reject]]:
     t = chunk.table
     time_raw, status_raw = strings(t, cols.get("time")), strings(t, cols.get("status"))
@@ -141,9 +149,11 @@ def _requests(
         "status: not an HTTP status": ~missing(status_raw) & ~((status >= 100) & (status < 600)),
         "path: missing": missing(path),
     }
-    if unparsed is not None:  # a line the log format does not match has one reason only
+    if unread is not None:  # a line not read (bad bytes, or not the format) has one reason only
+        unparsed, reason, undecoded = unread
         problems = {k: v & ~unparsed for k, v in problems.items()}
-        problems["not a Combined Log Format line"] = unparsed
+        problems["not a Combined Log Format line"] = unparsed & ~undecoded
+        problems[reason] = undecoded
     keep, rejects = rejects_of(chunk, problems)
     clean_path = pc.replace_substring_regex(path, r"[?#].*$", "")
     frame = pd.DataFrame(
@@ -176,13 +186,20 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     per_minute, top = _per_minute(traffic), _top_paths(traffic)
     rows |= write_frame(out_dir, "per_minute.parquet", per_minute, MINUTE_SCHEMA)
     rows |= write_frame(out_dir, "top_paths.parquet", top, PATH_SCHEMA)
-    return ProcessResult(summary=_summary(traffic, per_minute, top, rows, rejected.rows), rows=rows)
+    return ProcessResult(
+        summary={
+            "encoding": input_encoding(src),
+            **_summary(traffic, per_minute, top, rows, rejected.rows),
+        },
+        rows=rows,
+    )
 
 
 def _frames(src: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
     if input_format(src) == "clf":
-        for start, lines in iter_lines(src, chunk_rows):
-            yield requests_from_lines(start, lines)
+        encoding = input_encoding(src)
+        for start, lines, bad in iter_lines(src, chunk_rows):
+            yield requests_from_lines(start, lines, bad, encoding)
         return
     cols: dict[str, str] | None = None
     for chunk in iter_chunks(src, chunk_rows):

@@ -25,7 +25,7 @@ from s3worker.processors.analysis.columns import (
     to_time,
 )
 from s3worker.processors.analysis.output import ParquetSink, RejectSink, write_frame
-from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks
+from s3worker.processors.analysis.reading import Chunk, Reject, input_encoding, iter_chunks
 from s3worker.processors.appointments import ALIASES
 from s3worker.processors.base import JobContext, ProcessResult
 
@@ -185,7 +185,10 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
     daily = _daily(counts)
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
-    return ProcessResult(summary=_summary(daily, found, rows, rejected.rows), rows=rows)
+    return ProcessResult(
+        summary={"encoding": input_encoding(src), **_summary(daily, found, rows, rejected.rows)},
+        rows=rows,
+    )
 
 
 def _counts(frame: pd.DataFrame) -> pd.DataFrame:

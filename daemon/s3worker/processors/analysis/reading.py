@@ -4,10 +4,15 @@ CSV goes through pyarrow's streaming reader (fast, multi-threaded parsing); JSON
 JSON arrays are decoded record by record. Every column comes out as strings: typing is the
 processor's business, so one bad value rejects one row instead of failing the whole file.
 Rows the parser cannot split (wrong column count, invalid JSON) are handed over as rejects.
+
+The encoding is detected from the first bytes (`base.detect_encoding`): UTF-8 goes to pyarrow
+as is, anything else is transcoded to UTF-8 on the way in. A row holding bytes its encoding
+cannot decode is rejected with that reason; the rest of the file is read.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import queue
@@ -17,11 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from s3worker.errors import BadDataError
-from s3worker.processors.base import GZIP_MAGIC, open_text, read_sample
+from s3worker.processors.base import (
+    GZIP_MAGIC,
+    UNDECODABLE,
+    UNDECODABLE_ERRORS,
+    codec_of,
+    open_text,
+    read_sample,
+)
 from s3worker.processors.sniffing import delimiter_of, detect_format
 
 CSV_BLOCK_BYTES = 8 << 20
@@ -53,35 +66,52 @@ def input_format(src: Path) -> str:
     return detect_format(read_sample(src, key=src.name).text)
 
 
+def input_encoding(src: Path) -> str:
+    """The text encoding the reader uses for `src` (reported in each processor's summary)."""
+    return read_sample(src, key=src.name).encoding
+
+
+def undecodable(encoding: str) -> str:
+    """The reject reason of a row holding bytes `encoding` cannot decode."""
+    return f"undecodable bytes for the file's encoding ({encoding})"
+
+
 def iter_chunks(src: Path, chunk_rows: int) -> Iterator[Chunk]:
     """Every record of a CSV, JSON or JSON-lines file (gzip or not), `chunk_rows` at a time."""
-    fmt = input_format(src)
+    sample = read_sample(src, key=src.name)
+    fmt, encoding = detect_format(sample.text), sample.encoding
     if fmt == "csv":
-        yield from _rebatch(_csv_batches(src), chunk_rows)
+        yield from _rebatch(_csv_batches(src, encoding), chunk_rows)
     elif fmt == "jsonl":
-        with open_text(src) as f:
-            yield from _records_to_chunks(_jsonl_records(f), chunk_rows)
+        with open_text(src, encoding) as f:
+            yield from _records_to_chunks(_jsonl_records(f, encoding), chunk_rows)
     elif fmt == "json":
-        with open_text(src) as f:
-            yield from _records_to_chunks(_json_array_records(f), chunk_rows)
+        with open_text(src, encoding) as f:
+            yield from _records_to_chunks(_json_array_records(f, encoding), chunk_rows)
     else:
         raise BadDataError(f"expected CSV, JSON or JSON lines, found {fmt} content")
 
 
-def iter_lines(src: Path, chunk_rows: int) -> Iterator[tuple[int, list[str]]]:
-    """Non-empty text lines in lists of `chunk_rows`, with the line number of the first."""
+def iter_lines(src: Path, chunk_rows: int) -> Iterator[tuple[int, list[str], list[int]]]:
+    """Text lines in lists of `chunk_rows`, with the line number of the first, and the
+    positions in the list of lines with undecodable bytes (shown there as U+FFFD)."""
     with open_text(src) as f:
         batch: list[str] = []
+        bad: list[int] = []
         start = 0
         for number, line in enumerate(f):
             if not batch:
                 start = number
-            batch.append(line.rstrip("\r\n"))
+            text = line.rstrip("\r\n")
+            if UNDECODABLE in text:
+                bad.append(len(batch))
+                text = text.replace(UNDECODABLE, "\ufffd")
+            batch.append(text)
             if len(batch) >= chunk_rows:
-                yield start, batch
-                batch = []
+                yield start, batch, bad
+                batch, bad = [], []
         if batch:
-            yield start, batch
+            yield start, batch, bad
 
 
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -133,9 +163,9 @@ def _offer(
 # --- CSV -------------------------------------------------------------------------------
 
 
-def _csv_header(src: Path) -> tuple[list[str], str]:
-    with open_text(src) as f:
-        header = f.readline().lstrip("\ufeff").rstrip("\r\n")
+def _csv_header(src: Path, encoding: str) -> tuple[list[str], str]:
+    with open_text(src, encoding) as f:
+        header = f.readline().lstrip("\ufeff").rstrip("\r\n").replace(UNDECODABLE, "\ufffd")
     delimiter = delimiter_of(header) or ","
     names = next(csv.reader([header], delimiter=delimiter))
     # Duplicate or empty names would make pyarrow's column_types ambiguous.
@@ -148,8 +178,8 @@ def _csv_header(src: Path) -> tuple[list[str], str]:
     return unique, delimiter
 
 
-def _csv_batches(src: Path) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
-    names, delimiter = _csv_header(src)
+def _csv_batches(src: Path, encoding: str) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+    names, delimiter = _csv_header(src, encoding)
     rejects: list[Reject] = []
 
     def invalid_row(row: Any) -> str:
@@ -158,22 +188,93 @@ def _csv_batches(src: Path) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
         return "skip"
 
     compression = "gzip" if _is_gzip(src) else None
-    stream = pa.input_stream(str(src), compression=compression)
+    stream: Any = pa.input_stream(str(src), compression=compression)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        stream = _Utf8Stream(stream, encoding)
     reader = pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(
             column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=True
         ),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
+        # Binary, so that invalid UTF-8 rejects its row rather than the file (see _as_text).
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+            column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=True
         ),
     )
+    schema = pa.schema([(name, pa.string()) for name in names])
     for batch in reader:
-        yield batch, rejects[:]
+        yield _as_text(batch, schema, delimiter, encoding, rejects), rejects[:]
         rejects.clear()
     if rejects:
-        yield pa.RecordBatch.from_pylist([], schema=reader.schema), rejects[:]
+        yield pa.RecordBatch.from_pylist([], schema=schema), rejects[:]
+
+
+def _as_text(
+    batch: pa.RecordBatch, schema: pa.Schema, delimiter: str, encoding: str, rejects: list[Reject]
+) -> pa.RecordBatch:
+    """The batch as strings; rows with bytes that are not UTF-8 go to `rejects`, not on.
+
+    Transcoded input carries its undecodable bytes through as invalid UTF-8 (see _Utf8Stream),
+    so one check covers every encoding. The cast is vectorised; rows are looked at one by one
+    only in a batch that fails it.
+    """
+    try:
+        return pa.RecordBatch.from_arrays(
+            [col.cast(pa.string()) for col in batch.columns], schema=schema
+        )
+    except pa.ArrowInvalid:
+        pass
+    rows = batch.to_pylist()
+    bad = [i for i, row in enumerate(rows) if not all(_utf8(v) for v in row.values())]
+    for i in bad:
+        raw = delimiter.join(
+            (v or b"").decode("utf-8", errors="backslashreplace") for v in rows[i].values()
+        )
+        rejects.append(Reject(None, undecodable(encoding), raw[:RAW_LIMIT]))
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[bad] = False
+    return _as_text(batch.filter(pa.array(keep)), schema, delimiter, encoding, rejects)
+
+
+def _utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Utf8Stream:
+    """A byte stream in `encoding` read as UTF-8; undecodable bytes come out as invalid UTF-8."""
+
+    def __init__(self, raw: Any, encoding: str) -> None:
+        codec, self._bom = codec_of(encoding)
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(codec)(UNDECODABLE_ERRORS)
+        self._out = b""
+        self._eof = False
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) < size):
+            block = self._raw.read(CSV_BLOCK_BYTES)
+            if self._bom:
+                block, self._bom = block[self._bom :], 0
+            self._eof = not block
+            text = self._decoder.decode(block, final=self._eof)
+            self._out += text.encode("utf-8", errors="surrogateescape")
+        if size < 0:
+            size = len(self._out)
+        data, self._out = self._out[:size], self._out[size:]
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        self._raw.close()
 
 
 def _is_gzip(src: Path) -> bool:
@@ -206,10 +307,14 @@ def _rebatch(batches: Iterator[tuple[pa.RecordBatch, list[Reject]]], rows: int) 
 # --- JSON ------------------------------------------------------------------------------
 
 
-def _jsonl_records(f: IO[str]) -> Iterator[object | Reject]:
+def _jsonl_records(f: IO[str], encoding: str) -> Iterator[object | Reject]:
     for number, line in enumerate(f):
         text = line.strip()
         if not text:
+            continue
+        if UNDECODABLE in text:
+            raw = text.replace(UNDECODABLE, "\ufffd")[:RAW_LIMIT]
+            yield Reject(None, f"{undecodable(encoding)} on line {number + 1}", raw)
             continue
         try:
             yield json.loads(text)
@@ -219,9 +324,9 @@ def _jsonl_records(f: IO[str]) -> Iterator[object | Reject]:
             )
 
 
-def _json_array_records(f: IO[str]) -> Iterator[object | Reject]:
+def _json_array_records(f: IO[str], encoding: str) -> Iterator[object | Reject]:
     """The elements of a top-level array, decoded one by one so memory stays bounded."""
-    reader = _JsonArrayReader(f)
+    reader = _JsonArrayReader(f, encoding)
     if not reader.opens_array():
         yield from _wrapped_records(reader.rest())
         return
@@ -244,10 +349,12 @@ def _wrapped_records(text: str) -> Iterator[object]:
 class _JsonArrayReader:
     """Walks `[elem, elem, ...]` over a text stream with a bounded buffer."""
 
-    def __init__(self, f: IO[str]) -> None:
+    def __init__(self, f: IO[str], encoding: str) -> None:
         self._f = f
+        self._encoding = encoding
         self._buf = ""
         self._pos = 0
+        self._start = 0
         self._eof = False
         self._decoder = json.JSONDecoder()
 
@@ -278,14 +385,22 @@ class _JsonArrayReader:
             pass
         return self._buf[self._pos :]
 
-    def __iter__(self) -> Iterator[object]:
+    def __iter__(self) -> Iterator[object | Reject]:
         while True:
             head = self._skip(" \t\r\n,")
             if head in ("]", ""):
                 return
             yield self._decode()
 
-    def _decode(self) -> object:
+    def _decode(self) -> object | Reject:
+        obj = self._decode_next()
+        start = self._start  # where the element began (a _fill may have moved it)
+        if self._buf.find(UNDECODABLE, start, self._pos) < 0:
+            return obj
+        raw = self._buf[start : self._pos].replace(UNDECODABLE, "\ufffd")[:RAW_LIMIT]
+        return Reject(None, undecodable(self._encoding), raw)
+
+    def _decode_next(self) -> object:
         while True:
             try:
                 obj, end = self._decoder.raw_decode(self._buf, self._pos)
@@ -295,7 +410,7 @@ class _JsonArrayReader:
                 raise BadDataError(f"invalid JSON array: {exc}") from None
             if end == len(self._buf) and self._fill():
                 continue  # a number cut at the buffer's edge: decode it whole
-            self._pos = end
+            self._start, self._pos = self._pos, end
             return obj
 
 

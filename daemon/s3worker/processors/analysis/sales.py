@@ -25,7 +25,13 @@ from s3worker.processors.analysis.columns import (
     to_time,
 )
 from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks, prefetch
+from s3worker.processors.analysis.reading import (
+    Chunk,
+    Reject,
+    input_encoding,
+    iter_chunks,
+    prefetch,
+)
 from s3worker.processors.analysis.sales_totals import LEVELS, VALUES, Level, Lines, Totals
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sales import ALIASES
@@ -135,7 +141,10 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         rows |= _write(out_dir, frames)
     finally:
         totals.close()
-    return ProcessResult(summary=_summary(frames, rows, rejected.rows), rows=rows)
+    return ProcessResult(
+        summary={"encoding": input_encoding(src), **_summary(frames, rows, rejected.rows)},
+        rows=rows,
+    )
 
 
 def _write_detail(out_dir: Path, totals: Totals) -> dict[str, int]:

@@ -20,7 +20,13 @@ from s3worker.processors.analysis.columns import (
     to_time,
 )
 from s3worker.processors.analysis.output import ParquetSink, RejectSink
-from s3worker.processors.analysis.reading import Chunk, Reject, iter_chunks, prefetch
+from s3worker.processors.analysis.reading import (
+    Chunk,
+    Reject,
+    input_encoding,
+    iter_chunks,
+    prefetch,
+)
 from s3worker.processors.analysis.series import Found, Readings, SeriesState
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sensors import ALIASES, RANGES
@@ -171,7 +177,7 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rows = rejected.close() | anomalies.close()
     rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
     summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)
-    return ProcessResult(summary=summary, rows=rows)
+    return ProcessResult(summary={"encoding": input_encoding(src), **summary}, rows=rows)
 
 
 def _normalised(src: Path, ctx: JobContext) -> Iterator[Normalised]:
