@@ -1,8 +1,9 @@
 """The appointments processor's pandas side: bookings, conflicts and summaries.
 
-Conflicts need every active booking of a professional (or patient) at once, so a compact
-index of them (ids and start/end instants) is kept while the rows themselves stream to
-Parquet: about 100 bytes per active booking, some 100 MB for a million bookings.
+Conflicts are found by a sweep in time order over the active bookings. These are spilled
+to disk in buckets of a week (by start) and swept one bucket at a time, carrying over only
+the bookings still running at the bucket's end: memory follows the bookings of one week,
+not of the file. Only the conflicts found are kept until the end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from s3worker.processors.analysis.columns import (
 )
 from s3worker.processors.analysis.output import ParquetSink, RejectSink, write_frame
 from s3worker.processors.analysis.reading import Chunk, Reject, input_encoding, iter_chunks
+from s3worker.processors.analysis.spill import Spill
 from s3worker.processors.appointments import ALIASES
 from s3worker.processors.base import JobContext, ProcessResult
 
@@ -61,6 +63,18 @@ CONFLICTS = pa.schema(
         ("overlap_minutes", pa.float64()),
     ]
 )
+ACTIVE = pa.schema(
+    [
+        ("appointment_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("professional_id", pa.string()),
+        ("start", pa.timestamp("ns", "UTC")),
+        ("end", pa.timestamp("ns", "UTC")),
+    ]
+)
+BUCKET = np.timedelta64(7, "D")  # the span of bookings swept at once
+KINDS = ("professional", "patient")
+_EPOCH, _BUCKET = pd.Timestamp(0, tz="UTC"), pd.Timedelta(BUCKET)
 COUNTS = ["bookings", "cancellations", "no_shows", "attended"]
 SUMMARY = pa.schema(
     [
@@ -144,6 +158,8 @@ def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
     same[1:] = df[col].to_numpy()[1:] == df[col].to_numpy()[:-1]
     prev_reach, prev_holder = np.roll(reach, 1), np.roll(holder, 1)
     hit = same & (start < prev_reach)
+    if "carried" in df:  # reported in the bucket they started in
+        hit &= ~df["carried"].to_numpy(dtype=bool)
     other = prev_holder[hit]
     return pd.DataFrame(
         {
@@ -151,8 +167,8 @@ def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
             "entity": df[col].to_numpy()[hit],
             "appointment_id": df["appointment_id"].to_numpy()[hit],
             "other_appointment_id": df["appointment_id"].to_numpy()[other],
-            "start": df["start"].to_numpy()[hit],
-            "other_start": df["start"].to_numpy()[other],
+            "start": df["start"].array[hit],
+            "other_start": df["start"].array[other],
             "overlap_minutes": (np.minimum(end[hit], end[other]) - start[hit]) / 60e9,
         }
     )
@@ -161,27 +177,24 @@ def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected, table = RejectSink(out_dir), ParquetSink(out_dir, "appointments.parquet", BOOKINGS)
     cols: dict[str, str] | None = None
-    active, counts = [], []
-    for chunk in iter_chunks(src, ctx.chunk_rows):
-        if cols is None:
-            cols = resolve(chunk.table, ALIASES)
-            if "start" not in cols:
-                raise BadDataError(
-                    f"appointments need a start column; found {chunk.table.column_names}"
-                )
-        frame, rejects = bookings(chunk, cols)
-        rejected.add(rejects)
-        table.write(frame)
-        keep = ["appointment_id", "patient_id", "professional_id", "start", "end"]
-        active.append(frame.loc[frame["status"] != "cancelled", keep])
-        counts.append(_counts(frame))
-    rows = rejected.close() | table.close()
-    both = pd.concat(active) if active else pd.DataFrame(columns=["start"])
-    found = (
-        pd.concat([conflicts(both, "professional"), conflicts(both, "patient")])
-        if active
-        else pd.DataFrame()
-    )
+    counts = []
+    with Spill(out_dir, ACTIVE) as active:
+        for chunk in iter_chunks(src, ctx.chunk_rows):
+            if cols is None:
+                cols = resolve(chunk.table, ALIASES)
+                if "start" not in cols:
+                    raise BadDataError(
+                        f"appointments need a start column; found {chunk.table.column_names}"
+                    )
+            frame, rejects = bookings(chunk, cols)
+            rejected.add(rejects)
+            table.write(frame)
+            _spill(active, frame[frame["status"] != "cancelled"])
+            counts.append(_counts(frame))
+            if len(counts) > 16:  # rows out of time order repeat every group in every chunk
+                counts = [_merge(counts)]
+        rows = rejected.close() | table.close()
+        found = _sweep(active)
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
     daily = _daily(counts)
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
@@ -191,12 +204,43 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
+def _spill(active: Spill, frame: pd.DataFrame) -> None:
+    start = frame["start"].to_numpy("datetime64[ns]")
+    bucket = (start.astype("datetime64[D]") - np.datetime64(0, "D")) // BUCKET
+    active.add(
+        bucket.astype(np.int64),
+        {n: frame[n].to_numpy(np.dtype("datetime64[ns]") if n in ("start", "end") else object)
+         for n in ACTIVE.names},
+    )  # fmt: skip
+
+
+def _sweep(active: Spill) -> pd.DataFrame:
+    """Every conflict, one bucket of bookings (plus those still running into it) at a time."""
+    found: dict[str, list[pd.DataFrame]] = {k: [] for k in KINDS}
+    carry = pd.DataFrame()
+    for bucket in active.buckets():
+        rows = bucket.to_pandas().assign(carried=False)
+        both = pd.concat([carry, rows], ignore_index=True) if len(carry) else rows
+        for kind in KINDS:
+            found[kind].append(conflicts(both, kind))
+        bucket_end = (rows["start"].min().floor("D") - _EPOCH) // _BUCKET * _BUCKET + _EPOCH
+        carry = both[both["end"] > bucket_end + _BUCKET].assign(carried=True)
+    # In the order one sweep over the whole file gives: by kind, entity, start.
+    parts = [
+        pd.concat(found[k], ignore_index=True).sort_values(["entity", "start", "appointment_id"])
+        for k in KINDS
+        if found[k]
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CONFLICTS.names)
+
+
 def _counts(frame: pd.DataFrame) -> pd.DataFrame:
     status = frame["status"]
     return (
         pd.DataFrame(
             {
-                "day": frame["start"].dt.strftime("%Y-%m-%d"),
+                # the day as a date here, as text only once per group (in _daily)
+                "day": frame["start"].to_numpy("datetime64[ns]").astype("datetime64[D]"),
                 "professional_id": frame["professional_id"].fillna("unknown"),
                 "bookings": 1,
                 "cancellations": (status == "cancelled").astype("int64"),
@@ -209,10 +253,15 @@ def _counts(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _merge(counts: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(counts).groupby(level=["day", "professional_id"]).sum()
+
+
 def _daily(counts: list[pd.DataFrame]) -> pd.DataFrame:
     if not counts:
         return pd.DataFrame(columns=SUMMARY.names)
-    daily = pd.concat(counts).groupby(level=["day", "professional_id"]).sum().reset_index()
+    daily = _merge(counts).reset_index()
+    daily["day"] = daily["day"].dt.strftime("%Y-%m-%d")
     held = daily["bookings"] - daily["cancellations"]
     return daily.assign(no_show_rate=(daily["no_shows"] / held.where(held > 0)).astype("float64"))
 
