@@ -36,7 +36,20 @@ class EchoProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         self.runlog.mkdir(parents=True, exist_ok=True)
-        (self.runlog / uuid.uuid4().hex).write_text(ctx.key)
+        run = uuid.uuid4().hex
+        (self.runlog / run).write_text(ctx.key)
+        # How many copies run at this moment (markers of runs in progress), for the tests.
+        running = self.runlog.parent / f"{self.runlog.name}.running"
+        running.mkdir(exist_ok=True)
+        (running / run).touch()
+        try:
+            return self._process(src, out_dir, len(list(running.iterdir())))
+        finally:
+            (running / run).unlink()
+
+    def _process(self, src: Path, out_dir: Path, running: int) -> ProcessResult:
+        with (self.runlog.parent / f"{self.runlog.name}.peak").open("a") as peaks:
+            peaks.write(f"{running}\n")
         lines = src.read_bytes().decode().splitlines()
         words = lines[0].split(maxsplit=2)
         if words[1:2] == ["corrupt"]:
@@ -59,6 +72,11 @@ def wait_for_gate(gate: Path) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gate {gate} never opened")
         time.sleep(0.02)
+
+
+def peak_running(runlog: Path) -> int:
+    """The most processor runs seen at the same moment."""
+    return max(int(n) for n in (runlog.parent / f"{runlog.name}.peak").read_text().split())
 
 
 def runs(runlog: Path) -> list[str]:

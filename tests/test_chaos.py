@@ -25,4 +25,6 @@ def test_faults_kills_and_hostile_inputs_lose_and_duplicate_nothing(aws: str, tm
     assert sum(figures.kills.values()) == 6
     assert len(figures.faults) >= 4
     assert figures.manifests >= 24
-    assert figures.error_reports >= 5
+    # the corrupt gzip, the binary file and the over-long key at least (wrong encodings are
+    # decoded, not failed, since the readers detect them)
+    assert figures.error_reports >= 3

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from procs import Pipeline, echo_registry, runs
+from procs import Pipeline, echo_registry, peak_running, runs
 from s3worker.config import Settings
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
@@ -452,3 +452,44 @@ def test_exit_during_a_poll_hands_its_messages_back_at_once(
         QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == "1"
+
+
+def test_in_flight_and_processing_are_both_bounded(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from s3worker.sqs import Queue
+
+    # Given 12 slow files, one processor at a time and room for three messages in flight
+    pipeline = Pipeline.create(name)
+    for i in range(12):
+        pipeline.upload(f"bounded/{i}.txt", b"echo slow 0.2\n")
+    asked: list[tuple[int, int]] = []
+    in_flight = {"now": 0}
+    original = Queue.receive
+
+    async def receive(self: Queue, max_messages: int, wait_seconds: int) -> list:
+        asked.append((max_messages, in_flight["now"]))
+        messages = await original(self, max_messages, wait_seconds)
+        in_flight["now"] += len(messages)
+        return messages
+
+    original_delete = Queue.delete
+
+    async def delete(self: Queue, messages: list) -> None:
+        await original_delete(self, messages)
+        in_flight["now"] -= len(list(messages))
+
+    monkeypatch.setattr(Queue, "receive", receive)
+    monkeypatch.setattr(Queue, "delete", delete)
+    runlog = tmp_path / "runlog"
+    # When the worker drains them
+    run_worker(
+        pipeline, scratch, echo_registry(runlog),
+        S3WORKER_CONCURRENCY=1, S3WORKER_MAX_IN_FLIGHT=3,
+    )  # fmt: skip
+    # Then it never asked for more than its free slots, held up to three, ran one at a time
+    assert all(want + held <= 3 for want, held in asked), asked
+    assert max(want for want, _ in asked) == 3
+    assert any(held > 0 for _, held in asked)  # it received while others were in flight
+    assert peak_running(runlog) == 1
+    assert len(runs(runlog)) == 12

@@ -44,10 +44,10 @@ class Clients:
 
 
 class ClientsContext:
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, in_flight: int) -> None:
         self._stack = AsyncExitStack()
         # Each job holds up to a few S3 connections; heartbeats and polls need their own.
-        self._config = client_config(max(20, concurrency * 4))
+        self._config = client_config(max(20, in_flight * 2))
 
     async def __aenter__(self) -> Clients:
         session = get_session()

@@ -23,6 +23,7 @@ MAX_POLL_SECONDS = 20
 # SQS keeps a message in flight at most 12 hours from its receipt, heartbeat or not:
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
 MAX_JOB_SECONDS = 11 * 3600
+IN_FLIGHT_PER_PROCESS = 4
 T = TypeVar("T")
 
 
@@ -33,6 +34,7 @@ class Settings:
     output_prefix: str = ""
     scratch_dir: Path = Path("/var/lib/s3worker")
     concurrency: int = 1
+    max_in_flight: int = 4
     idle_seconds: float = 600.0
     idle_confirm_seconds: float = 60.0
     idle_action: str = "none"
@@ -52,12 +54,18 @@ class Settings:
         """Read every S3WORKER_* variable; `overrides` (CLI flags) win over `env`."""
         e = {**(os.environ if env is None else env), **(overrides or {})}
         tty = sys.stdout.isatty()
+        concurrency = _parse(e, "S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1)
         return cls(
             queue_url=_required(e, "S3WORKER_QUEUE_URL"),
             output_bucket=_required(e, "S3WORKER_OUTPUT_BUCKET"),
             output_prefix=e.get("S3WORKER_OUTPUT_PREFIX", "").strip("/"),
             scratch_dir=Path(e.get("S3WORKER_SCRATCH_DIR", "/var/lib/s3worker")),
-            concurrency=_parse(e, "S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1),
+            concurrency=concurrency,
+            # Files held at once: downloads and uploads of some overlap the processing of
+            # others (small files spend most of their time in S3 calls).
+            max_in_flight=_parse(
+                e, "S3WORKER_MAX_IN_FLIGHT", int, IN_FLIGHT_PER_PROCESS * concurrency, lo=1
+            ),
             idle_seconds=_parse(e, "S3WORKER_IDLE_SECONDS", float, 600.0, lo=0),
             idle_confirm_seconds=_parse(e, "S3WORKER_IDLE_CONFIRM_SECONDS", float, 60.0, lo=0),
             idle_action=_choice(e, "S3WORKER_IDLE_ACTION", IDLE_ACTIONS, "none"),

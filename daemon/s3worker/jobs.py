@@ -156,11 +156,8 @@ class JobRunner:
     async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
         timeout = self.settings.job_timeout_seconds
         try:
-            return await asyncio.wait_for(
-                self.pool.run(execute, processor, job.input, job.out, ctx), timeout
-            )
+            return await self.pool.run(execute, processor, job.input, job.out, ctx, limit=timeout)
         except TimeoutError:
-            self.pool.restart()  # the only way to stop a process pool's task
             raise JobTimeoutError(
                 f"processor {processor.name} ran longer than {timeout:g} s "
                 "(S3WORKER_JOB_TIMEOUT_SECONDS); its worker process was ended"

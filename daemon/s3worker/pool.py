@@ -6,7 +6,7 @@ import asyncio
 import functools
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ class ProcessPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._free = asyncio.Semaphore(workers)
 
     def _get(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -44,11 +45,29 @@ class ProcessPool:
         for _ in range(self.workers):
             executor.submit(warm_up)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        executor = self._get()
+    async def run(self, fn: Callable[..., T], *args: Any, limit: float | None = None) -> T:
+        """Run `fn(*args)` in a worker process; `limit` (seconds) counts from when a process is free
+        for it, so time spent waiting behind other files never counts against a file.
+        On timeout the pool is restarted (the only way to stop the call) and TimeoutError
+        is raised."""
+        async with self._free:  # submit only when a process can start it now
+            while True:
+                executor = self._get()
+                future = executor.submit(functools.partial(fn, *args))
+                try:
+                    return await asyncio.wait_for(self._result(executor, future), limit)
+                except TimeoutError:
+                    self.restart()
+                    raise
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if future.cancelled() and task is not None and not task.cancelling():
+                        continue  # not started when the pool was restarted: to the new one
+                    raise
+
+    async def _result(self, executor: ProcessPoolExecutor, future: Future[T]) -> T:
         try:
-            return await loop.run_in_executor(executor, functools.partial(fn, *args))
+            return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
             log.error("worker_process_died", error=repr(exc))
             if self._executor is executor:
@@ -59,7 +78,8 @@ class ProcessPool:
     def restart(self) -> None:
         """End every worker process now (a job overran); the next job gets a fresh pool.
 
-        Jobs running beside it fail with a dead pool and go back to the queue.
+        Jobs running beside it fail with a dead pool and go back to the queue; jobs still
+        waiting for a process move to the new pool.
         """
         self.shutdown(kill=True)
 

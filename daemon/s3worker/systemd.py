@@ -35,6 +35,8 @@ class Notifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never block the event loop on a manager that is not reading.
+                sock.setblocking(False)
                 sock.connect(self.address)
                 sock.sendall("\n".join(lines).encode())
         except OSError as exc:

@@ -108,11 +108,15 @@ class Worker:
             queue=self.settings.queue_url,
             dlq=self.dlq.url if self.dlq else None,
             concurrency=self.settings.concurrency,
+            max_in_flight=self.settings.max_in_flight,
             visibility_timeout=info.visibility_timeout,
             scratch_entries_wiped=removed,
         )
         # After READY: start the worker processes and import pandas while the first poll waits.
-        self.pool.warm()
+        try:
+            self.pool.warm()
+        except Exception as exc:  # only an optimisation: the first job starts them anyway
+            log.warning("pool_warm_up_failed", error=repr(exc))
 
     async def _resolve_dlq(self, arn: str | None) -> None:
         url = self.settings.dlq_url
@@ -133,7 +137,7 @@ class Worker:
 
     async def main_loop(self) -> ExitReason:
         while not self._exit.is_set():
-            free = self.settings.concurrency - len(self.tasks)
+            free = self.settings.max_in_flight - len(self.tasks)
             if free <= 0:
                 await self._wait_for(self._slot_freed)
                 self._slot_freed.clear()
@@ -335,7 +339,7 @@ class Worker:
 
 async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
-    async with ClientsContext(settings.concurrency) as clients:
+    async with ClientsContext(settings.max_in_flight) as clients:
         worker = Worker(settings, clients, **kwargs)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
