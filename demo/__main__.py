@@ -33,6 +33,7 @@ from demo.emulator import (
 from demo.report import print_results
 
 STACK = "s3worker-demo"
+READY_TIMEOUT_SECONDS = 30
 # Shorter than the stack's defaults (600 s idle, 60 s confirmation, 20 s long polls) so the
 # demo shows a worker stopping itself within seconds. The idle rule is checked after each
 # empty poll, so the poll is shortened too.
@@ -99,7 +100,6 @@ def boot(instance_id: str, env_file: dict[str, str], aws: EmbeddedAws, workdir: 
     notify = home / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
-    sock.settimeout(30)
     env = {
         **os.environ,
         **env_file,
@@ -120,12 +120,27 @@ def boot(instance_id: str, env_file: dict[str, str], aws: EmbeddedAws, workdir: 
     )
     daemon = Daemon(instance_id, process, imds, log)
     try:
-        while b"READY=1" not in sock.recv(4096):
-            pass
-        daemon.ready_after = time.monotonic() - started
+        daemon.ready_after = wait_ready(sock, process, started)
+    except BaseException:
+        daemon.stop()  # never leave a daemon behind that did not come up
+        raise
     finally:
         sock.close()
     return daemon
+
+
+def wait_ready(sock: socket.socket, process: subprocess.Popen[bytes], started: float) -> float:
+    """Seconds until READY=1, as systemd waits for Type=notify; fails fast if it exits."""
+    sock.settimeout(0.5)
+    while time.monotonic() - started < READY_TIMEOUT_SECONDS:
+        try:
+            if b"READY=1" in sock.recv(4096):
+                return time.monotonic() - started
+        except TimeoutError:
+            if process.poll() is not None:
+                msg = f"the daemon exited ({process.returncode}) before READY=1"
+                raise RuntimeError(msg) from None
+    raise TimeoutError(f"no READY=1 within {READY_TIMEOUT_SECONDS} s")
 
 
 def states(pool_tag: str) -> dict[str, str]:
