@@ -1,0 +1,203 @@
+"""Access-log lines to request fields, vectorised: one RE2 pass per chunk, no Python loop.
+
+`pyarrow.compute.extract_regex` splits a whole chunk of lines with the format's pattern
+(see logformats), then the fields are normalised to what every format shares: time,
+status, method, path, client, user agent and latency in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.processors.analysis.columns import BoolArray, FloatArray, TimeArray, to_float, to_time
+from s3worker.processors.analysis.logformats import LINE_PATTERNS, w3c_pattern
+
+CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"  # [17/May/2015:10:05:03 +0000], Apache and S3
+# "GET /a?b HTTP/1.1", or ALB's "GET https://host:443/a?b HTTP/1.1": the path without host.
+REQUEST = r"^(?P<method>[A-Za-z]+) (?:[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*)?(?P<path>\S+)"
+# nginx after the user agent: "$http_x_forwarded_for", then $request_time (or rt=...).
+FORWARDED = r'^ "(?P<xff>[^"]*)"'
+REQUEST_TIME = r'(?:^| )(?:rt=|request_time=)?"?(?P<rtime>\d+(?:\.\d+)?)"?(?: |$)'
+FIRST_ADDRESS = r"^\s*(?P<ip>[0-9A-Fa-f.:]+)\s*(?:,|$)"
+NO_RESPONSE = "0"  # CloudFront's 000 and a `-` status: the client left before a response
+
+
+@dataclass
+class Fields:
+    """A chunk's requests: string columns, times, latency (ms) and lines not in the format."""
+
+    time: TimeArray
+    status: pa.ChunkedArray
+    method: pa.ChunkedArray
+    path: pa.ChunkedArray
+    client: pa.ChunkedArray
+    agent: pa.ChunkedArray
+    latency_ms: FloatArray
+    unparsed: BoolArray
+
+
+def parse_lines(fmt: str, lines: pa.Array, w3c: Sequence[str] = ()) -> Fields:
+    """Lines of `fmt` (`clf`, `alb`, `s3` or `w3c` with its `#Fields`) as request fields."""
+    if fmt == "w3c":
+        return _w3c(lines, w3c)
+    parts = pc.extract_regex(lines, LINE_PATTERNS[fmt])
+    unparsed = _nulls(parts)
+    return {"clf": _clf, "alb": _alb, "s3": _s3}[fmt](parts, unparsed)
+
+
+def _clf(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
+    method, path = _request(pc.struct_field(parts, "request"))
+    rest = pc.fill_null(pc.struct_field(parts, "rest"), "")
+    rtime = pc.struct_field(pc.extract_regex(rest, REQUEST_TIME), "rtime")
+    seconds = np.asarray(
+        pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False)
+    )
+    latency = to_float(_chunked(rtime))
+    # $request_time is in seconds (with a dot), Apache's %D in microseconds (an integer).
+    latency = np.where(seconds, latency * 1000.0, latency / 1000.0)
+    xff = pc.struct_field(pc.extract_regex(rest, FORWARDED), "xff")
+    return Fields(
+        time=_strptime(pc.struct_field(parts, "time"), CLF_TIME),
+        status=_status(pc.struct_field(parts, "status")),
+        method=method,
+        path=path,
+        client=_forwarded_or(xff, pc.struct_field(parts, "client")),
+        agent=_chunked(pc.struct_field(parts, "agent")),
+        latency_ms=latency,
+        unparsed=unparsed,
+    )
+
+
+def _alb(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
+    method, path = _request(pc.struct_field(parts, "request"))
+    phases = [
+        to_float(_chunked(pc.struct_field(parts, name)))
+        for name in ("request_processing", "target_processing", "response_processing")
+    ]
+    total = phases[0] + phases[1] + phases[2]
+    # -1 in any phase: the request never reached a target, or the target dropped it.
+    known = (phases[0] >= 0) & (phases[1] >= 0) & (phases[2] >= 0)
+    return Fields(
+        time=to_time(_chunked(pc.struct_field(parts, "time"))),
+        status=_status(pc.struct_field(parts, "status")),
+        method=method,
+        path=path,
+        client=_dash_null(pc.struct_field(parts, "client")),
+        agent=_chunked(pc.struct_field(parts, "agent")),
+        latency_ms=np.where(known, total * 1000.0, np.nan),
+        unparsed=unparsed,
+    )
+
+
+def _s3(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
+    method, path = _request(pc.struct_field(parts, "request"))
+    # No request line (e.g. REST.COPY.OBJECT_GET): the verb of the operation, and the key.
+    operation = pc.struct_field(parts, "operation")
+    verb = pc.struct_field(pc.extract_regex(operation, r"^[A-Z]+\.(?P<verb>[A-Z]+)"), "verb")
+    no_request = pc.equal(pc.fill_null(pc.struct_field(parts, "request"), ""), "")
+    method = pc.if_else(no_request, _chunked(verb), method)
+    path = pc.if_else(no_request, _chunked(pc.struct_field(parts, "key")), path)
+    return Fields(
+        time=_strptime(pc.struct_field(parts, "time"), CLF_TIME),
+        status=_status(pc.struct_field(parts, "status")),
+        method=method,
+        path=path,
+        client=_dash_null(pc.struct_field(parts, "client")),
+        agent=_chunked(pc.struct_field(parts, "agent")),
+        latency_ms=to_float(_dash_null(pc.struct_field(parts, "total_time"))),  # milliseconds
+        unparsed=unparsed,
+    )
+
+
+def _w3c(lines: pa.Array, fields: Sequence[str]) -> Fields:
+    """CloudFront (tabs, time-taken in seconds) or IIS (spaces, time-taken in ms)."""
+    separator = "\t" if pc.any(pc.match_substring(lines, "\t")).as_py() else " "
+    parts = pc.extract_regex(lines, w3c_pattern(fields, separator))
+    index = {name.lower(): i for i, name in enumerate(fields)}
+
+    def col(*names: str) -> pa.ChunkedArray:
+        for name in names:
+            if name in index:
+                return _dash_null(pc.struct_field(parts, f"f{index[name]}"))
+        return _chunked(pa.nulls(len(lines), pa.string()))
+
+    stamp = pc.binary_join_element_wise(col("date"), col("time"), "T")
+    unit = 1000.0 if any(name.startswith("x-edge-") for name in index) else 1.0
+    path = col("cs-uri-stem")
+    return Fields(
+        time=to_time(stamp),
+        status=_status(col("sc-status")),
+        method=col("cs-method"),
+        path=pc.fill_null(path, "-"),
+        client=_forwarded_or(col("x-forwarded-for"), col("c-ip")),
+        agent=url_decoded(col("cs(user-agent)")),
+        latency_ms=to_float(col("time-taken")) * unit,
+        unparsed=_nulls(parts),
+    )
+
+
+def url_decoded(agents: pa.ChunkedArray) -> pa.ChunkedArray:
+    """CloudFront URL-encodes the user agent, sometimes twice (`%2520`): decode each
+    distinct value until no escape is left (at most twice)."""
+    enc = pc.dictionary_encode(agents).combine_chunks()
+    values = [_unquote(v) for v in enc.dictionary.to_pylist()]
+    decoded = pa.array(values, pa.string()).take(enc.indices)
+    return _chunked(decoded)
+
+
+def _unquote(value: str | None) -> str | None:
+    for _ in range(2):
+        if value is None or "%" not in value:
+            break
+        value = unquote(value)
+    return value
+
+
+def _request(request: pa.Array) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """Method and path of request lines; `-` for both when the line is not a request."""
+    parts = pc.extract_regex(pc.fill_null(request, ""), REQUEST)
+    method = pc.fill_null(pc.struct_field(parts, "method"), "-")
+    path = pc.fill_null(pc.struct_field(parts, "path"), "-")
+    return _chunked(method), _chunked(path)
+
+
+def _status(status: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """`000` and `-` become 0 (no response was sent); other values pass as they are."""
+    none = pc.fill_null(pc.is_in(status, value_set=pa.array(["-", "000"])), False)
+    return _chunked(pc.if_else(none, NO_RESPONSE, status))
+
+
+def _forwarded_or(xff: pa.Array | pa.ChunkedArray, client: pa.Array) -> pa.ChunkedArray:
+    """The first address of X-Forwarded-For when the line has one, else the peer address."""
+    first = pc.struct_field(pc.extract_regex(pc.fill_null(xff, ""), FIRST_ADDRESS), "ip")
+    return _chunked(pc.coalesce(first, _dash_null(client)))
+
+
+def _strptime(col: pa.Array, fmt: str) -> TimeArray:
+    """Times in `fmt` parsed in C++; anything else goes through the lenient parser."""
+    parsed = pc.strptime(col, format=fmt, unit="ns", error_is_null=True)
+    out = np.asarray(
+        pc.cast(parsed, pa.timestamp("ns")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]"
+    )
+    odd = np.isnat(out) & ~_nulls(col)
+    if odd.any():
+        out[odd] = to_time(_chunked(col.filter(pa.array(odd))))
+    return out
+
+
+def _dash_null(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return _chunked(pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col))
+
+
+def _nulls(col: pa.Array) -> BoolArray:
+    return np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
