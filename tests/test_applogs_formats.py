@@ -272,3 +272,19 @@ def test_latency_units_from_field_names(name: str, scale: float) -> None:
     from s3worker.processors.analysis.applogs import field_scale
 
     assert field_scale(name) == scale
+
+
+def test_a_line_with_bytes_that_are_not_utf8_is_rejected_alone(tmp_path: Path) -> None:
+    # UTF-8 (the paths hold "ação" in UTF-8), one stray byte that is not
+    lines = [
+        line.replace(" HTTP/1.1", "/ação HTTP/1.1").encode()
+        for line in APACHE.read_text().splitlines()[:30]
+    ]
+    lines[7] = lines[7].replace(b"Mozilla", b"Mozilla\xff")
+    src = tmp_path / "access.log"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    result = run("applogs", src, tmp_path / "out")
+    assert result.summary["requests"] == 29
+    rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
+    assert rejected["record"].tolist() == [7]
+    assert rejected["reason"].tolist() == ["undecodable bytes for the file's encoding (utf-8)"]

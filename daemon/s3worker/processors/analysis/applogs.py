@@ -28,7 +28,6 @@ from s3worker.processors.analysis.columns import (
     resolve,
     strings,
     to_float,
-    to_time,
 )
 from s3worker.processors.analysis.logformats import (
     FIELDS_HEADER,
@@ -36,14 +35,14 @@ from s3worker.processors.analysis.logformats import (
     detect_line_format,
     w3c_fields,
 )
-from s3worker.processors.analysis.logparse import Fields, parse_lines
+from s3worker.processors.analysis.loglines import iter_log_lines
+from s3worker.processors.analysis.logparse import Fields, iso_times, parse_lines
 from s3worker.processors.analysis.output import RejectSink, write_frame
 from s3worker.processors.analysis.reading import (
     RAW_LIMIT,
     Reject,
     input_encoding,
     iter_chunks,
-    iter_lines,
     undecodable,
 )
 from s3worker.processors.applogs import ALIASES
@@ -130,36 +129,38 @@ def _line_frames(
 ) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
     encoding = input_encoding(src)
     fields: list[str] = []  # W3C: the latest #Fields header
-    for start, lines, bad in iter_lines(src, chunk_rows):
+    for start, lines, bad in iter_log_lines(src, chunk_rows, encoding):
         for offset, part, part_bad, header in _segments(lines, bad, fmt):
             fields = w3c_fields(header) if header else fields
             yield _line_requests(start + offset, part, part_bad, fmt, fields, encoding)
 
 
 def _segments(
-    lines: list[str], bad: Sequence[int], fmt: str
-) -> Iterator[tuple[int, list[str], list[int], str | None]]:
+    lines: pa.Array, bad: Sequence[int], fmt: str
+) -> Iterator[tuple[int, pa.Array, list[int], str | None]]:
     """Runs of lines that share one W3C `#Fields` header (one run for other formats)."""
-    cuts = [i for i, ln in enumerate(lines) if ln.startswith(FIELDS_HEADER)] if fmt == "w3c" else []
+    cuts: list[int] = []
+    if fmt == "w3c":
+        headers = pc.starts_with(lines, FIELDS_HEADER).to_numpy(zero_copy_only=False)
+        cuts = np.flatnonzero(np.asarray(headers, dtype=bool)).tolist()
     bounds = [0, *cuts, len(lines)]
     for a, b in pairwise(bounds):
         if b <= a:
             continue
-        header = lines[a] if a in cuts else None
-        yield a, lines[a:b], [i - a for i in bad if a <= i < b], header
+        header = lines[a].as_py() if a in cuts else None
+        yield a, lines.slice(a, b - a), [i - a for i in bad if a <= i < b], header
 
 
 def _line_requests(
-    start: int, lines: list[str], bad: list[int], fmt: str, w3c: list[str], encoding: str
+    start: int, arr: pa.Array, bad: list[int], fmt: str, w3c: list[str], encoding: str
 ) -> tuple[pd.DataFrame, list[Reject]]:
-    arr = pa.array(lines, pa.string())
     comment = np.asarray(pc.starts_with(arr, "#").to_numpy(zero_copy_only=False), dtype=bool)
     blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
     comment |= np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
     if fmt == "w3c" and not w3c and not comment.all():
         raise BadDataError("a W3C extended log needs a #Fields: header before its first line")
     fields = parse_lines(fmt, arr, w3c)
-    undecoded = np.zeros(len(lines), dtype=bool)
+    undecoded = np.zeros(len(arr), dtype=bool)
     undecoded[list(bad)] = True
     fields.unparsed |= undecoded
     unread = {
@@ -180,7 +181,7 @@ def _record_fields(t: pa.Table, cols: dict[str, str]) -> Fields:
     path = pc.if_else(split, pc.struct_field(request, "p"), path)
     method = pc.if_else(pc.and_(split, pc.is_null(method)), pc.struct_field(request, "m"), method)
     return Fields(
-        time=to_time(strings(t, cols.get("time"))),
+        time=iso_times(strings(t, cols.get("time"))),
         status=strings(t, cols.get("status")),
         method=method,
         path=path,
@@ -283,17 +284,17 @@ def _methods(method: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
     mask = pa.array(keep)
-    path = pc.replace_substring_regex(f.path.filter(mask), r"[?#].*$", "")
-    return pd.DataFrame(
+    minute = f.time[keep].astype("datetime64[m]").astype("datetime64[ns]")
+    # Built in Arrow and converted once: strings stay Arrow-backed, verbs categorical.
+    table = pa.table(
         {
-            "minute": f.time[keep].astype("datetime64[m]").astype("datetime64[ns]"),
-            "status": status[keep].astype("int64"),
-            "method": pd.Categorical(
-                _methods(f.method.filter(mask)).to_numpy(zero_copy_only=False)
-            ),
-            "path": path.to_numpy(zero_copy_only=False),
-            "client": f.client.filter(mask).to_numpy(zero_copy_only=False),
-            "latency_ms": f.latency_ms[keep],
-            "agent": classify(f.agent.filter(mask)),
+            "minute": pa.array(minute),
+            "status": pa.array(status[keep].astype("int64")),
+            "method": pc.dictionary_encode(_methods(f.method.filter(mask))),
+            "path": pc.replace_substring_regex(f.path.filter(mask), r"[?#].*$", ""),
+            "client": f.client.filter(mask),
+            "latency_ms": pa.array(f.latency_ms[keep]),
+            "agent": pa.array(classify(f.agent.filter(mask))),
         }
     )
+    return table.to_pandas()

@@ -25,6 +25,10 @@ CLF = (
     rf'"(?P<request>{QUOTED})" (?P<status>\d{{3}}|-) (?P<bytes>\S+)'
     rf'(?: "(?P<referer>{QUOTED})" "(?P<agent>{QUOTED})")?(?P<rest>.*)$'
 )
+# The same line cut at its quotes: what comes before the request, and between it and the
+# referer (or the end of a Common Log Format line).
+CLF_HEAD = r"^(?P<client>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] $"
+CLF_MIDDLE = r"^ (?P<status>\d{3}|-) (?P<bytes>\S+) ?$"
 # Application Load Balancer: type time elb client:port target:port request_processing_time
 # target_processing_time response_processing_time elb_status_code target_status_code
 # received_bytes sent_bytes "request" "user_agent" ssl_cipher ssl_protocol target_group_arn

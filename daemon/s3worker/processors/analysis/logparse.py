@@ -16,7 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.analysis.columns import BoolArray, FloatArray, TimeArray, to_float, to_time
-from s3worker.processors.analysis.logformats import LINE_PATTERNS, w3c_pattern
+from s3worker.processors.analysis.logformats import (
+    CLF,
+    CLF_HEAD,
+    CLF_MIDDLE,
+    LINE_PATTERNS,
+    w3c_pattern,
+)
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"  # [17/May/2015:10:05:03 +0000], Apache and S3
 # "GET /a?b HTTP/1.1", or ALB's "GET https://host:443/a?b HTTP/1.1": the path without host.
@@ -25,6 +31,8 @@ REQUEST = r"^(?P<method>[A-Za-z]+) (?:[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*)?(?P<pat
 FORWARDED = r'^ "(?P<xff>[^"]*)"'
 REQUEST_TIME = r'(?:^| )(?:rt=|request_time=)?"?(?P<rtime>\d+(?:\.\d+)?)"?(?: |$)'
 FIRST_ADDRESS = r"^\s*(?P<ip>[0-9A-Fa-f.:]+)\s*(?:,|$)"
+ISO = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?"
+ISO_OFFSET = ISO + r"(?:Z|[+-]\d\d:?\d\d)$"
 NO_RESPONSE = "0"  # CloudFront's 000 and a `-` status: the client left before a response
 
 
@@ -46,9 +54,56 @@ def parse_lines(fmt: str, lines: pa.Array, w3c: Sequence[str] = ()) -> Fields:
     """Lines of `fmt` (`clf`, `alb`, `s3` or `w3c` with its `#Fields`) as request fields."""
     if fmt == "w3c":
         return _w3c(lines, w3c)
-    parts = pc.extract_regex(lines, LINE_PATTERNS[fmt])
+    parts = clf_parts(lines) if fmt == "clf" else pc.extract_regex(lines, LINE_PATTERNS[fmt])
     unparsed = _nulls(parts)
     return {"clf": _clf, "alb": _alb, "s3": _s3}[fmt](parts, unparsed)
+
+
+def clf_parts(lines: pa.Array) -> pa.StructArray:
+    """What the CLF pattern extracts, mostly by splitting at quotes (far cheaper than RE2's
+    sub-match extraction on whole lines); lines that do not split cleanly (escaped quotes,
+    extra fields before the agent, not CLF at all) go through the pattern."""
+    pieces = pc.split_pattern(lines, '"')
+    count = np.asarray(pc.list_value_length(pieces).to_numpy(zero_copy_only=False))
+
+    # The first six pieces, null where a line has fewer: head, request, middle, referer,
+    # the space between referer and agent, agent.
+    first = pc.list_slice(pieces, 0, 6, return_fixed_size_list=True)
+
+    def piece(i: int) -> pa.Array:
+        return pc.list_element(first, i)
+
+    head = pc.extract_regex(piece(0), CLF_HEAD)
+    mid = pc.extract_regex(piece(2), CLF_MIDDLE)
+    combined = (count >= 7) & _is(pc.equal(piece(4), " ")) & ~_is(pc.ends_with(piece(3), "\\"))
+    common = (count == 3) & ~_is(pc.match_substring(piece(2), "\\"))
+    split = (combined | common) & ~_nulls(head) & ~_nulls(mid)
+    split &= ~_is(pc.ends_with(piece(1), "\\")) & ~_is(pc.ends_with(piece(5), "\\"))
+    rest = pc.binary_join(pc.list_slice(pieces, 6, max(int(count.max()), 7)), '"')
+    fields = {
+        "client": pc.struct_field(head, "client"),
+        "time": pc.struct_field(head, "time"),
+        "request": piece(1),
+        "status": pc.struct_field(mid, "status"),
+        "agent": pc.if_else(pa.array(combined), piece(5), ""),
+        "rest": pc.if_else(pa.array(combined), rest, ""),
+    }
+    if split.all():
+        return pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+    odd = ~split
+    slow = pc.extract_regex(lines.filter(pa.array(odd)), CLF)
+    mask = pa.array(odd)
+    merged = [
+        pc.replace_with_mask(fields[name].cast(pa.string()), mask, pc.struct_field(slow, name))
+        for name in fields
+    ]
+    valid = split.copy()
+    valid[odd] = ~_nulls(slow)
+    return pa.StructArray.from_arrays(merged, names=list(fields), mask=pa.array(~valid))
+
+
+def _is(condition: pa.Array) -> BoolArray:
+    return np.asarray(pc.fill_null(condition, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _clf(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
@@ -84,7 +139,7 @@ def _alb(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
     # -1 in any phase: the request never reached a target, or the target dropped it.
     known = (phases[0] >= 0) & (phases[1] >= 0) & (phases[2] >= 0)
     return Fields(
-        time=to_time(_chunked(pc.struct_field(parts, "time"))),
+        time=iso_times(_chunked(pc.struct_field(parts, "time"))),
         status=_status(pc.struct_field(parts, "status")),
         method=method,
         path=path,
@@ -131,7 +186,7 @@ def _w3c(lines: pa.Array, fields: Sequence[str]) -> Fields:
     unit = 1000.0 if any(name.startswith("x-edge-") for name in index) else 1.0
     path = col("cs-uri-stem")
     return Fields(
-        time=to_time(stamp),
+        time=iso_times(stamp),
         status=_status(col("sc-status")),
         method=col("cs-method"),
         path=pc.fill_null(path, "-"),
@@ -180,15 +235,48 @@ def _forwarded_or(xff: pa.Array | pa.ChunkedArray, client: pa.Array) -> pa.Chunk
 
 
 def _strptime(col: pa.Array, fmt: str) -> TimeArray:
-    """Times in `fmt` parsed in C++; anything else goes through the lenient parser."""
-    parsed = pc.strptime(col, format=fmt, unit="ns", error_is_null=True)
-    out = np.asarray(
+    """Times in `fmt` parsed in C++, each distinct string once (log lines share their
+    second); anything else goes through the lenient parser."""
+    enc = pc.dictionary_encode(col)
+    parsed = pc.strptime(enc.dictionary, format=fmt, unit="ns", error_is_null=True)
+    distinct = np.asarray(
         pc.cast(parsed, pa.timestamp("ns")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]"
     )
+    odd = np.isnat(distinct) & ~_nulls(enc.dictionary)
+    if odd.any():
+        distinct[odd] = to_time(_chunked(enc.dictionary.filter(pa.array(odd))))
+    distinct = np.append(distinct, np.datetime64("NaT", "ns"))
+    codes = pc.fill_null(enc.indices, len(enc.dictionary))
+    return distinct[np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+
+def iso_times(col: pa.ChunkedArray) -> TimeArray:
+    """UTC datetime64[ns] of ISO 8601 times with or without an offset, cast in C++.
+
+    Log times are mostly distinct (milliseconds), so parsing each distinct string once does
+    not help; one vectorised cast per kind of value does. Other shapes go through the
+    lenient parser (`columns.to_time`), which costs only what they are.
+    """
+    for target in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):
+        try:
+            return _naive(pc.cast(col, target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    offset = pc.fill_null(pc.match_substring_regex(col, ISO_OFFSET), False)
+    naive = pc.fill_null(pc.match_substring_regex(col, ISO + "$"), False)
+    out = _naive(pc.cast(pc.if_else(offset, col, None), pa.timestamp("ns", "UTC")))
+    plain = _naive(pc.cast(pc.if_else(naive, col, None), pa.timestamp("ns")))
+    out = np.where(np.isnat(out), plain, out)
     odd = np.isnat(out) & ~_nulls(col)
     if odd.any():
         out[odd] = to_time(_chunked(col.filter(pa.array(odd))))
     return out
+
+
+def _naive(col: pa.ChunkedArray) -> TimeArray:
+    if col.type.tz is not None:
+        col = pc.cast(col, pa.timestamp("ns"))
+    return np.asarray(col.to_numpy(), dtype="datetime64[ns]")
 
 
 def _dash_null(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
