@@ -216,7 +216,7 @@ def test_the_format_can_be_given(tmp_path: Path) -> None:
     assert wrong.summary["requests"] == 0
     assert wrong.summary["rejected_rows"] == 1000
     reasons = pd.read_parquet(tmp_path / "wrong" / "rejected.parquet")["reason"].unique()
-    assert reasons.tolist() == ["not a S3 server access log line"]
+    assert reasons.tolist() == ["not an S3 server access log line"]
     with pytest.raises(BadDataError, match="accepted: clf, alb, s3, w3c"):
         AppLogsProcessor("syslog")
 

@@ -49,11 +49,11 @@ from s3worker.processors.applogs import ALIASES
 from s3worker.processors.base import JobContext, ProcessResult, read_sample
 from s3worker.processors.sniffing import detect_format
 
-FORMAT_NAMES = {
-    "clf": "Common/Combined Log Format",
-    "alb": "ALB access log",
-    "s3": "S3 server access log",
-    "w3c": "W3C extended log",
+FORMAT_NAMES = {  # as reject reasons say them: "not <name> line"
+    "clf": "a Common/Combined Log Format",
+    "alb": "an ALB access log",
+    "s3": "an S3 server access log",
+    "w3c": "a W3C extended log",
 }
 # Field-name units: the last word of the name (`latency_ms`, `durationSeconds`), else these
 # names that nginx and load balancers write in seconds; anything else is milliseconds.
@@ -164,7 +164,7 @@ def _line_requests(
     undecoded[list(bad)] = True
     fields.unparsed |= undecoded
     unread = {
-        f"not a {FORMAT_NAMES[fmt]} line": fields.unparsed & ~undecoded & ~comment,
+        f"not {FORMAT_NAMES[fmt]} line": fields.unparsed & ~undecoded & ~comment,
         undecodable(encoding): undecoded,
     }
     return _requests(start, fields, [], unread, skip=comment, raw=arr)
@@ -292,7 +292,7 @@ def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
             "status": pa.array(status[keep].astype("int64")),
             "method": pc.dictionary_encode(_methods(f.method.filter(mask))),
             "path": pc.replace_substring_regex(f.path.filter(mask), r"[?#].*$", ""),
-            "client": f.client.filter(mask),
+            "client": pa.array(agg.client_ids(f.client.filter(mask))),
             "latency_ms": pa.array(f.latency_ms[keep]),
             "agent": pa.array(classify(f.agent.filter(mask))),
         }
