@@ -288,3 +288,26 @@ def test_a_line_with_bytes_that_are_not_utf8_is_rejected_alone(tmp_path: Path) -
     rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
     assert rejected["record"].tolist() == [7]
     assert rejected["reason"].tolist() == ["undecodable bytes for the file's encoding (utf-8)"]
+
+
+def test_iis_w3c_log_space_separated_time_taken_in_ms(tmp_path: Path) -> None:
+    fields = (
+        "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip"
+        " cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken"
+    )
+    rows = [
+        "2024-06-01 12:00:01 10.0.0.5 GET /default.htm - 80 - 203.0.113.7"
+        " Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64) - 200 0 0 15",
+        "2024-06-01 12:00:02 10.0.0.5 POST /api/x a=1 443 - 203.0.113.8"
+        " Mozilla/5.0+(compatible;+bingbot/2.0) - 500 0 0 250",
+    ]
+    src = tmp_path / "u_ex240601.log"
+    header = ["#Software: Microsoft Internet Information Services 10.0", "#Version: 1.0"]
+    src.write_text("\n".join([*header, f"#Fields: {fields}", *rows]) + "\n")
+    result = run("applogs", src, tmp_path / "out")
+    s = result.summary
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("w3c", 2, 0)
+    assert s["status_codes"] == {"200": 1, "500": 1}
+    assert s["user_agents"] == {"bot": 1, "human": 1, "unknown": 0}
+    minute = pd.read_parquet(tmp_path / "out" / "per_minute.parquet").iloc[0]
+    assert minute["p99_ms"] == pytest.approx(250, rel=0.02)
