@@ -311,3 +311,11 @@ def test_iis_w3c_log_space_separated_time_taken_in_ms(tmp_path: Path) -> None:
     assert s["user_agents"] == {"bot": 1, "human": 1, "unknown": 0}
     minute = pd.read_parquet(tmp_path / "out" / "per_minute.parquet").iloc[0]
     assert minute["p99_ms"] == pytest.approx(250, rel=0.02)
+
+
+def test_gzip_alb_log_of_two_members(tmp_path: Path) -> None:
+    # ALB delivers .log.gz; two files concatenated are one gzip stream of two members
+    src = tmp_path / "123456789012_elasticloadbalancing_us-east-2_app.log.gz"
+    src.write_bytes(gzip.compress(ALB.read_bytes()) + gzip.compress(ALB.read_bytes()))
+    result = run("applogs", src, tmp_path / "out")
+    assert (result.summary["format"], result.summary["requests"]) == ("alb", 14)

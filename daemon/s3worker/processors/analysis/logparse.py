@@ -60,46 +60,48 @@ def parse_lines(fmt: str, lines: pa.Array, w3c: Sequence[str] = ()) -> Fields:
 
 
 def clf_parts(lines: pa.Array) -> pa.StructArray:
-    """What the CLF pattern extracts, mostly by splitting at quotes (far cheaper than RE2's
-    sub-match extraction on whole lines); lines that do not split cleanly (escaped quotes,
-    extra fields before the agent, not CLF at all) go through the pattern."""
+    """What the CLF pattern extracts, mostly by cutting lines at their quotes (far cheaper
+    than RE2's sub-match extraction on whole lines); lines that do not cut cleanly (escaped
+    quotes, fields between status and referer, not CLF at all) go through the pattern."""
+    fields, clean = _cut_at_quotes(lines)
+    if clean.all():
+        return pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+    odd = pa.array(~clean)
+    slow = pc.extract_regex(lines.filter(odd), CLF)
+    merged = [
+        pc.replace_with_mask(fields[name].cast(pa.string()), odd, pc.struct_field(slow, name))
+        for name in fields
+    ]
+    valid = clean.copy()
+    valid[~clean] = ~_nulls(slow)
+    return pa.StructArray.from_arrays(merged, names=list(fields), mask=pa.array(~valid))
+
+
+def _cut_at_quotes(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
+    """The CLF fields of every line as its quotes cut it, and which lines cut cleanly."""
     pieces = pc.split_pattern(lines, '"')
     count = np.asarray(pc.list_value_length(pieces).to_numpy(zero_copy_only=False))
-
     # The first six pieces, null where a line has fewer: head, request, middle, referer,
     # the space between referer and agent, agent.
     first = pc.list_slice(pieces, 0, 6, return_fixed_size_list=True)
-
-    def piece(i: int) -> pa.Array:
-        return pc.list_element(first, i)
-
-    head = pc.extract_regex(piece(0), CLF_HEAD)
-    mid = pc.extract_regex(piece(2), CLF_MIDDLE)
-    combined = (count >= 7) & _is(pc.equal(piece(4), " ")) & ~_is(pc.ends_with(piece(3), "\\"))
-    common = (count == 3) & ~_is(pc.match_substring(piece(2), "\\"))
-    split = (combined | common) & ~_nulls(head) & ~_nulls(mid)
-    split &= ~_is(pc.ends_with(piece(1), "\\")) & ~_is(pc.ends_with(piece(5), "\\"))
-    rest = pc.binary_join(pc.list_slice(pieces, 6, max(int(count.max()), 7)), '"')
+    piece = [pc.list_element(first, i) for i in range(6)]
+    head = pc.extract_regex(piece[0], CLF_HEAD)
+    mid = pc.extract_regex(piece[2], CLF_MIDDLE)
+    combined = (count >= 7) & _is(pc.equal(piece[4], " ")) & ~_is(pc.ends_with(piece[3], "\\"))
+    common = (count == 3) & ~_is(pc.match_substring(piece[2], "\\"))
+    clean = (combined | common) & ~_nulls(head) & ~_nulls(mid)
+    clean &= ~_is(pc.ends_with(piece[1], "\\")) & ~_is(pc.ends_with(piece[5], "\\"))
+    widest = max(int(count.max()) if len(count) else 0, 7)
+    rest = pc.binary_join(pc.list_slice(pieces, 6, widest), '"')
     fields = {
         "client": pc.struct_field(head, "client"),
         "time": pc.struct_field(head, "time"),
-        "request": piece(1),
+        "request": piece[1],
         "status": pc.struct_field(mid, "status"),
-        "agent": pc.if_else(pa.array(combined), piece(5), ""),
+        "agent": pc.if_else(pa.array(combined), piece[5], ""),
         "rest": pc.if_else(pa.array(combined), rest, ""),
     }
-    if split.all():
-        return pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
-    odd = ~split
-    slow = pc.extract_regex(lines.filter(pa.array(odd)), CLF)
-    mask = pa.array(odd)
-    merged = [
-        pc.replace_with_mask(fields[name].cast(pa.string()), mask, pc.struct_field(slow, name))
-        for name in fields
-    ]
-    valid = split.copy()
-    valid[odd] = ~_nulls(slow)
-    return pa.StructArray.from_arrays(merged, names=list(fields), mask=pa.array(~valid))
+    return fields, clean
 
 
 def _is(condition: pa.Array) -> BoolArray:
