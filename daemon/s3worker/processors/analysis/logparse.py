@@ -26,7 +26,7 @@ from s3worker.processors.analysis.logformats import (
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"  # [17/May/2015:10:05:03 +0000], Apache and S3
 # "GET /a?b HTTP/1.1", or ALB's "GET https://host:443/a?b HTTP/1.1": the path without host.
-REQUEST = r"^(?P<method>[A-Za-z]+) (?:[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*)?(?P<path>\S+)"
+ABSOLUTE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*"
 # nginx after the user agent: "$http_x_forwarded_for", then $request_time (or rt=...).
 FORWARDED = r'^ "(?P<xff>[^"]*)"'
 REQUEST_TIME = r'(?:^| )(?:rt=|request_time=)?"?(?P<rtime>\d+(?:\.\d+)?)"?(?: |$)'
@@ -217,11 +217,22 @@ def _unquote(value: str | None) -> str | None:
 
 
 def _request(request: pa.Array) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """Method and path of request lines; `-` for both when the line is not a request."""
-    parts = pc.extract_regex(pc.fill_null(request, ""), REQUEST)
-    method = pc.fill_null(pc.struct_field(parts, "method"), "-")
-    path = pc.fill_null(pc.struct_field(parts, "path"), "-")
-    return _chunked(method), _chunked(path)
+    """Method and path of request lines; `-` for both when the line is not a request.
+
+    Cut at spaces rather than matched with a pattern (a third of the cost): a method of
+    letters, a space, a non-empty target; an absolute target (ALB) loses scheme and host.
+    """
+    words = pc.list_slice(
+        pc.split_pattern(pc.fill_null(request, ""), " ", max_splits=2),
+        0,
+        2,
+        return_fixed_size_list=True,
+    )
+    method, target = pc.list_element(words, 0), pc.list_element(words, 1)
+    target = pc.replace_substring_regex(target, ABSOLUTE, "")  # ALB: scheme://host:port
+    ok = pc.and_(pc.utf8_is_alpha(method), pc.greater(pc.utf8_length(target), 0))
+    ok = pc.fill_null(ok, False)
+    return _chunked(pc.if_else(ok, method, "-")), _chunked(pc.if_else(ok, target, "-"))
 
 
 def _status(status: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
