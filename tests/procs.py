@@ -121,6 +121,7 @@ class Pipeline:
         env = {
             "S3WORKER_QUEUE_URL": self.queue_url,
             "S3WORKER_OUTPUT_BUCKET": self.processed,
+            "S3WORKER_INPUT_BUCKETS": self.raw,
             "S3WORKER_SCRATCH_DIR": str(scratch),
             "S3WORKER_CONCURRENCY": "2",
             "S3WORKER_IDLE_SECONDS": "0",

@@ -6,7 +6,11 @@ import pytest
 from s3worker.config import Settings
 from s3worker.errors import ConfigError
 
-BASE = {"S3WORKER_QUEUE_URL": "https://q", "S3WORKER_OUTPUT_BUCKET": "out"}
+BASE = {
+    "S3WORKER_QUEUE_URL": "https://q",
+    "S3WORKER_OUTPUT_BUCKET": "out",
+    "S3WORKER_INPUT_BUCKETS": "raw-bucket",
+}
 
 
 def test_defaults_follow_the_contract():
