@@ -115,7 +115,12 @@ class Pipeline:
 
     @classmethod
     def create(
-        cls, name: str, visibility_timeout: int = 30, max_receive: int = 5, versioned: bool = True
+        cls,
+        name: str,
+        visibility_timeout: int = 30,
+        max_receive: int = 5,
+        versioned: bool = True,
+        dlq_max_bytes: int | None = None,
     ) -> Pipeline:
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
         s3.create_bucket(Bucket=f"{name}-raw")
@@ -124,7 +129,8 @@ class Pipeline:
                 Bucket=f"{name}-raw", VersioningConfiguration={"Status": "Enabled"}
             )
         s3.create_bucket(Bucket=f"{name}-processed")
-        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_attrs = {"MaximumMessageSize": str(dlq_max_bytes)} if dlq_max_bytes else {}
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes=dlq_attrs)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
