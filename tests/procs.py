@@ -199,6 +199,25 @@ class Pipeline:
         )["Attributes"]
         return sum(int(v) for v in attrs.values())
 
+    def error_reports(self) -> list[str]:
+        return [k for k in self.result_keys() if k.startswith("_errors/")]
+
+    def assert_failed_once(self, error_class: str | None = None) -> dict[str, Any]:
+        """Exactly one error report and one DLQ message, both naming the same error, and an
+        empty work queue; returns the report."""
+        reports = self.error_reports()
+        assert len(reports) == 1, reports
+        report = self._json(reports[0])
+        assert report is not None
+        dead = self.dlq_bodies()
+        assert len(dead) == 1, dead
+        carried = dead[0]["attributes"]["s3worker-error-class"]["StringValue"]
+        assert carried == report["error"]["class"]
+        if error_class:
+            assert carried == error_class, report["error"]
+        assert self.depth() == 0
+        return report
+
     def dlq_bodies(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")
         bodies = []

@@ -139,17 +139,9 @@ def test_same_key_in_a_foreign_bucket_is_refused(
     assert manifest is not None
     assert manifest["input"]["etag"] == mine["detail"]["object"]["etag"]
     # And the foreign event is reported (an event error) and dead-lettered with the reason
-    reports = [k for k in pipeline.result_keys() if k.startswith("_errors/")]
-    assert len(reports) == 1
-    assert reports[0].startswith("_errors/_events/")
-    report = pipeline._json(reports[0])
-    assert report is not None
-    assert report["error"]["class"] == "WrongBucketError"
+    assert pipeline.error_reports()[0].startswith("_errors/_events/")
+    report = pipeline.assert_failed_once("WrongBucketError")
     assert "S3WORKER_INPUT_BUCKETS" in report["error"]["message"]
-    dead = pipeline.dlq_bodies()
-    assert len(dead) == 1
-    assert dead[0]["attributes"]["s3worker-error-class"]["StringValue"] == "WrongBucketError"
-    assert pipeline.depth() == 0
 
 
 def test_two_input_buckets_keep_their_results_apart(

@@ -64,14 +64,6 @@ def test_characters_sqs_refuses_are_replaced_in_attributes():
     assert values["s3worker-error"] == "key a?b?c"
 
 
-def _only_report(pipeline: Pipeline) -> dict:
-    reports = [k for k in pipeline.result_keys() if k.startswith("_errors/")]
-    assert len(reports) == 1, reports
-    report = pipeline._json(reports[0])
-    assert report is not None
-    return report
-
-
 def _event(pipeline: Pipeline, key: str, size: object) -> str:
     obj = {"key": key, "size": size, "etag": "0" * 32}
     detail = {"bucket": {"name": pipeline.raw}, "object": obj}
@@ -100,12 +92,7 @@ def test_each_hostile_body_gets_one_report_and_one_dlq_message(
     )
     pipeline.send(body)
     run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
-    report = _only_report(pipeline)
-    assert report["error"]["class"] == "BadEventError"
-    dead = pipeline.dlq_bodies()
-    assert len(dead) == 1
-    assert dead[0]["attributes"]["s3worker-error-class"]["StringValue"] == "BadEventError"
-    assert pipeline.depth() == 0
+    pipeline.assert_failed_once("BadEventError")
 
 
 def test_routing_a_deeply_nested_json_file_is_reported(
@@ -117,10 +104,8 @@ def test_routing_a_deeply_nested_json_file_is_reported(
     pipeline = Pipeline.create(name)
     pipeline.upload("deep/x.json", b'{"a":' * 30_000)
     run_worker(pipeline, scratch, Registry())
-    report = _only_report(pipeline)
-    assert report["error"]["class"] == "RecursionError"
+    report = pipeline.assert_failed_once("RecursionError")
     assert report["kind"] == "permanent"
-    assert len(pipeline.dlq_bodies()) == 1
 
 
 def test_a_full_disk_on_the_last_receive_is_reported_by_the_daemon(
@@ -132,12 +117,9 @@ def test_a_full_disk_on_the_last_receive_is_reported_by_the_daemon(
     run_worker(pipeline, scratch, echo_registry(tmp_path / "runlog"))
     # Then the daemon wrote the report and sent the DLQ message itself (SQS's redrive would
     # move it there without either)
-    report = _only_report(pipeline)
-    assert report["error"]["class"] == "TransientError"
+    report = pipeline.assert_failed_once("TransientError")
     assert "scratch space ran out" in report["error"]["message"]
-    dead = pipeline.dlq_bodies()
-    assert len(dead) == 1
-    assert dead[0]["attributes"]["s3worker-attempts"]["StringValue"] == "1"
+    assert report["attempts"] == 1
 
 
 def test_a_lying_event_size_does_not_decide_the_scratch_reservation(
@@ -153,10 +135,8 @@ def test_a_lying_event_size_does_not_decide_the_scratch_reservation(
         S3WORKER_SCRATCH_MAX_BYTES=16 * 2**20,
     )  # fmt: skip
     # Then the real size was reserved: too large, before any byte was downloaded
-    report = _only_report(pipeline)
-    assert report["error"]["class"] == "TooLargeError"
+    report = pipeline.assert_failed_once("TooLargeError")
     assert "12.0 MiB" in report["error"]["message"]
-    assert len(pipeline.dlq_bodies()) == 1
 
 
 def test_a_dlq_message_at_the_queue_size_limit_still_arrives(
@@ -174,4 +154,6 @@ def test_a_dlq_message_at_the_queue_size_limit_still_arrives(
     assert message_bytes(dead[0]["body"], attrs) <= 1024
     assert attrs["s3worker-body-truncated"] == f"{len(body)} bytes"
     assert body.startswith(dead[0]["body"])
-    assert _only_report(pipeline)["message"]["body"] == body
+    report = pipeline._json(pipeline.error_reports()[0])
+    assert report is not None
+    assert report["message"]["body"] == body
