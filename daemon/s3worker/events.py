@@ -3,7 +3,8 @@
 Understood shapes: S3 notifications (`Records[]`, keys URL-encoded with `+` for space),
 EventBridge "Object Created" (`detail`, keys not encoded), and either of them inside an SNS
 envelope (SNS without raw delivery wraps the body in `Message`). `s3:TestEvent`, deletes,
-folder markers and zero-byte objects are skipped, each with a reason.
+and folder markers are skipped, each with a reason (zero-byte objects too, but by the size S3
+reports, not the event's).
 """
 
 from __future__ import annotations
@@ -163,13 +164,11 @@ def _object_or_skip(
             ) from None
     if key.endswith("/"):
         return Skipped("folder marker", key)
-    size_int = _size(size)
-    if size_int == 0:
-        return Skipped("zero-byte object", key)
+    # A size of 0 is not trusted either: the daemon skips zero-byte objects by S3's own size.
     return ObjectRef(
         bucket=bucket,
         key=key,
-        size=size_int,
+        size=_size(size),
         etag=str(etag).strip('"') if etag else None,
         version_id=str(version_id) if version_id and version_id != "null" else None,
         sequencer=str(sequencer) if sequencer else None,

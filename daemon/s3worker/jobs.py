@@ -104,6 +104,8 @@ class JobRunner:
         except SupersededError:
             await self.publisher.sweep(ref)  # what a killed earlier run of it left
             raise
+        if ref.size == 0:  # S3's size, not the event's: nothing to process
+            return {"outcome": "skipped", "size": 0, "reason": "zero-byte object"}
         identity = (ref.bucket, ref.key, ref.version_id or ref.etag or "")
         while (running := self._inflight.get(identity)) is not None:
             await running.wait()
