@@ -59,7 +59,6 @@ class Worker:
         self.clock = clock
         self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
         self.deletes = DeleteBatcher(self.queue)
-        check_routes(settings, processors)
         self.dlq: Queue | None = None
         self.dlq_max_bytes = 0
         self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
@@ -359,6 +358,7 @@ def check_routes(settings: Settings, processors: Registry) -> None:
 
 async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
+    check_routes(settings, kwargs.get("processors", registry))
     async with ClientsContext(settings.max_in_flight) as clients:
         worker = Worker(settings, clients, **kwargs)
         loop = asyncio.get_running_loop()
