@@ -358,19 +358,34 @@ def check_routes(settings: Settings, processors: Registry) -> None:
 
 async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
-    check_routes(settings, kwargs.get("processors", registry))
+    # Handlers first: a SIGTERM during start-up must stop the daemon cleanly, not kill it.
+    loop = asyncio.get_running_loop()
+    early = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, early.set)
+    try:
+        check_routes(settings, kwargs.get("processors", registry))
+        return await _serve(settings, early, **kwargs)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> ExitReason:
     async with ClientsContext(settings.max_in_flight) as clients:
         worker = Worker(settings, clients, **kwargs)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_exit)
+        if early.is_set():
+            worker.request_exit()
         try:
             reason = await worker.run()
             if reason is ExitReason.IDLE and not await worker.act_on_idle():
                 reason = ExitReason.IDLE_STOP_FAILED
-        finally:
+        finally:  # until serve() returns, a late signal is noted, never fatal
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+                loop.add_signal_handler(sig, early.set)
     log.info("exit", reason=reason.value)
     return reason
 
