@@ -6,7 +6,7 @@ import asyncio
 import enum
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -356,13 +356,15 @@ def check_routes(settings: Settings, processors: Registry) -> None:
             )
 
 
-async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
+async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
     # Handlers first: a SIGTERM during start-up must stop the daemon cleanly, not kill it.
     loop = asyncio.get_running_loop()
     early = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, early.set)
+    if stop_signals:  # received before the loop ran
+        early.set()
     try:
         check_routes(settings, kwargs.get("processors", registry))
         return await _serve(settings, early, **kwargs)
@@ -390,7 +392,8 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
     return reason
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
+    """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    reason = asyncio.run(serve(settings))
+    reason = asyncio.run(serve(settings, stop_signals))
     return 1 if reason is ExitReason.IDLE_STOP_FAILED else 0
