@@ -65,7 +65,12 @@ def row_for(s3: Any, bucket: str, key: str) -> list[str]:
         error = report["error"]
         return [key, "-", "-", "-", f"FAILED {error['class']}: {error['message'][:60]}",
                 f"s3://{bucket}/_errors/{key}.json"]  # fmt: skip
-    summary = _get(s3, bucket, f"{key}/summary.json") or {}
+    # The manifest names the summary: output file names carry the input version's tag.
+    summary_key = next(
+        (o["key"] for o in manifest["outputs"] if o.get("path") == "summary.json"),
+        f"{key}/summary.json",
+    )
+    summary = _get(s3, bucket, summary_key) or {}
     name = manifest["processor"]["name"]
     rows = next((summary[f] for f in ROW_FIELDS if f in summary), "-")
     findings = FINDINGS.get(name, _fields)(summary)

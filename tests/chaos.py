@@ -30,6 +30,11 @@ from procs import Pipeline, eventbridge_event
 
 TESTS = Path(__file__).parent
 HUGE_LINE = 10 * 1024 * 1024
+# Memory bombs are routed to a real processor (their first line is longer than the sniffing
+# sample) and each job's address space is bounded, so a bomb fails alone.
+ROUTES = "bombs/=sales"
+JOB_MEMORY_MB = 2560
+OVERWRITES = 12  # good files uploaded again, with other content, while the daemon runs
 
 
 # --- the corpus -----------------------------------------------------------------------------
@@ -76,6 +81,11 @@ def hostile_files() -> dict[str, bytes]:
         "nul-bytes.csv": header + b"\x00" * 1000 + row,
         "spaces and+plus%20.csv": sales,
         "unicode/ñandú-日本.csv": sales,
+        "bombs/million-columns.csv": header.rstrip(b"\n")
+        + b"".join(b",c%d" % i for i in range(1_000_000))
+        + b"\n"
+        + row,
+        "bombs/huge-line.csv": header + b"2024-01-01,S1," + b"x" * HUGE_LINE + b",P,1,1,1\n",
     }
 
 
@@ -115,8 +125,11 @@ class Figures:
     exits: Counter[str] = field(default_factory=Counter)
     starts: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    overwritten: int = 0
     manifests: int = 0
     error_reports: int = 0
+    orphaned_outputs: int = 0
+    left_by_redriven: int = 0
     redriven_by_sqs: int = 0
     dlq_messages: int = 0
     dlq_repeats: int = 0
@@ -137,6 +150,9 @@ class Figures:
             f"results: {self.manifests} manifests, {self.error_reports} error reports, "
             f"{self.redriven_by_sqs} redriven to the DLQ by SQS, {self.dlq_messages} DLQ messages "
             f"({self.dlq_repeats} repeats of a message already there: at-least-once)",
+            f"overwritten while running: {self.overwritten} (each must end with one manifest "
+            f"of its newest version); outputs no manifest lists: {self.orphaned_outputs} (and "
+            f"{self.left_by_redriven} of inputs killed on their last receive, redriven by SQS)",
             f"processed on a redelivery (kill or released failure): {self.redone_after_kill}",
             f"lost = {self.lost}",
             f"duplicated results = {self.duplicated}",
@@ -161,6 +177,7 @@ class Chaos:
         self.scratch = self.sandbox / "scratch"
         self.log = root / "daemon.log"
         self.figures = Figures()
+        self.etags: dict[str, str] = {}  # key -> the ETag of its newest version
 
     def run(self, deadline_s: float) -> Figures:
         started = time.monotonic()
@@ -171,7 +188,7 @@ class Chaos:
             pipe.send(body)
         self.figures.hostile_bodies = len(bodies)
         with FaultProxy(self.moto, self.plan) as proxy:
-            self.drive(pipe, proxy.url, started + deadline_s)
+            self.drive(pipe, proxy.url, started + deadline_s, objects)
         self.figures.faults = dict(self.plan.injected)
         self.check(pipe, objects, bodies)
         self.figures.seconds = time.monotonic() - started
@@ -186,6 +203,7 @@ class Chaos:
         events = {}
         for key, body in objects.items():
             resp = s3.put_object(Bucket=pipe.raw, Key=key, Body=body)
+            self.etags[key] = resp["ETag"].strip('"')
             events[key] = json.dumps(
                 eventbridge_event(
                     pipe.raw, key, len(body), resp["ETag"].strip('"'), resp.get("VersionId")
@@ -200,6 +218,15 @@ class Chaos:
         self.figures.empty_objects = 1
         return objects
 
+    def overwrite(self, pipe: Pipeline, objects: dict[str, bytes]) -> None:
+        """New versions of some good files while their first versions are queued or running."""
+        good = sorted(k for k in objects if k.startswith("good/") and not k.endswith(".gz"))
+        for key in self.rng.sample(good, min(OVERWRITES, len(good))):
+            body = objects[key] + objects[key].splitlines(keepends=True)[-1]  # one more row
+            objects[key] = body
+            self.etags[key] = pipe.upload(key, body)["detail"]["object"]["etag"]
+            self.figures.overwritten += 1
+
     def start(self, pipe: Pipeline, endpoint: str) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
@@ -209,6 +236,8 @@ class Chaos:
                 S3WORKER_IDLE_CONFIRM_SECONDS=1,
                 S3WORKER_DRAIN_SECONDS=3,
                 S3WORKER_MAX_ATTEMPTS=4,
+                S3WORKER_ROUTES=ROUTES,
+                S3WORKER_JOB_MEMORY_MB=JOB_MEMORY_MB,
             ),
             "AWS_ENDPOINT_URL": endpoint,
             "TMPDIR": str(self.sandbox / "tmp"),
@@ -223,12 +252,16 @@ class Chaos:
             start_new_session=True,  # a process group, like the unit's cgroup
         )
 
-    def drive(self, pipe: Pipeline, endpoint: str, deadline: float) -> None:
+    def drive(
+        self, pipe: Pipeline, endpoint: str, deadline: float, objects: dict[str, bytes]
+    ) -> None:
         for d in ("tmp", "cwd"):
             (self.sandbox / d).mkdir(parents=True, exist_ok=True)
         kills_left = self.n_kills
         while time.monotonic() < deadline:
             proc = self.start(pipe, endpoint)
+            if not self.figures.overwritten:
+                self.overwrite(pipe, objects)
             if kills_left:
                 try:
                     proc.wait(timeout=self.rng.uniform(0.5, 6.0))
@@ -295,6 +328,9 @@ class Chaos:
                     f.violations.append(f"{key!r} has no manifest, no error report, no DLQ entry")
             if has_manifest and dlq_keys[key]:
                 f.violations.append(f"{key!r} was processed but also sits in the DLQ")
+            if has_manifest and (pipe.manifest(key) or {})["input"]["etag"] != self.etags[key]:
+                f.violations.append(f"{key!r}: the manifest is not of its newest version")
+        self.check_orphans(pipe, keys, {_object_key(b) for b in redriven} - {None})
         bad_event_reports = [k for k in keys if "/_events/" in k or k.startswith("_errors/_events")]
         if len(bad_event_reports) < len(BAD_EVENTS):
             f.violations.append(
@@ -313,6 +349,23 @@ class Chaos:
             if e.get("event") == "job" and e.get("outcome") == "processed"
             and int(e.get("receive_count", 1)) > 1
         )  # fmt: skip
+
+    def check_orphans(self, pipe: Pipeline, keys: set[str], redriven: set[str | None]) -> None:
+        """Every output is listed by a manifest: no superseded or killed run left any. An input
+        whose last receive was killed (SQS redrove it) may have left some; the DLQ's redrive
+        processes it again, under the same names."""
+        listed: set[str] = set()
+        for key in (k for k in keys if k.endswith("/_manifest.json")):
+            listed |= {o["key"] for o in (pipe._json(key) or {}).get("outputs", [])}
+        unlisted = [
+            k for k in keys - listed if not k.endswith("/_manifest.json") and "_errors/" not in k
+        ]
+        left = [k for k in unlisted if any(k.startswith(f"{r}/") for r in redriven if r)]
+        orphans = sorted(set(unlisted) - set(left))
+        self.figures.orphaned_outputs = len(orphans)
+        self.figures.left_by_redriven = len(left)
+        if orphans:
+            self.figures.violations.append(f"outputs no manifest lists: {orphans[:5]}")
 
     def check_sandbox(self) -> None:
         """Nothing outside scratch: the daemon's cwd and TMPDIR hold no file of its making

@@ -154,7 +154,9 @@ def _handler(host: str, port: int, plan: FaultPlan) -> type[BaseHTTPRequestHandl
                     self.send_header(k, v)
             if ctype:
                 self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
+            # A HEAD answer has no body but tells the object's length, as the upstream said.
+            length = headers.get("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 try:

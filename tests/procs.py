@@ -3,13 +3,19 @@
 `EchoProcessor` recognises files whose first line starts with `echo` and acts on that line:
 `echo` (count lines), `echo corrupt` (raise BadDataError), `echo slow SECONDS`,
 `echo gate PATH` (write PATH.started, wait until PATH exists), `echo outputs A B` (also
-write A.json and B.json). Every run appends the key to
+write A.json and B.json), `echo bomb MIB` (allocate MIB MiB, touched), `echo raise NAME` (raise
+the built-in exception NAME, e.g. RecursionError), `echo enospc` (a full disk), `echo die`
+(the process ends with SIGKILL). Every run appends the key to
 `runlog/` so tests can count how often a file was processed, across processes.
 """
 
 from __future__ import annotations
 
+import builtins
+import errno
 import json
+import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -58,6 +64,15 @@ class EchoProcessor(Processor):
             time.sleep(float(words[2]))  # the workload itself, not a test's timing
         if words[1:2] == ["gate"]:
             wait_for_gate(Path(words[2]))
+        if words[1:2] == ["bomb"]:  # a file that needs far more memory than it is large
+            hoard = bytearray(int(float(words[2]) * 2**20))
+            hoard[::4096] = b"x" * len(hoard[::4096])
+        if words[1:2] == ["raise"]:
+            raise getattr(builtins, words[2])(f"raised on purpose by {words[2]}")
+        if words[1:2] == ["enospc"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if words[1:2] == ["die"]:
+            os.kill(os.getpid(), signal.SIGKILL)
         if words[1:2] == ["outputs"]:  # outputs whose names depend on the content
             for output in words[2].split():
                 (out_dir / f"{output}.json").write_text("[]")
@@ -99,14 +114,23 @@ class Pipeline:
     dlq_url: str
 
     @classmethod
-    def create(cls, name: str, visibility_timeout: int = 30, max_receive: int = 5) -> Pipeline:
+    def create(
+        cls,
+        name: str,
+        visibility_timeout: int = 30,
+        max_receive: int = 5,
+        versioned: bool = True,
+        dlq_max_bytes: int | None = None,
+    ) -> Pipeline:
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
         s3.create_bucket(Bucket=f"{name}-raw")
-        s3.put_bucket_versioning(
-            Bucket=f"{name}-raw", VersioningConfiguration={"Status": "Enabled"}
-        )
+        if versioned:
+            s3.put_bucket_versioning(
+                Bucket=f"{name}-raw", VersioningConfiguration={"Status": "Enabled"}
+            )
         s3.create_bucket(Bucket=f"{name}-processed")
-        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_attrs = {"MaximumMessageSize": str(dlq_max_bytes)} if dlq_max_bytes else {}
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes=dlq_attrs)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -121,6 +145,7 @@ class Pipeline:
         env = {
             "S3WORKER_QUEUE_URL": self.queue_url,
             "S3WORKER_OUTPUT_BUCKET": self.processed,
+            "S3WORKER_INPUT_BUCKETS": self.raw,
             "S3WORKER_SCRATCH_DIR": str(scratch),
             "S3WORKER_CONCURRENCY": "2",
             "S3WORKER_IDLE_SECONDS": "0",
@@ -132,11 +157,14 @@ class Pipeline:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def upload(self, key: str, body: bytes, notify: bool = True) -> dict[str, Any]:
+    def upload(
+        self, key: str, body: bytes, notify: bool = True, bucket: str | None = None
+    ) -> dict[str, Any]:
         """Put an object and send the EventBridge event S3 would have sent."""
-        resp = boto3.client("s3").put_object(Bucket=self.raw, Key=key, Body=body)
+        bucket = bucket or self.raw
+        resp = boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
         event = eventbridge_event(
-            self.raw, key, len(body), resp["ETag"].strip('"'), resp.get("VersionId")
+            bucket, key, len(body), resp["ETag"].strip('"'), resp.get("VersionId")
         )
         if notify:
             self.send(event)
@@ -170,6 +198,25 @@ class Pipeline:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return sum(int(v) for v in attrs.values())
+
+    def error_reports(self) -> list[str]:
+        return [k for k in self.result_keys() if k.startswith("_errors/")]
+
+    def assert_failed_once(self, error_class: str | None = None) -> dict[str, Any]:
+        """Exactly one error report and one DLQ message, both naming the same error, and an
+        empty work queue; returns the report."""
+        reports = self.error_reports()
+        assert len(reports) == 1, reports
+        report = self._json(reports[0])
+        assert report is not None
+        dead = self.dlq_bodies()
+        assert len(dead) == 1, dead
+        carried = dead[0]["attributes"]["s3worker-error-class"]["StringValue"]
+        assert carried == report["error"]["class"]
+        if error_class:
+            assert carried == error_class, report["error"]
+        assert self.depth() == 0
+        return report
 
     def dlq_bodies(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")

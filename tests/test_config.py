@@ -6,7 +6,11 @@ import pytest
 from s3worker.config import Settings
 from s3worker.errors import ConfigError
 
-BASE = {"S3WORKER_QUEUE_URL": "https://q", "S3WORKER_OUTPUT_BUCKET": "out"}
+BASE = {
+    "S3WORKER_QUEUE_URL": "https://q",
+    "S3WORKER_OUTPUT_BUCKET": "out",
+    "S3WORKER_INPUT_BUCKETS": "raw-bucket",
+}
 
 
 def test_defaults_follow_the_contract():
@@ -46,3 +50,33 @@ def test_values_are_parsed_and_overrides_win():
 def test_errors_name_the_variable(variable: str, value: str, message: str):
     with pytest.raises(ConfigError, match=f"{variable}.*{message}"):
         Settings.from_env({**BASE, variable: value})
+
+
+def test_input_buckets_are_a_required_comma_list():
+    s = Settings.from_env({**BASE, "S3WORKER_INPUT_BUCKETS": " raw-a , raw-b ,"})
+    assert s.input_buckets == ("raw-a", "raw-b")
+    for bad in ("", " , ", "ok-bucket,s3://x"):
+        with pytest.raises(ConfigError, match="S3WORKER_INPUT_BUCKETS"):
+            Settings.from_env({**BASE, "S3WORKER_INPUT_BUCKETS": bad})
+
+
+def test_job_memory_is_the_machine_shared_by_the_jobs_but_never_below_what_pyarrow_reserves():
+    from s3worker.config import MIN_JOB_MEMORY_MB, default_job_memory_mb
+
+    one, four = default_job_memory_mb(1), default_job_memory_mb(4)
+    assert one >= four >= MIN_JOB_MEMORY_MB
+    assert default_job_memory_mb(10_000) == MIN_JOB_MEMORY_MB
+    s = Settings.from_env({**BASE, "S3WORKER_JOB_MEMORY_MB": "3000"})
+    assert s.job_memory_bytes == 3000 * 2**20
+    with pytest.raises(ConfigError, match="S3WORKER_JOB_MEMORY_MB"):
+        Settings.from_env({**BASE, "S3WORKER_JOB_MEMORY_MB": "512"})
+
+
+def test_a_route_to_a_processor_that_does_not_exist_stops_the_start():
+    from s3worker.processors.registry import Registry
+    from s3worker.worker import check_routes
+
+    s = Settings.from_env({**BASE, "S3WORKER_ROUTES": "sales/=sales,x/=salse"})
+    with pytest.raises(ConfigError, match=r"S3WORKER_ROUTES: x/=salse names no processor"):
+        check_routes(s, Registry())
+    check_routes(Settings.from_env({**BASE, "S3WORKER_ROUTES": "sales/=sales"}), Registry())

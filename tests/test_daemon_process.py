@@ -158,6 +158,10 @@ def test_sigkill_mid_job_is_redone_once(aws: str, name: str, scratch: Path, tmp_
         ({"S3WORKER_IDLE_ACTION": "reboot"}, "S3WORKER_IDLE_ACTION"),
         ({"S3WORKER_POLL_SECONDS": "30"}, "S3WORKER_POLL_SECONDS"),
         ({"S3WORKER_ROUTES": "sensors/"}, "S3WORKER_ROUTES"),
+        ({"S3WORKER_ROUTES": "sensors/=no-such-processor"}, "S3WORKER_ROUTES"),
+        ({"S3WORKER_INPUT_BUCKETS": ""}, "S3WORKER_INPUT_BUCKETS"),
+        ({"S3WORKER_INPUT_BUCKETS": "raw,x"}, "S3WORKER_INPUT_BUCKETS"),
+        ({"S3WORKER_JOB_MEMORY_MB": "100"}, "S3WORKER_JOB_MEMORY_MB"),
     ],
 )
 def test_bad_setting_exits_nonzero_naming_the_variable(
@@ -166,6 +170,7 @@ def test_bad_setting_exits_nonzero_naming_the_variable(
     base = {
         "S3WORKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
         "S3WORKER_OUTPUT_BUCKET": "b",
+        "S3WORKER_INPUT_BUCKETS": "raw",
         "S3WORKER_SCRATCH_DIR": str(tmp_path),
     }
     result = subprocess.run(

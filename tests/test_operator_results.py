@@ -22,7 +22,7 @@ def test_processed_input_shows_manifest_and_summary(
     assert code == 0
     assert "batch/a.txt: processed by echo 1.0" in out
     assert f"s3://{pipeline.processed}/batch/a.txt/" in out
-    assert "batch/a.txt/lines.json" in out
+    assert "batch/a.txt/lines." in out  # lines.<version tag>.json
     assert '"lines": 3' in out
     # And --json gives the raw documents
     code, out, _ = cli(

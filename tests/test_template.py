@@ -239,6 +239,7 @@ def test_boot_writes_the_daemon_contract_env_and_reports_failures(template: Json
     assert {
         "S3WORKER_QUEUE_URL",
         "S3WORKER_OUTPUT_BUCKET",
+        "S3WORKER_INPUT_BUCKETS",
         "S3WORKER_DLQ_URL",
         "AWS_REGION",
     } <= set(env)

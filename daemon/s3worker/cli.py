@@ -35,6 +35,13 @@ def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    # Importing the daemon takes about a second: a SIGTERM meanwhile is noted, and the daemon
+    # stops cleanly once its loop runs, rather than dying of the signal.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
     from s3worker.config import Settings
     from s3worker.worker import run_daemon
 
@@ -46,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "S3WORKER_SCRATCH_DIR": args.scratch_dir,
     }
     settings = Settings.from_env(overrides={k: v for k, v in overrides.items() if v})
-    return run_daemon(settings)
+    return run_daemon(settings, early)
 
 
 def add_process(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -39,6 +39,14 @@ class JobTimeoutError(PermanentError):
     """Processing took longer than S3WORKER_JOB_TIMEOUT_SECONDS; the worker process was ended."""
 
 
+class JobTooLargeError(PermanentError):
+    """The file needs more memory than one job may use on this worker."""
+
+
+class WrongBucketError(BadEventError):
+    """The event names a bucket that is not one of S3WORKER_INPUT_BUCKETS."""
+
+
 class KeyTooLongError(PermanentError):
     """A result key would exceed S3's 1,024-byte key limit."""
 

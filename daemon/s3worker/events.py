@@ -3,7 +3,8 @@
 Understood shapes: S3 notifications (`Records[]`, keys URL-encoded with `+` for space),
 EventBridge "Object Created" (`detail`, keys not encoded), and either of them inside an SNS
 envelope (SNS without raw delivery wraps the body in `Message`). `s3:TestEvent`, deletes,
-folder markers and zero-byte objects are skipped, each with a reason.
+and folder markers are skipped, each with a reason (zero-byte objects too, but by the size S3
+reports, not the event's).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from s3worker.errors import BadEventError
 
 EVENTBRIDGE_CREATED = "Object Created"
 NOTIFICATION_CREATED_PREFIX = "ObjectCreated:"
+# S3 puts one record in a notification; a message naming more was built by hand. Each record
+# is a download and a process run within one visibility heartbeat: bound the work one message
+# can ask for (10,000 records once ran 175 s).
+MAX_RECORDS = 100
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ def parse_body(body: str) -> ParsedMessage:
         doc = json.loads(body)
     except (json.JSONDecodeError, TypeError) as exc:
         raise BadEventError(f"message body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadEventError("message body is JSON nested too deeply to be an event") from None
     return parse_document(doc)
 
 
@@ -80,6 +87,11 @@ def _parse_sns(doc: dict[str, Any]) -> ParsedMessage:
 def _parse_records(records: Any) -> ParsedMessage:
     if not isinstance(records, list):
         raise BadEventError("Records is not a list")
+    if len(records) > MAX_RECORDS:
+        raise BadEventError(
+            f"message has {len(records)} Records; at most {MAX_RECORDS} are accepted in one "
+            "message: send one event per object"
+        )
     objects: list[ObjectRef] = []
     skipped: list[Skipped] = []
     for record in records:
@@ -142,15 +154,21 @@ def _object_or_skip(
 ) -> ObjectRef | Skipped:
     if not bucket or not key:
         raise BadEventError("event names an empty bucket or key")
+    for what, text in (("bucket", bucket), ("key", key)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # S3 names are UTF-8: a lone surrogate (from a JSON `\ud800` escape) names nothing.
+            raise BadEventError(
+                f"event's object {what} {_printable(text)} is not valid UTF-8"
+            ) from None
     if key.endswith("/"):
         return Skipped("folder marker", key)
-    size_int = _size(size)
-    if size_int == 0:
-        return Skipped("zero-byte object", key)
+    # A size of 0 is not trusted either: the daemon skips zero-byte objects by S3's own size.
     return ObjectRef(
         bucket=bucket,
         key=key,
-        size=size_int,
+        size=_size(size),
         etag=str(etag).strip('"') if etag else None,
         version_id=str(version_id) if version_id and version_id != "null" else None,
         sequencer=str(sequencer) if sequencer else None,
@@ -162,8 +180,14 @@ def _size(value: Any) -> int | None:
         return None
     try:
         size = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 1e400 parses as inf
         raise BadEventError(f"object size {value!r} is not an integer") from None
     if size < 0:
         raise BadEventError(f"object size {size} is negative")
     return size
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """`text` for a message: lone surrogates and controls escaped, cut to `limit` characters."""
+    shown = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return repr(shown) + ("…" if len(text) > limit else "")

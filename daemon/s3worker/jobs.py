@@ -4,13 +4,12 @@ upload → manifest. Returns a verdict; the worker acts on the queue."""
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,35 +19,23 @@ from s3worker import __version__
 from s3worker.config import Settings
 from s3worker.errors import (
     BadDataError,
-    BadEventError,
     JobTimeoutError,
     PermanentError,
     SupersededError,
     TransientError,
+    WrongBucketError,
 )
 from s3worker.events import ObjectRef, parse_body
 from s3worker.pool import ProcessPool
 from s3worker.processors.base import JobContext, ProcessResult, execute, read_sample
 from s3worker.processors.registry import Registry
-from s3worker.retry import is_transient
+from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.sqs import Message
 from s3worker.storage import Output, Storage
+from s3worker.verdict import Decision, Verdict, combine, kind_of, verdict_for
 
 log = structlog.get_logger("s3worker.job")
-
-
-class Verdict(enum.Enum):
-    ACK = "ack"  # done (or nothing to do): delete the message
-    DEAD_LETTER = "dead_letter"  # permanent failure, reported: straight to the DLQ
-    RELEASE = "release"  # transient failure: let SQS deliver it again later
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    error: BaseException | None = None
-    report_key: str | None = None
 
 
 class JobRunner:
@@ -67,14 +54,19 @@ class JobRunner:
         self.pool = pool
         self.registry = registry
         self.instance_id = instance_id
+        self.publisher = Publisher(storage)
+        self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
 
     async def handle(self, message: Message) -> Decision:
         try:
-            parsed = parse_body(message.body)
-        except BadEventError as exc:
-            return await self._report_event(message, exc)
+            return await self._handle(message)
+        except Exception as exc:  # not one object's failure: the message's
+            return await self._failed(None, message, exc)
+
+    async def _handle(self, message: Message) -> Decision:
+        parsed = parse_body(message.body)
         for skipped in parsed.skipped:
             log.info("skipped", key=skipped.key, reason=skipped.reason, message_id=message.id)
         # Every record is attempted: one bad object must not hold back the others.
@@ -93,7 +85,7 @@ class JobRunner:
             except SupersededError as exc:
                 line.update(outcome="superseded", error=str(exc))
                 decision = Decision(Verdict.ACK)
-            except Exception as exc:
+            except Exception as exc:  # every exception: the one rule in verdict.py decides
                 decision = await self._failed(ref, message, exc)
                 line.update(outcome=decision.verdict.value, error=f"{type(exc).__name__}: {exc}")
             line["duration_s"] = round(time.monotonic() - started, 3)
@@ -101,36 +93,49 @@ class JobRunner:
         return decision
 
     async def _process_once(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
-        ref = await self.storage.resolve(ref)
-        await self.storage.ensure_current(ref)
+        if ref.bucket not in self.settings.input_buckets:
+            raise WrongBucketError(
+                f"s3://{ref.bucket}/{ref.key[:200]}: bucket {ref.bucket} is not an input "
+                f"bucket of this worker (S3WORKER_INPUT_BUCKETS="
+                f"{','.join(self.settings.input_buckets)}); fix the event rule or the setting"
+            )
+        try:
+            ref = await self.storage.current(ref)  # also the real size, whatever the event says
+        except SupersededError:
+            await self.publisher.sweep(ref)  # what a killed earlier run of it left
+            raise
+        if ref.size == 0:  # S3's size, not the event's: nothing to process
+            return {"outcome": "skipped", "size": 0, "reason": "zero-byte object"}
         identity = (ref.bucket, ref.key, ref.version_id or ref.etag or "")
         while (running := self._inflight.get(identity)) is not None:
             await running.wait()
         self._inflight[identity] = done = asyncio.Event()
         try:
-            previous = await self.storage.previous_results(ref)
-            if previous.done:
-                return {"outcome": "duplicate", "size": ref.size}
-            line, written = await self._process(ref, message)
-            await self._drop_stale(previous.outputs, written)
-            return line
+            return await self._process_current(ref, message)
         finally:
             del self._inflight[identity]
             done.set()
 
-    async def _drop_stale(self, before: tuple[str, ...], now: list[str]) -> None:
-        """Outputs of the key's previous version that this version did not write (e.g. a
-        `dt=` partition that is no longer in the file) would be read by Athena: remove them."""
-        stale = sorted(set(before) - set(now))
-        if not stale:
-            return
+    async def _process_current(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
+        previous = await self.storage.previous_results(ref)
+        if previous.done:
+            await self.publisher.drop(previous.replaced)  # in case a kill came before it
+            return {"outcome": "duplicate", "size": ref.size}
+        line, written, manifest = await self._process(ref, message)
+        metadata = {"source-etag": ref.etag or "", "source-version-id": ref.version_id or ""}
         try:
-            await self.storage.delete(stale)
-            log.info("stale_results_removed", count=len(stale))
-        except Exception as exc:  # the new results are complete; the old ones linger, loudly
-            log.error("stale_results_left", count=len(stale), error=repr(exc), keys=stale[:10])
+            replaced = await self.publisher.commit(ref, manifest, metadata, previous)
+        except SupersededError:
+            await self.publisher.discard(ref, written)
+            raise
+        if replaced is None:  # another worker finished this very version first
+            return {**line, "outcome": "duplicate"}
+        await self.publisher.drop(manifest["replaced_outputs"])
+        return line
 
-    async def _process(self, ref: ObjectRef, message: Message) -> tuple[dict[str, Any], list[str]]:
+    async def _process(
+        self, ref: ObjectRef, message: Message
+    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         t: dict[str, Any] = {"started_at": _now()}
         t0 = time.monotonic()
         async with self.scratch.job(ref.size or 0) as job:
@@ -141,17 +146,18 @@ class JobRunner:
             ctx = JobContext(key=ref.key, size=ref.size or 0)
             result = await self._run(processor, job, ctx)
             t2 = time.monotonic()
-            outputs = await self.storage.upload_outputs(job.out, ref.key)
+            source = self.storage.layout.source(ref.bucket, ref.key)
+            outputs = await self.storage.upload_outputs(job.out, source, version_tag(ref))
             t3 = time.monotonic()
         t.update(download_s=t1 - t0, process_s=t2 - t1, upload_s=t3 - t2)
-        await self._write_manifest(ref, message, processor, result, outputs, t)
+        manifest = self._manifest(ref, message, processor, result, outputs, t)
         line = {
             "outcome": "processed",
             "size": ref.size,
             "processor": processor.name,
             "output_rows": sum(result.rows.values()),
         }
-        return line, [o.key for o in outputs]
+        return line, [o.key for o in outputs], manifest
 
     async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
         timeout = self.settings.job_timeout_seconds
@@ -162,8 +168,10 @@ class JobRunner:
                 f"processor {processor.name} ran longer than {timeout:g} s "
                 "(S3WORKER_JOB_TIMEOUT_SECONDS); its worker process was ended"
             ) from None
-        except (PermanentError, TransientError, MemoryError):
+        except (PermanentError, TransientError):
             raise
+        except MemoryError as exc:  # the job's own address-space limit
+            raise self.pool.too_large(f"{type(exc).__name__}: {exc}") from exc
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise TransientError(f"scratch space ran out while processing: {exc}") from exc
@@ -172,7 +180,7 @@ class JobRunner:
             # A processor that raises on this input will raise again: no point retrying.
             raise BadDataError(f"processor {processor.name} failed: {exc!r}") from exc
 
-    async def _write_manifest(
+    def _manifest(
         self,
         ref: ObjectRef,
         message: Message,
@@ -180,38 +188,37 @@ class JobRunner:
         result: ProcessResult,
         outputs: list[Output],
         timings: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any]:
         timings = {k: round(v, 3) if isinstance(v, float) else v for k, v in timings.items()}
-        manifest = {
+        return {
             "input": _input_doc(ref),
             "processor": {"name": processor.name, "version": processor.version},
             "outputs": [
-                {"key": o.key, "bytes": o.bytes, "rows": result.rows.get(o.path)} for o in outputs
+                {"key": o.key, "path": o.path, "bytes": o.bytes, "rows": result.rows.get(o.path)}
+                for o in outputs
             ],
             "timings": {**timings, "finished_at": _now()},
             "worker": self._worker_doc(),
             "message": {"id": message.id, "receive_count": message.receive_count},
         }
-        metadata = {"source-etag": ref.etag or "", "source-version-id": ref.version_id or ""}
-        # Written last: its presence means "done".
-        await self.storage.put_json(self.storage.layout.manifest_key(ref.key), manifest, metadata)
 
-    async def _failed(self, ref: ObjectRef, message: Message, exc: Exception) -> Decision:
-        if is_transient(exc) or isinstance(exc, MemoryError) or _disk_full(exc):
-            log.warning("job_transient_failure", error=repr(exc))
+    async def _failed(self, ref: ObjectRef | None, message: Message, exc: Exception) -> Decision:
+        """The one rule (verdict.py) for every exception; a report for what is not retried."""
+        verdict = verdict_for(exc, message.receive_count, self.max_receives)
+        kind = kind_of(exc).value
+        if verdict is Verdict.RELEASE:
+            log.warning("job_failure_retried", kind=kind, error=repr(exc), exc_info=exc)
             return Decision(Verdict.RELEASE, exc)
-        if not isinstance(exc, PermanentError):
-            log.exception("job_unexpected_error")
-            return Decision(Verdict.RELEASE, exc)
-        report = {"input": _input_doc(ref), **self._error_doc(message, exc)}
-        return await self._write_report(self.storage.layout.error_key(ref.key), report, exc)
-
-    async def _report_event(self, message: Message, exc: BadEventError) -> Decision:
-        log.warning("bad_event", message_id=message.id, error=str(exc), body=message.body[:500])
-        report = self._error_doc(message, exc)
-        return await self._write_report(
-            self.storage.layout.event_error_key(message.id), report, exc
-        )
+        if verdict is Verdict.ACK:
+            return Decision(Verdict.ACK)
+        log.warning("job_failure_reported", kind=kind, error=repr(exc))
+        report = {**self._error_doc(message, exc), "kind": kind}
+        if ref is None or isinstance(exc, WrongBucketError):
+            key = self.storage.layout.event_error_key(message.id)
+        else:
+            report = {"input": _input_doc(ref), **report}
+            key = self.storage.layout.error_key(self.storage.layout.source(ref.bucket, ref.key))
+        return await self._write_report(key, report, exc)
 
     async def _write_report(self, key: str, report: dict[str, Any], exc: Exception) -> Decision:
         try:
@@ -239,23 +246,10 @@ class JobRunner:
         }
 
 
-def combine(decisions: list[Decision]) -> Decision:
-    """One verdict for a message of several objects: retry beats dead-letter beats done."""
-    for verdict in (Verdict.RELEASE, Verdict.DEAD_LETTER):
-        for decision in decisions:
-            if decision.verdict is verdict:
-                return decision
-    return Decision(Verdict.ACK)
-
-
 def _input_doc(ref: ObjectRef) -> dict[str, Any]:
     doc = asdict(ref)
     doc.pop("sequencer", None)
     return doc
-
-
-def _disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def _now() -> str:

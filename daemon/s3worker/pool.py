@@ -1,94 +1,109 @@
-"""The process pool that runs processors: pandas is CPU-bound and must not starve the loop."""
+"""The process pool that runs processors: pandas is CPU-bound and must not starve the loop.
+
+pebble's ProcessPool, not concurrent.futures': when one worker process dies (its memory limit,
+a crash) or overruns its time, pebble fails that one task and replaces that one process; a
+concurrent.futures pool breaks as a whole and takes every job running beside it down.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import multiprocessing
+import resource
+import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import structlog
+from pebble import ProcessExpired
+from pebble import ProcessPool as PebblePool
 
-from s3worker.errors import TransientError
+from s3worker.errors import JobTooLargeError, TransientError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# How a process that ran out of its address space usually ends: C++ code (pyarrow) aborts on
+# an uncaught std::bad_alloc; the kernel's OOM killer sends SIGKILL.
+OUT_OF_MEMORY_SIGNALS = (signal.SIGABRT, signal.SIGKILL)
 
-def warm_up() -> None:
-    """Import the heavy libraries once per worker process, before the first file arrives."""
+
+def start_worker(memory_bytes: int | None) -> None:
+    """Each worker process: bound its address space, then import the heavy libraries once,
+    before the first file arrives."""
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
 
-class ProcessPool:
-    """A lazily created pool, rebuilt when a worker process dies (e.g. killed for memory)."""
+def _noop() -> None:
+    """A task that makes a worker process start (and run `start_worker`)."""
 
-    def __init__(self, workers: int) -> None:
+
+class ProcessPool:
+    """Worker processes, each under its own memory limit; one job's death is its own."""
+
+    def __init__(self, workers: int, memory_bytes: int | None = None) -> None:
         self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
+        self.memory_bytes = memory_bytes
+        self._pool: PebblePool | None = None
         self._free = asyncio.Semaphore(workers)
 
-    def _get(self) -> ProcessPoolExecutor:
-        if self._executor is None:
+    def _get(self) -> PebblePool:
+        if self._pool is None:
             # forkserver: children are forked from a clean single-threaded server, never from
             # this process with its event loop and client threads.
-            ctx = multiprocessing.get_context("forkserver")
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-        return self._executor
+            self._pool = PebblePool(
+                max_workers=self.workers,
+                initializer=start_worker,
+                initargs=(self.memory_bytes,),
+                context=multiprocessing.get_context("forkserver"),
+            )
+        return self._pool
 
     def warm(self) -> None:
-        executor = self._get()
+        pool = self._get()
         for _ in range(self.workers):
-            executor.submit(warm_up)
+            pool.schedule(_noop)
 
     async def run(self, fn: Callable[..., T], *args: Any, limit: float | None = None) -> T:
-        """Run `fn(*args)` in a worker process; `limit` (seconds) counts from when a process is free
-        for it, so time spent waiting behind other files never counts against a file.
-        On timeout the pool is restarted (the only way to stop the call) and TimeoutError
-        is raised."""
+        """Run `fn(*args)` in a worker process. `limit` (seconds) counts from when a process is
+        free for it, so time spent waiting behind other files never counts against a file; past
+        it only that process is ended and TimeoutError raised. A process that dies raises
+        JobTooLargeError when it looks like its memory limit, else TransientError."""
         async with self._free:  # submit only when a process can start it now
-            while True:
-                executor = self._get()
-                future = executor.submit(functools.partial(fn, *args))
-                try:
-                    return await asyncio.wait_for(self._result(executor, future), limit)
-                except TimeoutError:
-                    self.restart()
-                    raise
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if future.cancelled() and task is not None and not task.cancelling():
-                        continue  # not started when the pool was restarted: to the new one
-                    raise
+            future = self._get().schedule(fn, args=args, timeout=limit)
+            try:
+                return await asyncio.wrap_future(future)
+            except ProcessExpired as exc:
+                raise self._died(exc) from exc
+            except asyncio.CancelledError:
+                future.cancel()  # type: ignore[no-untyped-call]  # pebble ends the process running it
+                raise
 
-    async def _result(self, executor: ProcessPoolExecutor, future: Future[T]) -> T:
-        try:
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool as exc:
-            log.error("worker_process_died", error=repr(exc))
-            if self._executor is executor:
-                self._executor = None
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise TransientError(f"a worker process died while processing: {exc}") from exc
+    def _died(self, exc: ProcessExpired) -> Exception:
+        code = exc.exitcode
+        log.error("worker_process_died", exit_code=code, memory_limit=self.memory_bytes)
+        if self.memory_bytes and code in tuple(-s for s in OUT_OF_MEMORY_SIGNALS):
+            return self.too_large(f"the worker process ended with signal {-code}")
+        return TransientError(f"the worker process died while processing (exit code {code})")
 
-    def restart(self) -> None:
-        """End every worker process now (a job overran); the next job gets a fresh pool.
-
-        Jobs running beside it fail with a dead pool and go back to the queue; jobs still
-        waiting for a process move to the new pool.
-        """
-        self.shutdown(kill=True)
+    def too_large(self, detail: str) -> JobTooLargeError:
+        limit = f"{self.memory_bytes / 2**20:,.0f} MiB" if self.memory_bytes else "the machine's"
+        return JobTooLargeError(
+            f"the file needs more memory than one job may use ({limit} of address space; "
+            f"{detail}): use an instance type with more memory, or lower S3WORKER_CONCURRENCY "
+            "(or raise S3WORKER_JOB_MEMORY_MB)"
+        )
 
     def shutdown(self, kill: bool = False) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
+        pool, self._pool = self._pool, None
+        if pool is None:
             return
         if kill:
             # Jobs past the drain bound: their messages are released, their processes ended.
-            for process in list(getattr(executor, "_processes", {}).values()):
-                process.kill()
-        executor.shutdown(wait=not kill, cancel_futures=True)
+            pool.stop()  # type: ignore[no-untyped-call]
+        else:
+            pool.close()  # type: ignore[no-untyped-call]
+        pool.join()

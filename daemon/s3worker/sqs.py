@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 10  # messages per ReceiveMessage and entries per *Batch call
 MAX_VISIBILITY_SECONDS = 12 * 3600
 MAX_ATTRIBUTE_CHARS = 256  # what we keep of an error message in a message attribute
+# A message's size counts its body and every attribute's name, type and value. The quota was
+# raised from 256 KiB to 1 MiB in 2025; each queue has its own MaximumMessageSize below it.
+MAX_MESSAGE_BYTES = 1024 * 1024
+STRING_TYPE = "String"
+MIN_BODY_BYTES = 128  # a cut body keeps at least this much, attributes are cut shorter first
+# Characters SQS accepts in a body or a string attribute (the XML character ranges).
+SQS_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -110,16 +118,50 @@ class Queue:
             )
             _log_failures("visibility_failed", chunk, resp)
 
-    async def send(self, body: str, attributes: dict[str, str]) -> None:
+    async def max_message_bytes(self) -> int:
+        attrs = await self.attributes("MaximumMessageSize")
+        return min(MAX_MESSAGE_BYTES, int(attrs.get("MaximumMessageSize", MAX_MESSAGE_BYTES)))
+
+    async def send(self, body: str, attributes: dict[str, str], max_bytes: int) -> None:
+        body, values = fit_message(body, attributes, max_bytes)
         await self.retry.call(
             self.client.send_message,
             QueueUrl=self.url,
             MessageBody=body,
             MessageAttributes={
-                k: {"DataType": "String", "StringValue": v[:MAX_ATTRIBUTE_CHARS] or "-"}
-                for k, v in attributes.items()
+                k: {"DataType": STRING_TYPE, "StringValue": v} for k, v in values.items()
             },
         )
+
+
+def message_bytes(body: str, attributes: dict[str, str]) -> int:
+    """A message's size as SQS counts it: body, and each attribute's name, type and value."""
+    size = len(body.encode())
+    for name, value in attributes.items():
+        size += len(name.encode()) + len(STRING_TYPE) + len(value.encode())
+    return size
+
+
+def fit_message(
+    body: str, attributes: dict[str, str], max_bytes: int
+) -> tuple[str, dict[str, str]]:
+    """Attributes cleaned (characters SQS refuses replaced, each cut to MAX_ATTRIBUTE_CHARS),
+    then the body cut so that the whole message fits `max_bytes`. A cut body is marked
+    (`s3worker-body-truncated`: its full length); the error report keeps it whole."""
+    values = {
+        k: SQS_INVALID.sub("?", v)[:MAX_ATTRIBUTE_CHARS] or "-" for k, v in attributes.items()
+    }
+    body = SQS_INVALID.sub("?", body) or "-"
+    if message_bytes(body, values) <= max_bytes:
+        return body, values
+    values["s3worker-body-truncated"] = f"{len(body.encode())} bytes"
+    while (room := max_bytes - message_bytes("", values)) < MIN_BODY_BYTES:
+        longest = max(values, key=lambda k: len(values[k].encode()))
+        if len(values[longest]) <= 1:
+            break
+        values[longest] = values[longest][: len(values[longest]) // 2]
+    cut = body.encode()[: max(room, 1)].decode("utf-8", "ignore") or "-"
+    return cut, values
 
 
 async def queue_url_from_arn(client: Any, arn: str, retry: RetryPolicy) -> str:

@@ -36,21 +36,42 @@ SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
 
 @dataclass(frozen=True)
 class Layout:
-    """Pure: where the results of an input key go in the processed bucket."""
+    """Pure: where the results of an input go in the processed bucket.
+
+    `per_bucket`: results under `BUCKET/KEY/` rather than `KEY/`, for a daemon that accepts
+    events of several input buckets (the same key in two of them must not share results).
+    """
 
     prefix: str = ""
+    per_bucket: bool = False
 
     def _join(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
+    def source(self, bucket: str, key: str) -> str:
+        """The path an input's results are named after."""
+        return f"{bucket}/{key}" if self.per_bucket else key
+
     def result_key(self, key: str, name: str) -> str:
         result = self._join(key, name)
-        if len(result.encode()) > MAX_KEY_BYTES:
+        size = len(result.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY_BYTES:
             raise KeyTooLongError(
-                f"result key for {key[:60]!r}… would be {len(result.encode())} bytes; "
-                f"S3 allows {MAX_KEY_BYTES}"
+                f"result key for {key[:60]!r}… would be {size} bytes; S3 allows "
+                f"{MAX_KEY_BYTES}: shorten the input's key"
             )
         return result
+
+    def output_key(self, key: str, rel: str, tag: str) -> str:
+        """An output's key: its name carries the input version's tag (`part-0.<tag>.parquet`),
+        so two versions of one input never write the same object (see `publish`)."""
+        folder, _, name = rel.rpartition("/")
+        stem, dot, ext = name.partition(".")
+        tagged = f"{stem}.{tag}{dot}{ext}" if dot else f"{name}.{tag}"
+        return self.result_key(key, f"{folder}/{tagged}" if folder else tagged)
+
+    def results_prefix(self, key: str) -> str:
+        return self._join(key) + "/"
 
     def manifest_key(self, key: str) -> str:
         return self.result_key(key, MANIFEST_NAME)
@@ -58,11 +79,11 @@ class Layout:
     def error_key(self, key: str) -> str:
         """`_errors/KEY.json`, or a hash of the key when that would be too long for S3."""
         plain = self._join(ERRORS_DIR, f"{key}.json")
-        if len(plain.encode()) <= MAX_KEY_BYTES:
+        raw = plain.encode("utf-8", "surrogatepass")
+        if len(raw) <= MAX_KEY_BYTES and raw == plain.encode("utf-8", "replace"):
             return plain
-        return self._join(
-            ERRORS_DIR, "_long-keys", f"{hashlib.sha256(key.encode()).hexdigest()}.json"
-        )
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return self._join(ERRORS_DIR, "_long-keys", f"{digest}.json")
 
     def event_error_key(self, message_id: str) -> str:
         return self._join(ERRORS_DIR, "_events", f"{message_id}.json")
@@ -70,10 +91,12 @@ class Layout:
 
 @dataclass(frozen=True)
 class Previous:
-    """The results already in the processed bucket for an input key."""
+    """The key's current manifest: whether it is of this version, its outputs, its ETag."""
 
     done: bool
     outputs: tuple[str, ...]
+    etag: str | None = None  # None: no manifest yet
+    replaced: tuple[str, ...] = ()  # outputs of the version before, which it removed
 
 
 @dataclass(frozen=True)
@@ -90,49 +113,46 @@ class Storage:
         self.bucket = bucket
         self.layout = layout
 
-    async def resolve(self, ref: ObjectRef) -> ObjectRef:
-        """Fill in size and ETag from S3 when the event did not carry them."""
-        if ref.size is not None and (ref.etag or ref.version_id):
-            return ref
-        params = _pin(ref)
-        head = await self._read_call(
-            ref, self.s3.head_object, Bucket=ref.bucket, Key=ref.key, **params
-        )
+    async def current(self, ref: ObjectRef) -> ObjectRef:
+        """The event's object as S3 holds it now: its real size, ETag and version id.
+
+        Raises SupersededError when the key now holds another version (a newer upload): events
+        arrive late and out of order, and results of an older version must never replace those
+        of a newer one. The size is S3's, never the event's (which may lie).
+        """
+        try:
+            head = await self.retry.call(self.s3.head_object, Bucket=ref.bucket, Key=ref.key)
+        except ClientError as exc:
+            if not ref.version_id or http_status(exc) not in (403, 404):
+                raise _classify_read_error(ref, exc) or exc from exc
+            # The key is deleted (a delete marker) but the version may still be there.
+            head = await self._read_call(
+                ref, self.s3.head_object, Bucket=ref.bucket, Key=ref.key, **_pin(ref)
+            )
+        version, etag = head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
+        if ref.version_id and version and version != ref.version_id:
+            raise SupersededError(
+                f"s3://{ref.bucket}/{ref.key} version {ref.version_id} was replaced by {version}"
+            )
+        if not ref.version_id and ref.etag and etag and etag != ref.etag:
+            raise SupersededError(
+                f"s3://{ref.bucket}/{ref.key} changed since the event (ETag {ref.etag} is now "
+                f"{etag})"
+            )
         return ObjectRef(
             bucket=ref.bucket,
             key=ref.key,
             size=int(head["ContentLength"]),
-            etag=ref.etag or str(head.get("ETag", "")).strip('"') or None,
-            version_id=ref.version_id or head.get("VersionId"),
+            etag=ref.etag or etag,
+            version_id=ref.version_id or (version if version != "null" else None),
             sequencer=ref.sequencer,
         )
 
-    async def ensure_current(self, ref: ObjectRef) -> None:
-        """Raise SupersededError when a newer version of the key exists (versioned buckets).
-
-        Events can arrive late or out of order (a release, a retry): results of an older
-        version must never replace those of a newer one.
-        """
-        if not ref.version_id:
-            return  # unversioned: the download's If-Match ETag does the same job
-        try:
-            head = await self.retry.call(self.s3.head_object, Bucket=ref.bucket, Key=ref.key)
-        except ClientError as exc:
-            if http_status(exc) in (403, 404):
-                return  # deleted since (or not listable): the pinned download decides
-            raise
-        current = head.get("VersionId")
-        if current and current != ref.version_id:
-            raise SupersededError(
-                f"s3://{ref.bucket}/{ref.key} version {ref.version_id} was replaced by {current}"
-            )
-
     async def previous_results(self, ref: ObjectRef) -> Previous:
         """What the key's current manifest says: done for this version, and its output keys."""
+        key = self.layout.manifest_key(self.layout.source(ref.bucket, ref.key))
         try:
-            resp = await self.retry.call(
-                self.s3.get_object, Bucket=self.bucket, Key=self.layout.manifest_key(ref.key)
-            )
+            resp = await self.retry.call(self.s3.get_object, Bucket=self.bucket, Key=key)
             async with resp["Body"] as body:
                 manifest = json.loads(await body.read())
         except ClientError as exc:
@@ -145,7 +165,20 @@ class Storage:
         else:
             done = bool(ref.etag) and source.get("etag") == ref.etag
         outputs = tuple(o["key"] for o in manifest.get("outputs", []) if "key" in o)
-        return Previous(done=done, outputs=outputs)
+        replaced = tuple(str(k) for k in manifest.get("replaced_outputs", []))
+        return Previous(done, outputs, str(resp.get("ETag", "")).strip('"'), replaced)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            resp = await self.retry.call(
+                self.s3.list_objects_v2, Bucket=self.bucket, Prefix=prefix, **token
+            )
+            keys += [str(o["Key"]) for o in resp.get("Contents", [])]
+            if not resp.get("IsTruncated"):
+                return keys
+            token = {"ContinuationToken": resp["NextContinuationToken"]}
 
     async def delete(self, keys: list[str]) -> None:
         for i in range(0, len(keys), MAX_DELETE_KEYS):
@@ -180,12 +213,12 @@ class Storage:
         except ClientError as exc:
             raise _classify_read_error(ref, exc) or exc from exc
 
-    async def upload_outputs(self, out_dir: Path, key: str) -> list[Output]:
+    async def upload_outputs(self, out_dir: Path, key: str, tag: str) -> list[Output]:
         files = await asyncio.to_thread(_files_under, out_dir)
         outputs = []
         for path in files:
             rel = path.relative_to(out_dir).as_posix()
-            target = self.layout.result_key(key, rel)
+            target = self.layout.output_key(key, rel, tag)
             size = await self.upload_file(path, target)
             outputs.append(Output(key=target, bytes=size, path=rel))
         return outputs
@@ -226,11 +259,15 @@ class Storage:
             await self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             raise
 
-    async def put_json(self, key: str, doc: dict[str, Any], metadata: dict[str, str]) -> None:
-        body = json.dumps(doc, indent=2, default=str, ensure_ascii=False).encode()
+    async def put_json(
+        self, key: str, doc: dict[str, Any], metadata: dict[str, str], **condition: str
+    ) -> None:
+        """Write a JSON document; `condition`: `IfMatch=ETAG` or `IfNoneMatch="*"`."""
+        # ASCII escapes: a report can quote text that is not valid UTF-8 (a lone surrogate).
+        body = json.dumps(doc, indent=2, default=str).encode()
         await self.retry.call(
             self.s3.put_object, Bucket=self.bucket, Key=key, Body=body,
-            ContentType="application/json", Metadata=metadata,
+            ContentType="application/json", Metadata=metadata, **condition,
         )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import asyncio
 import enum
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -14,8 +14,9 @@ import structlog
 from s3worker import logs
 from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
+from s3worker.errors import ConfigError
 from s3worker.instance import instance_id, stop_instance
-from s3worker.jobs import Decision, JobRunner, Verdict
+from s3worker.jobs import JobRunner
 from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
@@ -23,6 +24,7 @@ from s3worker.scratch import Scratch
 from s3worker.sqs import DeleteBatcher, Heartbeat, Message, Queue, queue_url_from_arn
 from s3worker.storage import Layout, Storage
 from s3worker.systemd import Notifier
+from s3worker.verdict import Decision, Verdict
 
 log = structlog.get_logger("s3worker.worker")
 
@@ -58,11 +60,12 @@ class Worker:
         self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
         self.deletes = DeleteBatcher(self.queue)
         self.dlq: Queue | None = None
+        self.dlq_max_bytes = 0
         self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
-        self.pool = ProcessPool(settings.concurrency)
-        storage = Storage(
-            clients.s3, self.retry, settings.output_bucket, Layout(settings.output_prefix)
-        )
+        self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
+        # The bucket is part of the results' path only when two buckets could share a key.
+        layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
+        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout)
         self.jobs = JobRunner(
             settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id
         )
@@ -97,6 +100,7 @@ class Worker:
         removed = self.scratch.wipe()
         info = await self.queue.info()
         await self._resolve_dlq(info.dlq_arn)
+        self.jobs.max_receives = info.max_receive_count
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
         self._instance_task = asyncio.create_task(self._fetch_instance_id())
@@ -124,6 +128,7 @@ class Worker:
             url = await queue_url_from_arn(self.clients.sqs, arn, self.retry)
         if url:
             self.dlq = Queue(self.clients.sqs, url, self.retry)
+            self.dlq_max_bytes = await self.dlq.max_message_bytes()
         else:
             log.warning("no_dlq", detail="permanent failures are reported and then deleted")
 
@@ -242,7 +247,9 @@ class Worker:
                     "s3worker-error": str(error) if error else "",
                     "s3worker-error-report": f"s3://{self.settings.output_bucket}/{decision.report_key}",
                     "s3worker-source-message-id": message.id,
+                    "s3worker-attempts": str(message.receive_count),
                 },
+                self.dlq_max_bytes,
             )
         await self.queue.delete([message])
 
@@ -337,25 +344,56 @@ class Worker:
         return True
 
 
-async def serve(settings: Settings, **kwargs: Any) -> ExitReason:
+def check_routes(settings: Settings, processors: Registry) -> None:
+    """A route to a processor that does not exist would fail every file it matches: refuse
+    to start instead."""
+    known = set(processors.names())
+    for prefix, name in settings.routes:
+        if name not in known:
+            raise ConfigError(
+                f"S3WORKER_ROUTES: {prefix}={name} names no processor; known: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
+
+
+async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
+    # Handlers first: a SIGTERM during start-up must stop the daemon cleanly, not kill it.
+    loop = asyncio.get_running_loop()
+    early = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, early.set)
+    if stop_signals:  # received before the loop ran
+        early.set()
+    try:
+        check_routes(settings, kwargs.get("processors", registry))
+        return await _serve(settings, early, **kwargs)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> ExitReason:
     async with ClientsContext(settings.max_in_flight) as clients:
         worker = Worker(settings, clients, **kwargs)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_exit)
+        if early.is_set():
+            worker.request_exit()
         try:
             reason = await worker.run()
             if reason is ExitReason.IDLE and not await worker.act_on_idle():
                 reason = ExitReason.IDLE_STOP_FAILED
-        finally:
+        finally:  # until serve() returns, a late signal is noted, never fatal
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+                loop.add_signal_handler(sig, early.set)
     log.info("exit", reason=reason.value)
     return reason
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
+    """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    reason = asyncio.run(serve(settings))
+    reason = asyncio.run(serve(settings, stop_signals))
     return 1 if reason is ExitReason.IDLE_STOP_FAILED else 0

@@ -67,7 +67,10 @@ def lookup(aws: Aws, stack: Stack, layout: Layout, key: str) -> Outcome:
 def _summary_key(manifest: dict[str, Any], layout: Layout, key: str) -> str:
     """The summary the manifest lists (the processor chose its outputs), else the usual place."""
     for output in manifest.get("outputs", []):
-        if str(output.get("key", "")).endswith(f"/{SUMMARY_NAME}"):
+        # `path` is the processor's own name for it; the key carries the input version's tag.
+        if output.get("path") == SUMMARY_NAME or str(output.get("key", "")).endswith(
+            f"/{SUMMARY_NAME}"
+        ):
             return str(output["key"])
     return layout.result_key(key, SUMMARY_NAME)
 
