@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -302,10 +302,18 @@ def worker_env_file(launch_template_id: str) -> dict[str, str]:
 class FakeImds:
     """The instance metadata service for one instance, IMDSv2 only (tokens required)."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        metadata: Mapping[str, str] | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
+        """`metadata`: more paths under /latest/meta-data/ (placement/region, tags/instance/...)."""
         token = secrets.token_hex(8)
         self.requests: list[str] = []
         requests = self.requests
+        paths = {"instance-id": instance_id, **(metadata or {})}
+        prefix = "/latest/meta-data/"
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
@@ -322,8 +330,8 @@ class FakeImds:
                 requests.append(f"GET {self.path}")
                 if self.headers.get("X-aws-ec2-metadata-token") != token:
                     self._reply(401, "")  # IMDSv1 is disabled on the stack's instances
-                elif self.path == "/latest/meta-data/instance-id":
-                    self._reply(200, instance_id)
+                elif self.path.startswith(prefix) and self.path[len(prefix) :] in paths:
+                    self._reply(200, paths[self.path[len(prefix) :]])
                 else:
                     self._reply(404, "")
 
@@ -334,8 +342,8 @@ class FakeImds:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer(address, Handler)
+        self.url = f"http://{address[0]}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
