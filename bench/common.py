@@ -24,13 +24,15 @@ TESTS = ROOT / "tests"
 RESULTS = Path(__file__).parent / "results"
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(TESTS))  # reuse the test harness: Pipeline, FaultProxy, eventbridge_event
+sys.path.insert(0, str(ROOT))
+
+from conftest import CREDENTIALS as TEST_CREDENTIALS  # noqa: E402
+
+from demo.emulator import harness_session  # noqa: E402
 
 CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    # What stands in for AWS, plus the env file's AWS_* settings (tests/conftest.py says why).
+    **TEST_CREDENTIALS,
     # No metadata service here: fail fast instead of waiting on 169.254.169.254.
     "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9",
 }
@@ -64,6 +66,7 @@ def emulator() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     os.environ.update(CREDENTIALS)
     os.environ["AWS_ENDPOINT_URL"] = url
+    harness_session()
 
     def up() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):

@@ -25,6 +25,7 @@ from demo.emulator import (
     EmbeddedAws,
     FakeImds,
     LambdaBridge,
+    daemon_env,
     deploy_stack,
     enable_eventbridge,
     pool_instances,
@@ -100,15 +101,12 @@ def boot(instance_id: str, env_file: dict[str, str], aws: EmbeddedAws, workdir: 
     notify = home / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
-    env = {
-        **os.environ,
-        **env_file,
-        **aws.env(),
-        **DEMO_SETTINGS,
-        "S3WORKER_SCRATCH_DIR": str(scratch),
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url,
-        "NOTIFY_SOCKET": str(notify),
-    }
+    env = daemon_env(
+        {**env_file, **DEMO_SETTINGS, "S3WORKER_SCRATCH_DIR": str(scratch)},
+        aws.endpoint,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url,
+        NOTIFY_SOCKET=str(notify),
+    )
     log = home / "journal.jsonl"
     started = time.monotonic()
     process = subprocess.Popen(

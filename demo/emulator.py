@@ -44,12 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"
 LAMBDA_SOURCE = ROOT / "lambda" / "start_worker.py"
 REGION = "us-east-1"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "demo",
-    "AWS_SECRET_ACCESS_KEY": "demo",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
+# What stands in for AWS: the emulator's endpoint (AWS_ENDPOINT_URL) and these credentials.
+# Nothing else: every other variable a worker sees comes from the env file the launch template's
+# user data writes (`template_worker_env`, `worker_env_file`), so a variable the product needs but
+# its own files do not set fails here as it would on EC2.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
+ENV_FILE_START = "cat > /etc/s3worker/s3worker.env <<'EOF'\n"
 Json = dict[str, Any]
 
 
@@ -129,10 +129,12 @@ class LambdaBridge:
 
     def _runtime(self, function: str, env: dict[str, str]) -> Any:
         if function not in self._runtimes:  # one warm container per function
+            # The Lambda runtime sets AWS_REGION and AWS_DEFAULT_REGION for the function.
+            region = env.get("AWS_REGION", REGION)
             self._runtimes[function] = self.module.Runtime(
                 env=env,
-                ec2_client=boto3.client("ec2", endpoint_url=self.endpoint),
-                sqs_client=boto3.client("sqs", endpoint_url=self.endpoint),
+                ec2_client=boto3.client("ec2", endpoint_url=self.endpoint, region_name=region),
+                sqs_client=boto3.client("sqs", endpoint_url=self.endpoint, region_name=region),
             )
         return self._runtimes[function]
 
@@ -216,6 +218,7 @@ class EmbeddedAws:
 
     def __enter__(self) -> EmbeddedAws:
         quiet_emulator()
+        harness_session()
         for k, v in self.env().items():
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
@@ -229,6 +232,42 @@ class EmbeddedAws:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def harness_session(region: str = REGION) -> None:
+    """The harness's own boto3 clients (deploying, uploading, asserting) use this region.
+
+    Set on boto3's default session, never in the environment: the product's processes must
+    find their region where they would on AWS (the env file; the Lambda runtime's variables).
+    """
+    boto3.setup_default_session(region_name=region)
+
+
+def template_env_block(user_data: str) -> dict[str, str]:
+    """The variables of the env file in a launch template's user data script."""
+    block = user_data.split(ENV_FILE_START, 1)[1].split("\nEOF", 1)[0]
+    pairs = (line.strip().partition("=") for line in block.splitlines() if "=" in line)
+    return {k: v for k, _, v in pairs}
+
+
+def template_worker_env(region: str = REGION) -> dict[str, str]:
+    """The env file's entries that do not name a stack resource, straight from the template.
+
+    For harnesses that run the daemon without deploying the stack (most tests): the AWS_*
+    settings a worker gets come from here, `${AWS::Region}` rendered as CloudFormation would.
+    """
+    template = cfn_yaml.load(str(TEMPLATE))
+    data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    text = str(data["UserData"]["Fn::Base64"]["Fn::Sub"]).replace("${AWS::Region}", region)
+    return {k: v for k, v in template_env_block(text).items() if "${" not in v}
+
+
+def daemon_env(env_file: dict[str, str], endpoint: str, **extra: str) -> dict[str, str]:
+    """A worker process's environment: the env file, what stands in for AWS, and `extra`
+    (harness plumbing such as the local IMDS and notify socket); no AWS_/S3WORKER_ variable
+    of the calling shell leaks in."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3WORKER_"))}
+    return {**base, **env_file, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **extra}
 
 
 def quiet_emulator() -> None:
@@ -293,27 +332,30 @@ def worker_env_file(launch_template_id: str) -> dict[str, str]:
     data = boto3.client("ec2").describe_launch_template_versions(
         LaunchTemplateId=launch_template_id, Versions=["$Latest"]
     )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-    script = base64.b64decode(data["UserData"]).decode()
-    block = script.split("cat > /etc/s3worker/s3worker.env <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
-    pairs = (line.strip().partition("=") for line in block.splitlines() if "=" in line)
-    return {k: v for k, _, v in pairs}
+    return template_env_block(base64.b64decode(data["UserData"]).decode())
 
 
 class FakeImds:
-    """The instance metadata service for one instance, IMDSv2 only (tokens required)."""
+    """The instance metadata service for one instance, IMDSv2 only (tokens required): its id
+    and its region (`placement/`)."""
 
     def __init__(
         self,
         instance_id: str,
+        region: str = REGION,
         metadata: Mapping[str, str] | None = None,
         address: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
-        """`metadata`: more paths under /latest/meta-data/ (placement/region, tags/instance/...)."""
+        """`metadata`: more paths under /latest/meta-data/ (tags/instance/..., iam/...)."""
         token = secrets.token_hex(8)
         self.requests: list[str] = []
         requests = self.requests
-        paths = {"instance-id": instance_id, **(metadata or {})}
-        prefix = "/latest/meta-data/"
+        values = {
+            "instance-id": instance_id,
+            "placement/region": region,
+            "placement/availability-zone": f"{region}a",
+            **(metadata or {}),
+        }
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
@@ -330,8 +372,8 @@ class FakeImds:
                 requests.append(f"GET {self.path}")
                 if self.headers.get("X-aws-ec2-metadata-token") != token:
                     self._reply(401, "")  # IMDSv1 is disabled on the stack's instances
-                elif self.path.startswith(prefix) and self.path[len(prefix) :] in paths:
-                    self._reply(200, paths[self.path[len(prefix) :]])
+                elif (path := self.path.removeprefix("/latest/meta-data/").rstrip("/")) in values:
+                    self._reply(200, values[path])
                 else:
                     self._reply(404, "")
 

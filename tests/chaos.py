@@ -374,9 +374,12 @@ def main() -> int:
     from conftest import CREDENTIALS, free_port
     from moto.server import ThreadedMotoServer
 
+    from demo.emulator import harness_session
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.update(CREDENTIALS)
     os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:9"
+    harness_session()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

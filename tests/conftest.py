@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-REGION = "us-east-1"
+from demo.emulator import REGION, harness_session, template_worker_env
+
+# What stands in for AWS: credentials and (in `aws`) the emulator's endpoint. The AWS_*
+# settings a worker process gets are the ones the launch template's user data writes into its
+# env file, read from deploy/cloudformation.yaml: the harness sets nothing the product does not.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
+    **{k: v for k, v in template_worker_env(REGION).items() if k.startswith("AWS_")},
 }
 
 
@@ -30,6 +33,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """The embedded AWS: a real HTTP server, so aiobotocore talks to it like to AWS."""
+    harness_session()  # the tests' own boto3 clients; the product finds its region itself
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -185,7 +185,7 @@ def boot(
         if {"Key": "s3worker:canary", "Value": "true"} in i["Tags"]
     ]
     instance_id = canary[0]["InstanceId"]
-    imds = FakeImds(instance_id, machine.instance_metadata(instance_id, REGION), (imds_address, 80))
+    imds = FakeImds(instance_id, REGION, machine.instance_metadata(instance_id), (imds_address, 80))
     traffic = Traffic()
     workdir = rootfs.CACHE / "run"
     subprocess.run(["rm", "-rf", str(workdir)], check=True)  # a run killed before its clean-up

@@ -57,7 +57,7 @@ def test_a_worker_that_dies_before_ready_fails_fast_and_is_not_left_behind(tmp_p
     from demo.__main__ import boot
 
     # Given an env file without the queue: the daemon exits at once with a config error
-    aws = SimpleNamespace(env=lambda: {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    aws = SimpleNamespace(endpoint="http://127.0.0.1:9")
     env_file = {"S3WORKER_OUTPUT_BUCKET": "b", "S3WORKER_QUEUE_URL": ""}
     # When the demo boots it, Then it says so instead of waiting, and no process remains
     with pytest.raises(RuntimeError, match=r"exited \(2\) before READY=1"):

@@ -17,6 +17,8 @@ from s3worker.worker import ExitReason, serve
 from structlog.testing import capture_logs
 from tenacity import wait_none
 
+from demo.emulator import REGION
+
 
 def run_worker(
     pipeline: Pipeline, scratch: Path, registry: Registry, attempts: int = 5, **env: Any
@@ -253,7 +255,9 @@ def test_deletes_of_jobs_finishing_together_share_a_batch(aws: str, name: str):
     async def scenario() -> list[int]:
         from aiobotocore.session import get_session
 
-        async with get_session().create_client("sqs", config=client_config()) as sqs:
+        async with get_session().create_client(
+            "sqs", region_name=REGION, config=client_config()
+        ) as sqs:
             sizes: list[int] = []
             sqs.meta.events.register(
                 "provide-client-params.sqs.DeleteMessageBatch",

@@ -2,7 +2,9 @@
 
 botocore's own retries are switched off: transient errors are retried by the one tenacity
 policy in `retry.py`, so every retry is classified, logged and bounded in one place.
-`AWS_ENDPOINT_URL`, `AWS_REGION` and credentials are read by botocore as usual.
+`AWS_ENDPOINT_URL` and credentials are read by botocore as usual; the region is resolved here
+(`resolve_region`), because the pinned botocore reads only `AWS_DEFAULT_REGION` while the
+worker's env file, the AWS CLI and the Lambda runtime all set `AWS_REGION`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from types import TracebackType
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
+
+from s3worker import instance
+from s3worker.errors import ConfigError
+from s3worker.regions import configured_region
 
 # Longer than SQS's 20-second long poll, so a poll is never cut short by the client.
 READ_TIMEOUT_SECONDS = 60
@@ -51,14 +57,19 @@ class ClientsContext:
 
     async def __aenter__(self) -> Clients:
         session = get_session()
-        make = session.create_client
-        sqs = await self._stack.enter_async_context(make("sqs", config=self._config))
-        s3 = await self._stack.enter_async_context(make("s3", config=self._config))
+        region = await resolve_region(session)
+
+        def make(service: str) -> Any:
+            create: Any = session.create_client  # typed per service name; ours are plain strings
+            return create(service, region_name=region, config=self._config)
+
+        sqs = await self._stack.enter_async_context(make("sqs"))
+        s3 = await self._stack.enter_async_context(make("s3"))
         ec2: list[Any] = []
 
         async def make_ec2() -> Any:
             if not ec2:
-                ec2.append(await self._stack.enter_async_context(make("ec2", config=self._config)))
+                ec2.append(await self._stack.enter_async_context(make("ec2")))
             return ec2[0]
 
         return Clients(s3=s3, sqs=sqs, make_ec2=make_ec2)
@@ -70,3 +81,17 @@ class ClientsContext:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.aclose()
+
+
+async def resolve_region(session: AioSession) -> str:
+    """AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else this instance's (IMDSv2)."""
+    found = configured_region(session.get_config_variable("region"))
+    if found:
+        return found
+    found = await instance.region()
+    if found:
+        return found
+    raise ConfigError(
+        "no AWS region: set AWS_REGION (the worker's env file does) or AWS_DEFAULT_REGION, "
+        "or a profile region; on EC2 it is read from the instance metadata"
+    )

@@ -19,8 +19,8 @@ TOKEN_TTL_SECONDS = "300"  # noqa: S105 (a lifetime, not a secret)
 TIMEOUT = aiohttp.ClientTimeout(total=2)
 
 
-async def instance_id(endpoint: str | None = None) -> str | None:
-    """This instance's id via IMDSv2 (token first), or None when not on EC2."""
+async def metadata(path: str, endpoint: str | None = None) -> str | None:
+    """One IMDSv2 value (token first), e.g. `instance-id`; None when not on EC2."""
     base = (endpoint or os.environ.get(ENDPOINT_VARIABLE) or DEFAULT_ENDPOINT).rstrip("/")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
@@ -31,14 +31,24 @@ async def instance_id(endpoint: str | None = None) -> str | None:
                 resp.raise_for_status()
                 token = await resp.text()
             async with http.get(
-                f"{base}/latest/meta-data/instance-id",
+                f"{base}/latest/meta-data/{path}",
                 headers={"X-aws-ec2-metadata-token": token},
             ) as resp:
                 resp.raise_for_status()
                 return (await resp.text()).strip() or None
     except (aiohttp.ClientError, TimeoutError) as exc:
-        log.info("imds_unavailable", endpoint=base, error=repr(exc))
+        log.info("imds_unavailable", endpoint=base, path=path, error=repr(exc))
         return None
+
+
+async def instance_id(endpoint: str | None = None) -> str | None:
+    """This instance's id, or None when not on EC2."""
+    return await metadata("instance-id", endpoint)
+
+
+async def region(endpoint: str | None = None) -> str | None:
+    """The region this instance runs in, or None when not on EC2."""
+    return await metadata("placement/region", endpoint)
 
 
 async def stop_instance(ec2: Any, retry: RetryPolicy, instance: str) -> None:

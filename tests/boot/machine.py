@@ -99,9 +99,9 @@ def aws_calls(tree: Path) -> list[list[str]]:
     return [line.rstrip("\t").split("\t") for line in text.splitlines() if line]
 
 
-def instance_metadata(instance_id: str, region: str) -> dict[str, str]:
-    """IMDS paths (under /latest/meta-data/) for a moto instance: placement, tags (the
-    template sets InstanceMetadataTags), and the instance profile's credentials."""
+def instance_metadata(instance_id: str) -> dict[str, str]:
+    """IMDS paths (under /latest/meta-data/, besides id and placement) for a moto instance:
+    its tags (the template sets InstanceMetadataTags) and its instance profile's credentials."""
     ec2 = boto3.client("ec2")
     reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     instance = reservations[0]["Instances"][0]
@@ -118,11 +118,9 @@ def instance_metadata(instance_id: str, region: str) -> dict[str, str]:
         "LastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return {
-        "placement/region": region,
-        "placement/availability-zone": instance["Placement"]["AvailabilityZone"],
         "tags/instance": "\n".join(tags),
         **{f"tags/instance/{k}": v for k, v in tags.items()},
-        "iam/security-credentials/": role,
+        "iam/security-credentials": role,
         f"iam/security-credentials/{role}": json.dumps(credentials),
     }
 

@@ -2,11 +2,14 @@
 
 Unlike the daemon (one tenacity policy), the CLI uses botocore's own "standard" retries: a
 person waits for one answer, and botocore already classifies throttling and 5xx. Profile,
-region, credentials and `AWS_ENDPOINT_URL` (the emulator) are read by boto3 as usual.
+credentials and `AWS_ENDPOINT_URL` (the emulator) are read by boto3 as usual; the region is
+`--region`, else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's, else this instance's (on
+EC2), because the pinned boto3 does not read `AWS_REGION` itself.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,8 +24,11 @@ from botocore.exceptions import (
     NoRegionError,
     ProfileNotFound,
 )
+from botocore.utils import InstanceMetadataRegionFetcher
 
+from s3worker.instance import ENDPOINT_VARIABLE
 from s3worker.ops import OperatorError
+from s3worker.regions import configured_region
 
 ACCESS_DENIED_CODES = frozenset(
     {
@@ -55,7 +61,10 @@ class Aws:
         self, profile: str | None = None, region: str | None = None, pool: int = 10
     ) -> None:
         with explained():
-            self.session = boto3.Session(profile_name=profile, region_name=region)
+            self.session = boto3.Session(profile_name=profile)
+            region = region or configured_region(self.session.region_name) or instance_region()
+            if region:
+                self.session = boto3.Session(profile_name=profile, region_name=region)
         self.config = Config(
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=max(10, pool),
@@ -81,6 +90,16 @@ class Aws:
     def _make(self, service: str, config: Config) -> Any:
         make: Any = self.session.client  # typed per service name; ours are plain strings
         return make(service, config=config)
+
+
+def instance_region() -> str | None:
+    """The instance's region when the command runs on EC2 (IMDSv2), else None, quickly."""
+    endpoint = os.environ.get(ENDPOINT_VARIABLE)
+    config = {"ec2_metadata_service_endpoint": endpoint} if endpoint else {}
+    region: str | None = InstanceMetadataRegionFetcher(
+        timeout=1, num_attempts=1, config=config
+    ).retrieve_region()
+    return region
 
 
 @contextmanager

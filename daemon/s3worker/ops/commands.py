@@ -22,7 +22,10 @@ def stack_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--stack", required=True, help="the CloudFormation stack's name")
     p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or the default)")
-    p.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    p.add_argument(
+        "--region",
+        help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, the instance's)",
+    )
     return p
 
 
