@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -339,7 +339,14 @@ class FakeImds:
     """The instance metadata service for one instance, IMDSv2 only (tokens required): its id
     and its region (`placement/`)."""
 
-    def __init__(self, instance_id: str, region: str = REGION) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        region: str = REGION,
+        metadata: Mapping[str, str] | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
+        """`metadata`: more paths under /latest/meta-data/ (tags/instance/..., iam/...)."""
         token = secrets.token_hex(8)
         self.requests: list[str] = []
         requests = self.requests
@@ -347,6 +354,7 @@ class FakeImds:
             "instance-id": instance_id,
             "placement/region": region,
             "placement/availability-zone": f"{region}a",
+            **(metadata or {}),
         }
 
         class Handler(BaseHTTPRequestHandler):
@@ -376,8 +384,8 @@ class FakeImds:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer(address, Handler)
+        self.url = f"http://{address[0]}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -51,6 +51,9 @@ mount_scratch() {
         systemctl daemon-reload
     fi
     mountpoint -q "$SCRATCH_DIR" || mount "$SCRATCH_DIR"
+    # With nofail, mount exits 0 when it cannot find the label (no udev link yet, nothing
+    # found by a scan): the daemon would then run on the root disk. Only a mount counts.
+    mountpoint -q "$SCRATCH_DIR" || { log "$SCRATCH_DIR is not mounted (LABEL=$FS_LABEL on $dev)"; return 1; }
 }
 
 create_user() {

@@ -33,6 +33,8 @@ RELEASE_BASE_SECONDS = 10
 RELEASE_MAX_SECONDS = 900
 # Further IMDS lookups before giving up on stopping this instance.
 IMDS_RETRY_SECONDS = (1.0, 2.0, 4.0)
+# How long a stop waits for the answer of a poll in flight before cutting the poll short.
+HAND_BACK_GRACE_SECONDS = 2.0
 
 
 class ExitReason(enum.Enum):
@@ -172,11 +174,12 @@ class Worker:
             return []
 
     async def _hand_back(self, receive: asyncio.Future[list[Message]]) -> None:
-        """Exit was asked mid-poll: let the poll end (at most S3WORKER_POLL_SECONDS) and
-        release what it brought at once, rather than leave it invisible for a whole
-        visibility timeout."""
+        """Exit was asked mid-poll: release at once what an answer already on its way brings
+        (rather than leave it invisible for a visibility timeout), then cut the poll short, so
+        the stop takes the drain bound and not a 20 s long poll on top (the unit's
+        TimeoutStopSec covers grace + drain). What SQS hands out later comes back by itself."""
         try:
-            messages = await asyncio.wait_for(receive, self.settings.poll_seconds + 10)
+            messages = await asyncio.wait_for(receive, HAND_BACK_GRACE_SECONDS)
         except Exception as exc:  # nothing came, or we cannot tell: SQS will redeliver
             log.info("poll_abandoned", error=repr(exc))
             return
