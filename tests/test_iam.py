@@ -269,6 +269,15 @@ def test_the_operator_commands_work_with_the_operator_policy(
     assert body in [m["Body"] for m in got.get("Messages", [])]
 
 
+def test_the_worker_role_can_do_what_its_boot_needs(enforced: Enforced) -> None:
+    # The user data, as the worker role: the release bundle, the boot metric.
+    s3 = _worker(enforced, "s3")
+    bundle = s3.get_object(Bucket=f"{STACK}-artifacts", Key="releases/s3worker-demo.tar.gz")
+    assert bundle["Body"].read() == b"bundle"
+    metric = [{"MetricName": "BootFailures", "Value": 1.0}]
+    _worker(enforced, "cloudwatch").put_metric_data(Namespace="s3worker", MetricData=metric)
+
+
 # --- ... and each role is denied what it must not do ---------------------------------------------
 
 Denial = Callable[[Enforced, dict[str, str]], object]
@@ -295,6 +304,10 @@ WORKER_DENIALS: dict[str, Denial] = {
         InstanceIds=[o["sibling"]]),
     "terminate itself": lambda e, o: _worker(e, "ec2").terminate_instances(
         InstanceIds=[e.canary]),
+    "read another artifact": lambda e, o: _worker(e, "s3").get_object(
+        Bucket=f"{STACK}-artifacts", Key="lambda/start_worker.zip"),
+    "signal another stack": lambda e, o: _worker(e, "cloudformation").signal_resource(
+        StackName=o["stack"], LogicalResourceId="Queue", UniqueId=e.canary, Status="SUCCESS"),
 }  # fmt: skip
 
 
@@ -396,10 +409,8 @@ def test_emulator_does_not_check_the_cloudwatch_namespace(enforced: Enforced) ->
     # The worker may put metrics only in the `s3worker` namespace (cloudwatch:namespace). moto
     # treats the condition as met, so another namespace is accepted here; on AWS it is denied.
     # This records the gap; it does not claim the condition was checked.
-    cloudwatch = _worker(enforced, "cloudwatch")
     metric = [{"MetricName": "BootFailures", "Value": 1.0}]
-    cloudwatch.put_metric_data(Namespace="s3worker", MetricData=metric)
-    cloudwatch.put_metric_data(Namespace="not-s3worker", MetricData=metric)
+    _worker(enforced, "cloudwatch").put_metric_data(Namespace="not-s3worker", MetricData=metric)
 
 
 # --- the harness's evaluator, on its own ---------------------------------------------------------
@@ -439,3 +450,25 @@ def test_the_evaluator_refuses_what_it_does_not_know() -> None:
     ]
     with pytest.raises(NotImplementedError):
         decide(policy, "s3:GetObject", "*", {"aws:CurrentTime": "2026"})
+
+
+# --- last: the stack-delete cleanup ends the pool ----------------------------------------------
+
+
+def test_the_cleanup_terminates_the_pool_and_nothing_else(
+    enforced: Enforced, others: dict[str, str]
+) -> None:
+    # Given the pool (canary, sibling, the member the handler launched) and an outsider
+    e = enforced
+    runtime = load_start_worker().Runtime(
+        env=e.lambda_env,
+        ec2_client=e.client(e.lambda_role, "ec2"),
+        sqs_client=e.client(e.lambda_role, "sqs"),
+        sleep=lambda _: None,  # moto's instances terminate at once
+    )
+    # When the custom resource's Delete runs, with only the Lambda role's credentials
+    result = runtime.cleanup(deadline=time.monotonic() + 60)
+    # Then every pool member is terminated and the outsider is not
+    assert result["Terminated"] >= 3
+    assert state(e, e.canary) == state(e, others["sibling"]) == "terminated"
+    assert state(e, others["outsider"]) == "running"
