@@ -104,7 +104,7 @@ def _run_instances_checks(req: Request) -> list[Check]:
     base: Context = dict(caller_context(req))
     if template_id:
         base["ec2:LaunchTemplate"] = req.arn("ec2", f"launch-template/{template_id}")
-        data = backend.get_launch_template(template_id).latest_version().data
+        data = _template_data(backend, template_id, req.params.get("LaunchTemplate.Version"))
     instance_ctx = {**base, **_request_tags(req, "instance")}
     resources = [
         req.arn("ec2", "volume/*"),
@@ -117,13 +117,16 @@ def _run_instances_checks(req: Request) -> list[Check]:
         resources.append(req.arn("ec2", f"launch-template/{template_id}"))
     found = [Check(req.action, req.arn("ec2", "instance/*"), instance_ctx)]
     found += [Check(req.action, r, base) for r in resources]
-    if req.indexed("TagSpecification.1.ResourceType") or "TagSpecification.1.ResourceType" in (
-        req.params
-    ):
+    if "TagSpecification.1.ResourceType" in req.params:
         create = {**base, "ec2:CreateAction": "RunInstances"}
         found += [Check("ec2:CreateTags", req.arn("ec2", "instance/*"), create)]
     found += _pass_role_checks(req, data)
     return found
+
+
+def _template_data(backend: Any, template_id: str, version: str | None) -> dict[str, Any]:
+    """What the launch uses: the version asked for ($Latest, $Default, N), else the default."""
+    return dict(backend.get_launch_template(template_id).get_version(version or "$Default").data)
 
 
 def _request_tags(req: Request, resource_type: str) -> Context:
