@@ -3,7 +3,7 @@
 moto's access control is process-wide (`moto.settings.INITIAL_NO_AUTH_ACTION_COUNT`, read from
 the environment at import, and one request counter), so it runs apart from the suite's own
 server. The parent sets `INITIAL_NO_AUTH_ACTION_COUNT`; "ready" on stdout means it listens; it
-stops when its stdin closes (so it never outlives the test process). Three additions, each for
+stops when its stdin closes (so it never outlives the test process). Additions, each for
 a gap of moto's, none in the product:
 - the start Lambda runs in this process (demo.emulator.LambdaBridge) for the stack's custom
   resource;
