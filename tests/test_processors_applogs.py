@@ -17,6 +17,7 @@ def test_counts_match_and_bad_lines_are_rejected(tmp_path: Path, fmt: str, gzip:
     result = run("applogs", src, tmp_path / "out", chunk_rows=3_000)
     assert result.summary["requests"] == truth.planted["requests"][0]
     assert result.summary["status_classes"]["5xx"] == truth.planted["status_5xx"][0]
+    assert result.summary["user_agents"]["bot"] == truth.planted["bots"][0]
     rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
     precision, recall, msg = scores(
         rejected["record"].dropna().astype(int), truth.planted["malformed"]

@@ -1,9 +1,11 @@
-"""Web/application logs: per-minute traffic, status classes, error rate, latency, top paths."""
+"""Web/application logs: per-minute traffic, status codes, methods, latency, paths, bots."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from s3worker.errors import BadDataError
+from s3worker.processors.analysis.logformats import canonical_format, detect_line_format
 from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
 from s3worker.processors.sniffing import score, shape_of
 
@@ -17,12 +19,44 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "timeiso8601",
         "date",
         "eventtime",
+        "requesttime8601",
     ),
-    "path": ("path", "url", "uri", "requesturi", "requestpath", "route", "endpoint", "request"),
-    "status": ("status", "statuscode", "httpstatus", "responsestatus", "code"),
-    "method": ("method", "httpmethod", "verb", "requestmethod"),
-    "client": ("client", "clientip", "ip", "remoteaddr", "remoteip", "userip", "xforwardedfor"),
-    # Milliseconds unless the name says otherwise (see analysis.applogs.LATENCY_SCALE).
+    "path": (
+        "path",
+        "url",
+        "uri",
+        "requesturi",
+        "requestpath",
+        "route",
+        "endpoint",
+        "request",
+        "urlpath",
+        "csuristem",
+    ),
+    "status": (
+        "status",
+        "statuscode",
+        "httpstatus",
+        "responsestatus",
+        "code",
+        "response",
+        "responsecode",
+        "scstatus",
+        "elbstatuscode",
+    ),
+    "method": ("method", "httpmethod", "verb", "requestmethod", "csmethod"),
+    "client": (
+        "client",
+        "clientip",
+        "ip",
+        "remoteaddr",
+        "remoteip",
+        "userip",
+        "xforwardedfor",
+        "sourceip",
+        "cip",
+    ),
+    # Milliseconds unless the name or the value says otherwise (analysis.applogs.field_scale).
     "latency": (
         "latencyms",
         "latency",
@@ -36,27 +70,49 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "upstreamresponsetime",
         "latencyus",
         "durationus",
+        "timetaken",
     ),
+    "agent": ("useragent", "httpuseragent", "agent", "ua", "csuseragent", "clientuseragent"),
 }
+# The option naming the format; `auto` (the default) sniffs it.
+FORMAT_OPTION = "format"
 
 
 class AppLogsProcessor(Processor):
-    """Combined Log Format or JSON/CSV request logs -> per-minute metrics and top paths."""
+    """Access logs (Combined/Common, nginx, ALB, CloudFront, S3, JSON/CSV) -> traffic tables.
+
+    The format is sniffed from the content unless given: `AppLogsProcessor("alb")`, or the
+    `format` processor option of the job (`clf`, `alb`, `s3`, `w3c`/`cloudfront`, `jsonl`...).
+    """
 
     name = "applogs"
-    version = "1"
+    version = "2"
+
+    def __init__(self, log_format: str | None = None) -> None:
+        self.log_format = _chosen(log_format)
 
     def sniff(self, sample: Sample) -> float:
-        shape = shape_of(sample)
-        if shape.fmt == "clf":
+        if detect_line_format(sample.text):
             return 0.95
         a = ALIASES
         return score(
-            shape, [a["time"], a["path"], a["status"]], [a["latency"], a["client"], a["method"]]
+            shape_of(sample),
+            [a["time"], a["path"], a["status"]],
+            [a["latency"], a["client"], a["method"], a["agent"]],
         )
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
         from s3worker.processors.analysis.applogs import run
 
-        return run(src, out_dir, ctx)
+        options = getattr(ctx, "options", None) or {}  # per-route options, when configured
+        return run(src, out_dir, ctx, _chosen(options.get(FORMAT_OPTION)) or self.log_format)
+
+
+def _chosen(name: str | None) -> str | None:
+    if name is None or name.strip().lower() in ("", "auto"):
+        return None
+    try:
+        return canonical_format(name)
+    except ValueError as exc:
+        raise BadDataError(f"applogs option {FORMAT_OPTION!r}: {exc}") from None

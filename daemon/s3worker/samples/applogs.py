@@ -1,7 +1,8 @@
 """Web server requests: Combined Log Format (with a request time) or JSON lines.
 
 Planted: malformed lines/records (truth: record numbers). The truth also carries the
-request count and the number of 5xx responses of the valid lines, to check the figures.
+request count, the number of 5xx responses and of bot requests (Googlebot, bingbot,
+curl; the rest browsers) of the valid lines, to check the figures.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ PATHS = [
     "/cart",
 ]
 START = pd.Timestamp("2024-06-01T12:00:00Z")
+HUMANS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+]
+BOTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "curl/8.5.0",
+]
+BOT_SHARE = 0.15
 
 
 def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
@@ -33,6 +49,8 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
     status = rng.choice(
         [200, 201, 304, 404, 500, 503], size=rows, p=[0.8, 0.04, 0.06, 0.06, 0.03, 0.01]
     )
+    bot = rng.random(rows) < BOT_SHARE
+    agents = np.where(bot, rng.choice(BOTS, rows), rng.choice(HUMANS, rows))
     frame = pd.DataFrame(
         {
             "time": t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -41,6 +59,7 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
             "path": np.array(PATHS)[rng.zipf(1.6, rows).clip(1, len(PATHS)) - 1],
             "status": status.astype(str),
             "latency_ms": np.round(rng.lognormal(3.5, 0.7, rows), 3).astype(str),
+            "user_agent": agents,
             "clf_time": t.strftime("%d/%b/%Y:%H:%M:%S +0000"),
         }
     )
@@ -50,6 +69,7 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
     truth.planted["malformed"] = bad.tolist()
     truth.planted["requests"] = [int(valid.sum())]
     truth.planted["status_5xx"] = [int((valid & (status >= 500)).sum())]
+    truth.planted["bots"] = [int((valid & bot).sum())]
     frame.loc[bad[0::2], "status"] = "ok"
     frame.loc[bad[1::2], "time"] = "sometime"
     frame.loc[bad[1::2], "clf_time"] = "sometime"
@@ -70,7 +90,9 @@ def clf_lines(block: pa.Table) -> list[str]:
         + f["path"]
         + ' HTTP/1.1" '
         + f["status"]
-        + ' 512 "-" "Mozilla/5.0" '
+        + ' 512 "-" "'
+        + f["user_agent"]
+        + '" '
         + seconds
     ).tolist()
     return lines

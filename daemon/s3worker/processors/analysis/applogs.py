@@ -1,15 +1,17 @@
-"""The applogs processor's pandas side: requests in, per-minute metrics and top paths out.
+"""The applogs processor's pandas side: requests in, per-minute metrics and breakdowns out.
 
-Latency percentiles come from mergeable log-scale histograms (bins 2% wide), so they are
-exact to within 2% whatever the chunk size. Unique clients are counted exactly from the
-distinct (minute, client) pairs, which is what memory grows with.
+Every format becomes the same request fields (logparse for log lines, column aliases for
+JSON/CSV records), so the figures mean the same whatever wrote the log. Latency is always
+in milliseconds: converted from the unit the format or the field name says.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,189 +19,93 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
+from s3worker.processors.analysis import traffic as agg
+from s3worker.processors.analysis.agents import classify
 from s3worker.processors.analysis.columns import (
+    BoolArray,
+    FloatArray,
     missing,
-    rejects_of,
     resolve,
     strings,
     to_float,
-    to_time,
 )
+from s3worker.processors.analysis.logformats import (
+    FIELDS_HEADER,
+    LINE_FORMATS,
+    detect_line_format,
+    w3c_fields,
+)
+from s3worker.processors.analysis.loglines import iter_log_lines
+from s3worker.processors.analysis.logparse import Fields, iso_times, parse_lines
 from s3worker.processors.analysis.output import RejectSink, write_frame
 from s3worker.processors.analysis.reading import (
-    Chunk,
+    RAW_LIMIT,
     Reject,
     input_encoding,
-    input_format,
     iter_chunks,
-    iter_lines,
     undecodable,
 )
 from s3worker.processors.applogs import ALIASES
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sniffing import CLF_PATTERN, norm
+from s3worker.processors.base import JobContext, ProcessResult, read_sample
+from s3worker.processors.sniffing import detect_format
 
-BIN_BASE, BIN_RATIO = 0.01, 1.02  # ms
-QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
-TOP_N = 100
-MS_PER_UNIT = {"us": 0.001, "s": 1000.0}
-SECOND_FIELDS = {"requesttime", "upstreamresponsetime"}  # nginx writes these in seconds
-MIN = pa.timestamp("ms", "UTC")
-MINUTE_SCHEMA = pa.schema(
-    [
-        ("minute", MIN),
-        ("requests", pa.int64()),
-        ("status_2xx", pa.int64()),
-        ("status_3xx", pa.int64()),
-        ("status_4xx", pa.int64()),
-        ("status_5xx", pa.int64()),
-        ("error_rate", pa.float64()),
-        ("p50_ms", pa.float64()),
-        ("p95_ms", pa.float64()),
-        ("p99_ms", pa.float64()),
-        ("unique_clients", pa.int64()),
-    ]
-)
-PATH_SCHEMA = pa.schema(
-    [
-        ("rank", pa.int64()),
-        ("path", pa.string()),
-        ("requests", pa.int64()),
-        ("errors", pa.int64()),
-        ("error_rate", pa.float64()),
-    ]
-)
+FORMAT_NAMES = {  # as reject reasons say them: "not <name> line"
+    "clf": "a Common/Combined Log Format",
+    "alb": "an ALB access log",
+    "s3": "an S3 server access log",
+    "w3c": "a W3C extended log",
+}
+# Field-name units: the last word of the name (`latency_ms`, `durationSeconds`), else these
+# names that nginx and load balancers write in seconds; anything else is milliseconds.
+UNIT_WORDS = {
+    **dict.fromkeys(("ms", "msec", "millis", "milliseconds"), 1.0),
+    **dict.fromkeys(("us", "usec", "micros", "microseconds"), 0.001),
+    **dict.fromkeys(("ns", "nanos", "nanoseconds"), 1e-6),
+    **dict.fromkeys(("s", "sec", "secs", "seconds"), 1000.0),
+}
+SECOND_FIELDS = {"requesttime", "upstreamresponsetime", "upstreamtime", "timetaken"}
+# A value with its own unit, as Go and many JSON loggers write durations: "12.5ms", "1.2s".
+VALUE_UNIT = r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<u>ns|us|µs|ms|s)\s*$"
+VALUE_SCALE = {"ns": 1e-6, "us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
+METHOD = r"^[A-Z]{3,12}$"  # anything else (binary probes, typos) counts as OTHER
 
 
-class Traffic:
-    """Per-minute counts, latency histograms, path counts and distinct client pairs."""
-
-    def __init__(self) -> None:
-        self.minutes: list[pd.DataFrame] = []
-        self.hist: list[pd.Series] = []
-        self.paths: list[pd.DataFrame] = []
-        self.clients: list[pd.DataFrame] = []
-
-    def add(self, r: pd.DataFrame) -> None:
-        cls = (r["status"] // 100).clip(1, 5)
-        counts = pd.crosstab(r["minute"], cls).reindex(columns=[2, 3, 4, 5], fill_value=0)
-        counts.columns = [f"status_{c}xx" for c in counts.columns]
-        counts["requests"] = r.groupby("minute").size()
-        self.minutes.append(counts)
-        lat = r.dropna(subset=["latency_ms"])
-        if len(lat):
-            bins = np.floor(
-                np.log(np.maximum(lat["latency_ms"], BIN_BASE) / BIN_BASE) / np.log(BIN_RATIO)
-            )
-            self.hist.append(lat.assign(bin=bins.astype("int64")).groupby(["minute", "bin"]).size())
-        self.paths.append(
-            r.assign(errors=r["status"] >= 500)
-            .groupby("path")
-            .agg(requests=("status", "size"), errors=("errors", "sum"))
-        )
-        self.clients.append(r[["minute", "client"]].dropna().drop_duplicates())
-        if len(self.clients) > 16:  # keep the partial lists short
-            self.clients = [pd.concat(self.clients).drop_duplicates()]
-
-
-def requests_from_lines(
-    start: int, lines: list[str], bad: Sequence[int] = (), encoding: str = "utf-8"
-) -> tuple[pd.DataFrame, list[Reject]]:
-    """Lines of Combined Log Format; those at `bad` held undecodable bytes and are rejected."""
-    arr = pa.array(lines, pa.string())
-    parts = pc.extract_regex(arr, CLF_PATTERN)
-    unparsed = np.asarray(parts.is_null().to_numpy(zero_copy_only=False))
-    undecoded = np.zeros(len(lines), dtype=bool)
-    undecoded[list(bad)] = True
-    request = pc.extract_regex(parts.field("request"), r"^(?P<method>\S+) (?P<path>\S+)")
-    rtime = parts.field("rtime")
-    latency = to_float(pa.chunked_array([rtime]))
-    with_dot = np.asarray(
-        pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False)
-    )
-    latency = np.where(with_dot, latency * 1000.0, latency / 1000.0)  # $request_time s, %D us
-    fields = {
-        "time": parts.field("time"),
-        "status": parts.field("status"),
-        "client": parts.field("client"),
-        "path": request.field("path"),
-        "line": arr,
-    }
-    table = pa.table(fields)
-    unread = (unparsed | undecoded, undecodable(encoding), undecoded)
-    return _requests(Chunk(table, start), {c: c for c in fields}, latency, unread)
-
-
-def _requests(
-    chunk: Chunk,
-    cols: dict[str, str],
-    latency: np.ndarray | None = None,
-    unread: tuple[np.ndarray, str, np.ndarray] | None = None,
-) -> tuple[pd.DataFrame, list[Reject]]:
-    t = chunk.table
-    time_raw, status_raw = strings(t, cols.get("time")), strings(t, cols.get("status"))
-    path = strings(t, cols.get("path"))
-    ts, status = to_time(time_raw), to_float(status_raw)
-    if latency is None:
-        latency = to_float(strings(t, cols.get("latency"))) * _latency_scale(cols.get("latency"))
-    problems = {
-        "time: missing": missing(time_raw),
-        "time: unparseable": np.isnat(ts) & ~missing(time_raw),
-        "status: missing": missing(status_raw),
-        "status: not an HTTP status": ~missing(status_raw) & ~((status >= 100) & (status < 600)),
-        "path: missing": missing(path),
-    }
-    if unread is not None:  # a line not read (bad bytes, or not the format) has one reason only
-        unparsed, reason, undecoded = unread
-        problems = {k: v & ~unparsed for k, v in problems.items()}
-        problems["not a Combined Log Format line"] = unparsed & ~undecoded
-        problems[reason] = undecoded
-    keep, rejects = rejects_of(chunk, problems)
-    clean_path = pc.replace_substring_regex(path, r"[?#].*$", "")
-    frame = pd.DataFrame(
-        {
-            "minute": ts[keep].astype("datetime64[m]").astype("datetime64[ns]"),
-            "status": status[keep].astype("int64"),
-            "path": clean_path.filter(pa.array(keep)).to_numpy(zero_copy_only=False),
-            "client": strings(t, cols.get("client"))
-            .filter(pa.array(keep))
-            .to_numpy(zero_copy_only=False),
-            "latency_ms": latency[keep],
-        }
-    )
-    return frame, rejects
-
-
-def _latency_scale(column: str | None) -> float:
-    name = norm(column or "")
-    if name in SECOND_FIELDS:
-        return MS_PER_UNIT["s"]
-    return MS_PER_UNIT["us"] if name.endswith("us") else 1.0
-
-
-def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-    traffic, rejected = Traffic(), RejectSink(out_dir)
-    for frame, rejects in _frames(src, ctx.chunk_rows):
+def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None) -> ProcessResult:
+    fmt = log_format or file_format(src)
+    traffic, rejected = agg.Traffic(), RejectSink(out_dir)
+    for frame, rejects in _frames(src, fmt, ctx.chunk_rows):
         rejected.add(rejects)
         traffic.add(frame)
     rows = rejected.close()
-    per_minute, top = _per_minute(traffic), _top_paths(traffic)
-    rows |= write_frame(out_dir, "per_minute.parquet", per_minute, MINUTE_SCHEMA)
-    rows |= write_frame(out_dir, "top_paths.parquet", top, PATH_SCHEMA)
-    return ProcessResult(
-        summary={
-            "encoding": input_encoding(src),
-            **_summary(traffic, per_minute, top, rows, rejected.rows),
-        },
-        rows=rows,
-    )
+    codes = agg.status_codes(traffic)
+    minutes = agg.per_minute(traffic, codes)
+    methods = agg.ranked(traffic.methods, "method")
+    top = agg.top_paths(traffic)
+    rows |= write_frame(out_dir, "per_minute.parquet", minutes, agg.MINUTE_SCHEMA)
+    rows |= write_frame(out_dir, "status_codes.parquet", codes, agg.STATUS_SCHEMA)
+    rows |= write_frame(out_dir, "methods.parquet", methods, agg.METHOD_SCHEMA)
+    rows |= write_frame(out_dir, "top_paths.parquet", top, agg.PATH_SCHEMA)
+    summary = {
+        "encoding": input_encoding(src),
+        "format": fmt,
+        "latency_unit": "ms",
+        **agg.summary(traffic, minutes, codes, methods),
+        "rejected_rows": rejected.rows,
+        "top_paths": top.head(5)["path"].tolist(),
+        "outputs": rows,
+    }
+    return ProcessResult(summary=summary, rows=rows)
 
 
-def _frames(src: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
-    if input_format(src) == "clf":
-        encoding = input_encoding(src)
-        for start, lines, bad in iter_lines(src, chunk_rows):
-            yield requests_from_lines(start, lines, bad, encoding)
+def file_format(src: Path) -> str:
+    """A log line format when the content has its signature, else csv/json/jsonl."""
+    text = read_sample(src, key=src.name).text
+    return detect_line_format(text) or detect_format(text)
+
+
+def _frames(src: Path, fmt: str, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+    if fmt in LINE_FORMATS:
+        yield from _line_frames(src, fmt, chunk_rows)
         return
     cols: dict[str, str] | None = None
     for chunk in iter_chunks(src, chunk_rows):
@@ -207,75 +113,188 @@ def _frames(src: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Rej
             cols = resolve(chunk.table, ALIASES)
             if not {"time", "status", "path"} <= cols.keys():
                 raise BadDataError(
-                    f"logs need time, status and path fields; found {chunk.table.column_names}"
+                    "logs need time, status and path fields (or a known log line format); "
+                    f"found {chunk.table.column_names}"
                 )
-        yield _requests(chunk, cols)
+        yield _requests(
+            chunk.start, _record_fields(chunk.table, cols), chunk.rejects, raw=chunk.table
+        )
 
 
-def _per_minute(traffic: Traffic) -> pd.DataFrame:
-    if not traffic.minutes:
-        return pd.DataFrame(columns=MINUTE_SCHEMA.names)
-    m = pd.concat(traffic.minutes).groupby(level=0).sum()
-    m["error_rate"] = m["status_5xx"] / m["requests"]
-    for name, q in QUANTILES.items():
-        m[name] = _quantile(traffic, q).reindex(m.index)
-    clients = (
-        pd.concat(traffic.clients).drop_duplicates()
-        if traffic.clients
-        else pd.DataFrame(columns=["minute"])
-    )
-    m["unique_clients"] = clients.groupby("minute").size().reindex(m.index, fill_value=0)
-    return (
-        m.rename_axis("minute")
-        .reset_index()
-        .assign(minute=lambda d: pd.to_datetime(d["minute"], utc=True))
-    )
+# --- log lines -------------------------------------------------------------------------
 
 
-def _quantile(traffic: Traffic, q: float) -> pd.Series:
-    if not traffic.hist:
-        return pd.Series(dtype="float64")
-    h = (
-        pd.concat(traffic.hist)
-        .groupby(level=["minute", "bin"])
-        .sum()
-        .sort_index()
-        .reset_index(name="n")
-    )
-    cum = h.groupby("minute")["n"].cumsum()
-    total = h.groupby("minute")["n"].transform("sum")
-    first = h[cum >= q * total].groupby("minute")["bin"].first()
-    return BIN_BASE * BIN_RATIO ** (first + 0.5)
+def _line_frames(
+    src: Path, fmt: str, chunk_rows: int
+) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+    encoding = input_encoding(src)
+    fields: list[str] = []  # W3C: the latest #Fields header
+    for start, lines, bad in iter_log_lines(src, chunk_rows, encoding):
+        for offset, part, part_bad, header in _segments(lines, bad, fmt):
+            fields = w3c_fields(header) if header else fields
+            yield _line_requests(start + offset, part, part_bad, fmt, fields, encoding)
 
 
-def _top_paths(traffic: Traffic) -> pd.DataFrame:
-    if not traffic.paths:
-        return pd.DataFrame(columns=PATH_SCHEMA.names)
-    p = pd.concat(traffic.paths).groupby(level=0).sum()
-    p = (
-        p.sort_values(["requests", "errors"], ascending=False)
-        .head(TOP_N)
-        .rename_axis("path")
-        .reset_index()
-    )
-    return p.assign(rank=np.arange(1, len(p) + 1), error_rate=p["errors"] / p["requests"])
+def _segments(
+    lines: pa.Array, bad: Sequence[int], fmt: str
+) -> Iterator[tuple[int, pa.Array, list[int], str | None]]:
+    """Runs of lines that share one W3C `#Fields` header (one run for other formats)."""
+    cuts: list[int] = []
+    if fmt == "w3c":
+        headers = pc.starts_with(lines, FIELDS_HEADER).to_numpy(zero_copy_only=False)
+        cuts = np.flatnonzero(np.asarray(headers, dtype=bool)).tolist()
+    bounds = [0, *cuts, len(lines)]
+    for a, b in pairwise(bounds):
+        if b <= a:
+            continue
+        header = lines[a].as_py() if a in cuts else None
+        yield a, lines.slice(a, b - a), [i - a for i in bad if a <= i < b], header
 
 
-def _summary(
-    traffic: Traffic, m: pd.DataFrame, top: pd.DataFrame, rows: dict[str, int], rejected: int
-) -> dict[str, Any]:
-    requests = int(m["requests"].sum()) if len(m) else 0
-    clients = pd.concat(traffic.clients)["client"].nunique() if traffic.clients else 0
-    return {
-        "requests": requests,
-        "rejected_rows": rejected,
-        "minutes": len(m),
-        "status_classes": {c: int(m[f"status_{c}"].sum()) for c in ("2xx", "3xx", "4xx", "5xx")}
-        if len(m)
-        else {},
-        "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
-        "unique_clients": int(clients),
-        "busiest_minute": str(m.loc[m["requests"].idxmax(), "minute"]) if len(m) else None,
-        "top_paths": top.head(5)["path"].tolist(),
-        "outputs": rows,
+def _line_requests(
+    start: int, arr: pa.Array, bad: list[int], fmt: str, w3c: list[str], encoding: str
+) -> tuple[pd.DataFrame, list[Reject]]:
+    comment = np.asarray(pc.starts_with(arr, "#").to_numpy(zero_copy_only=False), dtype=bool)
+    blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+    comment |= np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+    if fmt == "w3c" and not w3c and not comment.all():
+        raise BadDataError("a W3C extended log needs a #Fields: header before its first line")
+    fields = parse_lines(fmt, arr, w3c)
+    undecoded = np.zeros(len(arr), dtype=bool)
+    undecoded[list(bad)] = True
+    fields.unparsed |= undecoded
+    unread = {
+        f"not {FORMAT_NAMES[fmt]} line": fields.unparsed & ~undecoded & ~comment,
+        undecodable(encoding): undecoded,
     }
+    return _requests(start, fields, [], unread, skip=comment, raw=arr)
+
+
+# --- JSON and CSV records --------------------------------------------------------------
+
+
+def _record_fields(t: pa.Table, cols: dict[str, str]) -> Fields:
+    path, method = strings(t, cols.get("path")), strings(t, cols.get("method"))
+    # A `request` field holding the request line ("GET /a HTTP/1.1"), as nginx JSON logs do.
+    request = pc.extract_regex(pc.fill_null(path, ""), r"^(?P<m>[A-Z]+) (?P<p>\S+)(?: HTTP/\S+)?$")
+    split = pc.is_valid(request)
+    path = pc.if_else(split, pc.struct_field(request, "p"), path)
+    method = pc.if_else(pc.and_(split, pc.is_null(method)), pc.struct_field(request, "m"), method)
+    return Fields(
+        time=iso_times(strings(t, cols.get("time"))),
+        status=strings(t, cols.get("status")),
+        method=method,
+        path=path,
+        client=strings(t, cols.get("client")),
+        agent=strings(t, cols.get("agent")),
+        latency_ms=_latency_ms(strings(t, cols.get("latency")), cols.get("latency")),
+        unparsed=np.zeros(t.num_rows, dtype=bool),
+    )
+
+
+def _latency_ms(col: pa.ChunkedArray, name: str | None) -> FloatArray:
+    """Milliseconds, from the unit a value carries ("12ms") or else its field's name."""
+    values = to_float(col) * field_scale(name or "")
+    with_unit = pc.extract_regex(pc.fill_null(col, ""), VALUE_UNIT)
+    if pc.any(pc.is_valid(with_unit)).as_py():
+        number = to_float(pc.fill_null(pc.struct_field(with_unit, "n"), ""))
+        scale = np.array(
+            [VALUE_SCALE.get(u or "", np.nan) for u in pc.struct_field(with_unit, "u").to_pylist()]
+        )
+        values = np.where(np.isnan(number), values, number * scale)
+    return values
+
+
+def field_scale(name: str) -> float:
+    """ms per unit of a latency field: `latency_ms` 1, `request_time` 1000, `dur_us` 0.001."""
+    words = re.findall(r"[a-z]+|[0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower())
+    if len(words) > 1 and words[-1] in UNIT_WORDS:
+        return UNIT_WORDS[words[-1]]
+    return 1000.0 if "".join(words) in SECOND_FIELDS else 1.0
+
+
+# --- shared ----------------------------------------------------------------------------
+
+
+def _requests(
+    start: int,
+    f: Fields,
+    rejects: list[Reject],
+    unread: dict[str, BoolArray] | None = None,
+    skip: BoolArray | None = None,
+    raw: pa.Array | pa.Table | None = None,
+) -> tuple[pd.DataFrame, list[Reject]]:
+    """The frame Traffic adds, and a Reject for each row that cannot be a request.
+
+    `unread`: rows that were never read (not the format, bad bytes), each with one reason;
+    `skip`: rows that are not requests and not errors either (comments, blank lines)."""
+    status = to_float(f.status)
+    problems = _problems(f, status)
+    if unread:
+        not_read = np.logical_or.reduce(list(unread.values()))
+        problems = {k: v & ~not_read for k, v in problems.items()} | unread
+    bad = np.logical_or.reduce(list(problems.values()))
+    if skip is not None:
+        bad &= ~skip
+    keep = ~bad if skip is None else ~bad & ~skip
+    out = list(rejects) + _rejects(start, problems, bad, raw)
+    return _frame(f, status, keep), out
+
+
+def _problems(f: Fields, status: FloatArray) -> dict[str, BoolArray]:
+    no_status = missing(f.status)
+    http = (status == 0) | ((status >= 100) & (status < 600))  # 0: no response was sent
+    return {
+        "time: missing or unparseable": np.isnat(f.time),
+        "status: missing": no_status,
+        "status: not an HTTP status": ~no_status & ~http,
+        "path: missing": missing(f.path),
+    }
+
+
+def _rejects(
+    start: int, problems: dict[str, BoolArray], bad: BoolArray, raw: pa.Array | pa.Table | None
+) -> list[Reject]:
+    rows = np.flatnonzero(bad)
+    if not rows.size:
+        return []
+    out = []
+    for i, text in zip(rows.tolist(), _raw_texts(rows, raw), strict=True):
+        reason = "; ".join(name for name, mask in problems.items() if mask[i])
+        out.append(Reject(start + i, reason, text[:RAW_LIMIT]))
+    return out
+
+
+def _raw_texts(rows: np.ndarray, raw: pa.Array | pa.Table | None) -> list[str]:
+    """The rejected lines as they were, or the records as JSON."""
+    if raw is None:
+        return [""] * len(rows)
+    taken = raw.take(pa.array(rows))
+    if isinstance(taken, pa.Table):
+        return [json.dumps(record) for record in taken.to_pylist()]
+    return [str(line) for line in taken.to_pylist()]
+
+
+def _methods(method: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Upper-case verbs; `-` where the log has none, OTHER for binary probes and typos."""
+    upper = pc.utf8_upper(pc.fill_null(method, "-"))
+    known = pc.or_(pc.match_substring_regex(upper, METHOD), pc.equal(upper, "-"))
+    return pc.if_else(known, upper, "OTHER")
+
+
+def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
+    mask = pa.array(keep)
+    minute = f.time[keep].astype("datetime64[m]").astype("datetime64[ns]")
+    # Built in Arrow and converted once: strings stay Arrow-backed, verbs categorical.
+    table = pa.table(
+        {
+            "minute": pa.array(minute),
+            "status": pa.array(status[keep].astype("int64")),
+            "method": pc.dictionary_encode(_methods(f.method.filter(mask))),
+            "path": pc.replace_substring_regex(f.path.filter(mask), r"[?#].*$", ""),
+            "client": pa.array(agg.client_ids(f.client.filter(mask))),
+            "latency_ms": pa.array(f.latency_ms[keep]),
+            "agent": pa.array(classify(f.agent.filter(mask))),
+        }
+    )
+    return table.to_pandas()

@@ -1,0 +1,198 @@
+"""Request aggregates that merge across chunks, and the output tables built from them.
+
+Latency percentiles come from mergeable log-scale histograms (bins 2% wide), so they are
+exact to within 2% whatever the chunk size. Unique clients are counted from the distinct
+(minute, client) pairs, each client held as a 64-bit hash of its address (exact but for
+hash collisions: about one in 10^7 at 10^6 distinct addresses), which is what memory grows
+with; every other aggregate is keyed by minute, status code, method or path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.processors.analysis.agents import BOT, HUMAN, UNKNOWN
+
+BIN_BASE, BIN_RATIO = 0.01, 1.02  # ms
+QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+TOP_N = 100
+NO_CLIENT = 0  # the client hash of a request whose log names no client
+CLASSES = ("2xx", "3xx", "4xx", "5xx")
+MIN = pa.timestamp("ms", "UTC")
+MINUTE_SCHEMA = pa.schema(
+    [
+        ("minute", MIN),
+        ("requests", pa.int64()),
+        *[(f"status_{c}", pa.int64()) for c in CLASSES],
+        ("error_rate", pa.float64()),
+        ("p50_ms", pa.float64()),
+        ("p95_ms", pa.float64()),
+        ("p99_ms", pa.float64()),
+        ("unique_clients", pa.int64()),
+        ("bot_requests", pa.int64()),
+    ]
+)
+STATUS_SCHEMA = pa.schema([("minute", MIN), ("status", pa.int64()), ("requests", pa.int64())])
+METHOD_SCHEMA = pa.schema(
+    [
+        ("method", pa.string()),
+        ("requests", pa.int64()),
+        ("errors", pa.int64()),
+        ("error_rate", pa.float64()),
+    ]
+)
+PATH_SCHEMA = pa.schema(
+    [
+        ("rank", pa.int64()),
+        ("path", pa.string()),
+        ("requests", pa.int64()),
+        ("errors", pa.int64()),
+        ("error_rate", pa.float64()),
+    ]
+)
+
+
+class Traffic:
+    """Partial aggregates of every chunk seen so far, merged when the file is done."""
+
+    def __init__(self) -> None:
+        self.codes: list[pd.Series] = []
+        self.bots: list[pd.Series] = []
+        self.hist: list[pd.Series] = []
+        self.paths: list[pd.DataFrame] = []
+        self.methods: list[pd.DataFrame] = []
+        self.clients: list[pd.DataFrame] = []
+        self.agents = dict.fromkeys((BOT, HUMAN, UNKNOWN), 0)
+
+    def add(self, r: pd.DataFrame) -> None:
+        """`r`: minute, status, method, path, client (client_ids), latency_ms, agent."""
+        if not len(r):
+            return
+        self.codes.append(r.groupby(["minute", "status"]).size())
+        self.bots.append(r.loc[r["agent"] == BOT].groupby("minute").size())
+        for kind, n in r["agent"].value_counts().items():
+            self.agents[int(kind)] += int(n)
+        self._add_latency(r)
+        errors = r["status"] >= 500
+        for key, out in (("path", self.paths), ("method", self.methods)):
+            grouped = errors.groupby(r[key], observed=True)
+            out.append(pd.DataFrame({"requests": grouped.size(), "errors": grouped.sum()}))
+        pairs = r.loc[r["client"] != NO_CLIENT, ["minute", "client"]]
+        self.clients.append(pairs.drop_duplicates())
+        if len(self.clients) > 16:  # keep the partial lists short
+            self.clients = [pd.concat(self.clients).drop_duplicates()]
+
+    def distinct_clients(self) -> pd.DataFrame:
+        """Every (minute, client) pair seen, once."""
+        if not self.clients:
+            return pd.DataFrame({"minute": [], "client": []})
+        if len(self.clients) > 1:
+            self.clients = [pd.concat(self.clients).drop_duplicates()]
+        return self.clients[0]
+
+    def _add_latency(self, r: pd.DataFrame) -> None:
+        lat = r["latency_ms"].to_numpy()
+        known = ~np.isnan(lat)
+        if not known.any():
+            return
+        bins = np.floor(np.log(np.maximum(lat[known], BIN_BASE) / BIN_BASE) / np.log(BIN_RATIO))
+        frame = pd.DataFrame({"minute": r["minute"].to_numpy()[known], "bin": bins.astype("int64")})
+        self.hist.append(frame.groupby(["minute", "bin"]).size())
+
+
+def status_codes(traffic: Traffic) -> pd.DataFrame:
+    """Requests per (minute, status code)."""
+    if not traffic.codes:
+        return pd.DataFrame(columns=STATUS_SCHEMA.names)
+    codes = pd.concat(traffic.codes).groupby(level=[0, 1]).sum()
+    out = codes.rename("requests").reset_index()
+    return out.assign(minute=pd.to_datetime(out["minute"], utc=True))
+
+
+def per_minute(traffic: Traffic, codes: pd.DataFrame) -> pd.DataFrame:
+    if not len(codes):
+        return pd.DataFrame(columns=MINUTE_SCHEMA.names)
+    by_class = codes.assign(cls=codes["status"] // 100).pivot_table(
+        index="minute", columns="cls", values="requests", aggfunc="sum", fill_value=0
+    )
+    m = pd.DataFrame(index=by_class.index)
+    m["requests"] = codes.groupby("minute")["requests"].sum()
+    for c in CLASSES:
+        m[f"status_{c}"] = by_class.get(int(c[0]), 0)
+    m["error_rate"] = m["status_5xx"] / m["requests"]
+    naive = m.index.tz_convert(None)
+    for name, q in QUANTILES.items():
+        m[name] = _quantile(traffic, q).reindex(naive).to_numpy()
+    clients = traffic.distinct_clients()
+    m["unique_clients"] = clients.groupby("minute").size().reindex(naive, fill_value=0).to_numpy()
+    bots = pd.concat(traffic.bots).groupby(level=0).sum() if traffic.bots else pd.Series()
+    m["bot_requests"] = bots.reindex(naive, fill_value=0).to_numpy()
+    return m.rename_axis("minute").reset_index()
+
+
+def client_ids(clients: pa.ChunkedArray) -> npt.NDArray[np.uint64]:
+    """64-bit hashes of client addresses (NO_CLIENT where none), one per distinct address."""
+    enc = pc.dictionary_encode(clients).combine_chunks()
+    values = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    hashes = np.append(pd.util.hash_array(values), np.uint64(NO_CLIENT))
+    codes = pc.fill_null(enc.indices, len(enc.dictionary))
+    return hashes[np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+
+def _quantile(traffic: Traffic, q: float) -> pd.Series:
+    if not traffic.hist:
+        return pd.Series(dtype="float64")
+    h = (
+        pd.concat(traffic.hist)
+        .groupby(level=["minute", "bin"])
+        .sum()
+        .sort_index()
+        .reset_index(name="n")
+    )
+    cum = h.groupby("minute")["n"].cumsum()
+    total = h.groupby("minute")["n"].transform("sum")
+    first = h[cum >= q * total].groupby("minute")["bin"].first()
+    return BIN_BASE * BIN_RATIO ** (first + 0.5)
+
+
+def ranked(parts: list[pd.DataFrame], key: str, top: int | None = None) -> pd.DataFrame:
+    """Merged (key -> requests, errors), busiest first, with the error rate (5xx share)."""
+    if not parts:
+        return pd.DataFrame(columns=[key, "requests", "errors", "error_rate"])
+    p = pd.concat(parts).groupby(level=0).sum()
+    p = p.sort_values(["requests", "errors"], ascending=False)
+    p = (p.head(top) if top else p).rename_axis(key).reset_index()
+    return p.assign(error_rate=p["errors"] / p["requests"])
+
+
+def top_paths(traffic: Traffic) -> pd.DataFrame:
+    p = ranked(traffic.paths, "path", TOP_N)
+    return p.assign(rank=np.arange(1, len(p) + 1))
+
+
+def summary(
+    traffic: Traffic, m: pd.DataFrame, codes: pd.DataFrame, methods: pd.DataFrame
+) -> dict[str, Any]:
+    requests = int(m["requests"].sum()) if len(m) else 0
+    by_code = codes.groupby("status")["requests"].sum() if len(codes) else pd.Series()
+    return {
+        "requests": requests,
+        "minutes": len(m),
+        "status_classes": {c: int(m[f"status_{c}"].sum()) for c in CLASSES} if len(m) else {},
+        "status_codes": {str(int(k)): int(v) for k, v in by_code.items()},
+        "methods": dict(zip(methods["method"], methods["requests"].astype(int), strict=True)),
+        "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
+        "unique_clients": int(traffic.distinct_clients()["client"].nunique()),
+        "user_agents": {
+            "bot": traffic.agents[BOT],
+            "human": traffic.agents[HUMAN],
+            "unknown": traffic.agents[UNKNOWN],
+        },
+        "busiest_minute": str(m.loc[m["requests"].idxmax(), "minute"]) if len(m) else None,
+    }
