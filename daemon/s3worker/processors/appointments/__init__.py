@@ -80,6 +80,6 @@ class AppointmentsProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.analysis.appointments import run
+        from s3worker.processors.appointments.analysis import run
 
         return run(src, out_dir, ctx)

@@ -17,7 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.applogs import ALIASES
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.sniffing import CLF_PATTERN, norm
+from s3worker.processors.tabular.columns import (
     missing,
     rejects_of,
     resolve,
@@ -25,8 +28,8 @@ from s3worker.processors.analysis.columns import (
     to_float,
     to_time,
 )
-from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import RejectSink, write_frame
+from s3worker.processors.tabular.reading import (
     Chunk,
     Reject,
     input_encoding,
@@ -35,9 +38,6 @@ from s3worker.processors.analysis.reading import (
     iter_lines,
     undecodable,
 )
-from s3worker.processors.applogs import ALIASES
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sniffing import CLF_PATTERN, norm
 
 BIN_BASE, BIN_RATIO = 0.01, 1.02  # ms
 QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}

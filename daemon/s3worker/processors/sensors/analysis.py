@@ -10,8 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis import sensor_stats
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.sensors import ALIASES, RANGES
+from s3worker.processors.sensors import stats as sensor_stats
+from s3worker.processors.sensors.series import Found, Readings, SeriesState
+from s3worker.processors.sniffing import norm
+from s3worker.processors.tabular.columns import (
     missing,
     rejects_of,
     resolve,
@@ -19,18 +23,14 @@ from s3worker.processors.analysis.columns import (
     to_float,
     to_time,
 )
-from s3worker.processors.analysis.output import ParquetSink, RejectSink
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import ParquetSink, RejectSink
+from s3worker.processors.tabular.reading import (
     Chunk,
     Reject,
     input_encoding,
     iter_chunks,
     prefetch,
 )
-from s3worker.processors.analysis.series import Found, Readings, SeriesState
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sensors import ALIASES, RANGES
-from s3worker.processors.sniffing import norm
 
 ANOMALIES_SCHEMA = pa.schema(
     [

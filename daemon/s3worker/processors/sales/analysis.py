@@ -16,7 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.sales import ALIASES
+from s3worker.processors.sales.totals import LEVELS, VALUES, Level, Lines, Totals
+from s3worker.processors.tabular.columns import (
     missing,
     rejects_of,
     resolve,
@@ -24,17 +27,14 @@ from s3worker.processors.analysis.columns import (
     to_float,
     to_time,
 )
-from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import RejectSink, write_frame
+from s3worker.processors.tabular.reading import (
     Chunk,
     Reject,
     input_encoding,
     iter_chunks,
     prefetch,
 )
-from s3worker.processors.analysis.sales_totals import LEVELS, VALUES, Level, Lines, Totals
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sales import ALIASES
 
 TOP_N = 50
 DAILY_SCHEMA = pa.schema(

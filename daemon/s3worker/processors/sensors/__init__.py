@@ -69,6 +69,6 @@ class SensorsProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.analysis.sensors import run
+        from s3worker.processors.sensors.analysis import run
 
         return run(src, out_dir, ctx)

@@ -76,6 +76,6 @@ class SalesProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.analysis.sales import run
+        from s3worker.processors.sales.analysis import run
 
         return run(src, out_dir, ctx)

@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.processors.analysis.reading import RAW_LIMIT, Chunk, Reject
 from s3worker.processors.sniffing import norm
+from s3worker.processors.tabular.reading import RAW_LIMIT, Chunk, Reject
 
 FloatArray = npt.NDArray[np.float64]
 TimeArray = npt.NDArray[np.datetime64]

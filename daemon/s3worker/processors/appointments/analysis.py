@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.appointments import ALIASES
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.tabular.columns import (
     missing,
     rejects_of,
     resolve,
@@ -25,11 +27,9 @@ from s3worker.processors.analysis.columns import (
     to_float,
     to_time,
 )
-from s3worker.processors.analysis.output import ParquetSink, RejectSink, write_frame
-from s3worker.processors.analysis.reading import Chunk, Reject, input_encoding, iter_chunks
-from s3worker.processors.analysis.spill import Spill
-from s3worker.processors.appointments import ALIASES
-from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
+from s3worker.processors.tabular.reading import Chunk, Reject, input_encoding, iter_chunks
+from s3worker.processors.tabular.spill import Spill
 
 DEFAULT_MINUTES = 30.0  # when a booking has neither an end nor a duration
 STATUS_WORDS = {

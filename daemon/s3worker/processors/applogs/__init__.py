@@ -57,6 +57,6 @@ class AppLogsProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.analysis.applogs import run
+        from s3worker.processors.applogs.analysis import run
 
         return run(src, out_dir, ctx)
