@@ -8,8 +8,8 @@ from importlib.metadata import entry_points
 
 import structlog
 
-from s3worker.errors import ConfigError, UnknownFormatError
-from s3worker.processors.base import Processor, Sample
+from s3worker.errors import BadDataError, ConfigError, UnknownFormatError
+from s3worker.processors.base import Processor, Sample, describe_gzip_damage
 
 ENTRY_POINT_GROUP = "s3worker.processors"
 # Built-in processors as "module:Class", imported on first use.
@@ -72,6 +72,8 @@ class Registry:
         matches = [(prefix, name) for prefix, name in routes if sample.key.startswith(prefix)]
         if matches:
             return self.get(max(matches, key=lambda m: len(m[0]))[1])
+        if sample.damaged_at is not None and not sample.head:
+            raise BadDataError(f"{sample.key!r}: {describe_gzip_damage(sample.damaged_at)}")
         self._load()
         scored = sorted(
             ((p.sniff(sample), p.name) for p in self._processors.values()), reverse=True

@@ -2,84 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import ClassVar
 
-from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
-from s3worker.processors.sniffing import score, shape_of
-
-# Canonical field -> accepted column names, normalised (see sniffing.norm): English and
-# Portuguese exports, and the Kaggle "medical appointment no-shows" names.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "appointment_id": (
-        "appointmentid",
-        "id",
-        "bookingid",
-        "consultaid",
-        "idconsulta",
-        "agendamentoid",
-    ),
-    "patient_id": ("patientid", "patient", "paciente", "pacienteid", "idpaciente", "patientname"),
-    "professional_id": (
-        "professionalid",
-        "professional",
-        "doctor",
-        "doctorid",
-        "provider",
-        "providerid",
-        "practitioner",
-        "medico",
-        "medicoid",
-        "profissional",
-        "profissionalid",
-        "idprofissional",
-    ),
-    "scheduled_at": (
-        "scheduledday",
-        "scheduledat",
-        "scheduled",
-        "bookedat",
-        "createdat",
-        "dataagendamento",
-    ),
-    "start": (
-        "appointmentday",
-        "appointmentstart",
-        "appointmentat",
-        "appointmenttime",
-        "start",
-        "startat",
-        "starttime",
-        "datetime",
-        "dataconsulta",
-        "datahora",
-        "inicio",
-        "horario",
-    ),
-    "end": ("end", "endat", "endtime", "appointmentend", "fim", "termino"),
-    "duration_min": ("durationmin", "durationminutes", "duration", "duracao", "duracaomin"),
-    "status": ("status", "situacao", "estado"),
-    "no_show": ("noshow", "faltou", "falta", "noshowflag"),
-}
+from s3worker.processors.appointments.schema import SCHEMA
+from s3worker.processors.tabular.processor import TabularProcessor
 
 
-class AppointmentsProcessor(Processor):
-    """Bookings table, conflicts, and per-day / per-professional summaries."""
+class AppointmentsProcessor(TabularProcessor):
+    """Bookings table, conflicts, and per-day / per-professional summaries.
+
+    A start may be one column or a date and a time of day; date-only schedules are read as
+    whole-day bookings, for which time conflicts are not reported."""
 
     name = "appointments"
-    version = "1"
-
-    def sniff(self, sample: Sample) -> float:
-        a = ALIASES
-        shape = shape_of(sample)
-        either = a["patient_id"] + a["professional_id"]
-        return score(
-            shape,
-            [a["start"], either],
-            [a["patient_id"], a["professional_id"], a["status"] + a["no_show"]],
-        )
-
-    def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-        # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.appointments.analysis import run
-
-        return run(src, out_dir, ctx)
+    version = "2"
+    schema = SCHEMA
+    thresholds: ClassVar[Mapping[str, float]] = {"default_minutes": 30.0}
+    analysis = "s3worker.processors.appointments.analysis"

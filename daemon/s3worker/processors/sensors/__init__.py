@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from s3worker.processors.base import Sample
+from s3worker.processors.schema import norm
+from s3worker.processors.sensors.schema import SCHEMA
+from s3worker.processors.sniffing import records
+from s3worker.processors.tabular.processor import TABULAR, TabularProcessor
 
-from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
-from s3worker.processors.sniffing import score, shape_of
-
-ALIASES: dict[str, tuple[str, ...]] = {
-    "device": (
-        "device",
-        "deviceid",
-        "sensor",
-        "sensorid",
-        "machine",
-        "machineid",
-        "equipment",
-        "equipamento",
-        "dispositivo",
-        "asset",
-        "assetid",
-        "maquina",
-    ),
-    "timestamp": (
-        "timestamp",
-        "ts",
-        "time",
-        "datetime",
-        "readingtime",
-        "measuredat",
-        "eventtime",
-        "datahora",
-    ),
-    "metric": ("metric", "measurement", "variable", "channel", "metrica", "grandeza", "sensortype"),
-    "value": ("value", "reading", "val", "valor", "measurementvalue", "leitura"),
-}
 # Physical limits of well-known metrics (wide-format columns or long-format metric names);
 # a reading outside is an "out_of_range" anomaly. Unknown metrics get no range check.
 RANGES: dict[str, tuple[float, float]] = {
@@ -53,22 +26,19 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-class SensorsProcessor(Processor):
+class SensorsProcessor(TabularProcessor):
     """Per-device statistics, hourly aggregates and an anomalies table with reasons and scores."""
 
     name = "sensors"
-    version = "1"
+    version = "2"
+    schema = SCHEMA
+    analysis = "s3worker.processors.sensors.analysis"
 
     def sniff(self, sample: Sample) -> float:
-        shape = shape_of(sample)
-        base = score(
-            shape, [ALIASES["device"], ALIASES["timestamp"]], [ALIASES["metric"] + tuple(RANGES)]
-        )
-        long_format = shape.has(ALIASES["metric"]) and shape.has(ALIASES["value"])
-        return base if long_format or shape.has(RANGES) else min(base, 0.55)
-
-    def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-        # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.sensors.analysis import run
-
-        return run(src, out_dir, ctx)
+        fmt, columns, rows = records(sample)
+        base = self.schema.score(columns, rows) if fmt in TABULAR else 0.0
+        found = self.schema.match(columns, rows)
+        # A time and some numbers is many things; a value, device, metric or a known
+        # physical quantity (temperature, voltage...) says readings.
+        readings = any(r in found for r in ("value", "device", "metric"))
+        return base if readings or any(norm(c) in RANGES for c in columns) else min(base, 0.6)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import json
 import queue
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +33,21 @@ from s3worker.processors.base import (
     GZIP_MAGIC,
     UNDECODABLE,
     UNDECODABLE_ERRORS,
+    Sample,
     codec_of,
+    describe_gzip_damage,
+    gzip_damage,
     open_text,
     read_sample,
 )
+from s3worker.processors.options import Options
 from s3worker.processors.sniffing import delimiter_of, detect_format
 
-CSV_BLOCK_BYTES = 8 << 20
+CSV_BLOCK_BYTES = 8 << 20  # also the longest CSV row pyarrow can read
 JSON_BLOCK_CHARS = 1 << 20
+MAX_LINE_CHARS = 8 << 20  # a JSON line, a log line or a CSV header longer than this: refused
+MAX_JSON_VALUE_CHARS = 64 << 20  # one element of a JSON array
+MAX_COLUMNS = 4_096  # a wider header is refused (a header of a million names is a memory bomb)
 RAW_LIMIT = 1000  # characters of a rejected row kept for the report
 T = TypeVar("T")
 
@@ -61,14 +70,14 @@ class Chunk:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def input_format(src: Path) -> str:
+def input_format(src: Path, sample: Sample | None = None) -> str:
     """`csv`, `json`, `jsonl`, `clf` or `text`, decided from the (gunzipped) content."""
-    return detect_format(read_sample(src, key=src.name).text)
+    return detect_format((sample or read_sample(src, key=src.name)).text)
 
 
-def input_encoding(src: Path) -> str:
+def input_encoding(src: Path, sample: Sample | None = None) -> str:
     """The text encoding the reader uses for `src` (reported in each processor's summary)."""
-    return read_sample(src, key=src.name).encoding
+    return (sample or read_sample(src, key=src.name)).encoding
 
 
 def undecodable(encoding: str) -> str:
@@ -76,42 +85,92 @@ def undecodable(encoding: str) -> str:
     return f"undecodable bytes for the file's encoding ({encoding})"
 
 
-def iter_chunks(src: Path, chunk_rows: int) -> Iterator[Chunk]:
-    """Every record of a CSV, JSON or JSON-lines file (gzip or not), `chunk_rows` at a time."""
-    sample = read_sample(src, key=src.name)
+def iter_chunks(
+    src: Path, chunk_rows: int, sample: Sample | None = None, options: Options | None = None
+) -> Iterator[Chunk]:
+    """Every record of a CSV, JSON or JSON-lines file (gzip or not), `chunk_rows` at a time.
+
+    `sample` is what routing read (read again only when not given); `options` may name the
+    delimiter or, for a header-less CSV, the columns."""
+    sample = sample or read_sample(src, key=src.name)
+    options = options or Options()
     fmt, encoding = detect_format(sample.text), sample.encoding
+    if options.header is not None and fmt not in ("json", "jsonl"):
+        fmt = "csv"
     if fmt == "csv":
-        yield from _rebatch(_csv_batches(src, encoding), chunk_rows)
+        yield from _guarded(src, _rebatch(_csv_batches(src, encoding, options), chunk_rows))
     elif fmt == "jsonl":
         with open_text(src, encoding) as f:
-            yield from _records_to_chunks(_jsonl_records(f, encoding), chunk_rows)
+            yield from _guarded(src, _records_to_chunks(_jsonl_records(f, encoding), chunk_rows))
     elif fmt == "json":
         with open_text(src, encoding) as f:
-            yield from _records_to_chunks(_json_array_records(f, encoding), chunk_rows)
+            records = _json_array_records(f, encoding)
+            yield from _guarded(src, _records_to_chunks(records, chunk_rows))
+    elif sample.damaged_at is not None:
+        raise BadDataError(describe_gzip_damage(sample.damaged_at, src.stat().st_size))
     else:
         raise BadDataError(f"expected CSV, JSON or JSON lines, found {fmt} content")
 
 
 def iter_lines(src: Path, chunk_rows: int) -> Iterator[tuple[int, list[str], list[int]]]:
     """Text lines in lists of `chunk_rows`, with the line number of the first, and the
-    positions in the list of lines with undecodable bytes (shown there as U+FFFD)."""
+    positions in the list of lines with undecodable bytes (shown there as U+FFFD).
+    A line longer than MAX_LINE_CHARS is cut there (and the rest of it skipped)."""
     with open_text(src) as f:
-        batch: list[str] = []
-        bad: list[int] = []
-        start = 0
-        for number, line in enumerate(f):
-            if not batch:
-                start = number
-            text = line.rstrip("\r\n")
-            if UNDECODABLE in text:
-                bad.append(len(batch))
-                text = text.replace(UNDECODABLE, "\ufffd")
-            batch.append(text)
-            if len(batch) >= chunk_rows:
-                yield start, batch, bad
-                batch, bad = [], []
-        if batch:
+        yield from _guarded(src, _line_batches(f, chunk_rows))
+
+
+def _line_batches(f: IO[str], chunk_rows: int) -> Iterator[tuple[int, list[str], list[int]]]:
+    batch: list[str] = []
+    bad: list[int] = []
+    start = 0
+    for number, (line, _) in enumerate(bounded_lines(f)):
+        if not batch:
+            start = number
+        text = line.rstrip("\r\n")
+        if UNDECODABLE in text:
+            bad.append(len(batch))
+            text = text.replace(UNDECODABLE, "\ufffd")
+        batch.append(text)
+        if len(batch) >= chunk_rows:
             yield start, batch, bad
+            batch, bad = [], []
+    if batch:
+        yield start, batch, bad
+
+
+def bounded_lines(f: IO[str], limit: int = MAX_LINE_CHARS) -> Iterator[tuple[str, bool]]:
+    """Lines of at most `limit` characters, and whether the line was longer (the rest of a
+    long line is read and dropped, so memory holds at most `limit` characters)."""
+    while line := f.readline(limit):
+        if len(line) < limit or line.endswith("\n"):
+            yield line, False
+            continue
+        while (rest := f.readline(limit)) and not rest.endswith("\n"):
+            pass
+        yield line, True
+
+
+def _guarded(src: Path, items: Iterator[T]) -> Iterator[T]:
+    """`items`, with a broken gzip stream or an over-long CSV row reported as what it is."""
+    try:
+        yield from items
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise BadDataError(_gzip_message(src, exc)) from None
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        text = str(exc)
+        if "straddl" in text:
+            raise BadDataError(
+                f"a CSV row is longer than {CSV_BLOCK_BYTES >> 20} MiB (the reader's block "
+                "size): usually a missing line break or an unclosed quote; keep rows shorter"
+            ) from None
+        if any(w in text.lower() for w in ("gzip", "zlib", "inflate", "compress")):
+            raise BadDataError(_gzip_message(src, exc)) from None
+        raise
+
+
+def _gzip_message(src: Path, exc: BaseException) -> str:
+    return f"{describe_gzip_damage(gzip_damage(src), src.stat().st_size)} ({exc})"
 
 
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -163,11 +222,26 @@ def _offer(
 # --- CSV -------------------------------------------------------------------------------
 
 
-def _csv_header(src: Path, encoding: str) -> tuple[list[str], str]:
+def _csv_header(src: Path, encoding: str, options: Options) -> tuple[list[str], str, int]:
+    """Column names, delimiter and rows to skip (1, or 0 when the options give the header)."""
     with open_text(src, encoding) as f:
-        header = f.readline().lstrip("\ufeff").rstrip("\r\n").replace(UNDECODABLE, "\ufffd")
-    delimiter = delimiter_of(header) or ","
-    names = next(csv.reader([header], delimiter=delimiter))
+        line, too_long = next(bounded_lines(f), ("", False))
+    if too_long:
+        raise BadDataError(
+            f"the first line is longer than {MAX_LINE_CHARS >> 20} MiB characters: not a CSV "
+            "header (a file without line breaks?)"
+        )
+    header = line.lstrip("\ufeff").rstrip("\r\n").replace(UNDECODABLE, "\ufffd")
+    delimiter = options.delimiter or delimiter_of(header) or ","
+    if options.header is not None:
+        return list(options.header), delimiter, 0
+    names = next(csv.reader([header], delimiter=delimiter), [])
+    if len(names) > MAX_COLUMNS:
+        raise BadDataError(
+            f"the header has {len(names):,} columns; at most {MAX_COLUMNS:,} are read "
+            "(a header that wide is usually not a header: check the delimiter, or name the "
+            "columns with the header option)"
+        )
     # Duplicate or empty names would make pyarrow's column_types ambiguous.
     seen: dict[str, int] = {}
     unique = []
@@ -175,11 +249,13 @@ def _csv_header(src: Path, encoding: str) -> tuple[list[str], str]:
         base = name.strip() or f"column_{i}"
         seen[base] = seen.get(base, 0) + 1
         unique.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
-    return unique, delimiter
+    return unique, delimiter, 1
 
 
-def _csv_batches(src: Path, encoding: str) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
-    names, delimiter = _csv_header(src, encoding)
+def _csv_batches(
+    src: Path, encoding: str, options: Options
+) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+    names, delimiter, skip = _csv_header(src, encoding, options)
     rejects: list[Reject] = []
 
     def invalid_row(row: Any) -> str:
@@ -194,7 +270,7 @@ def _csv_batches(src: Path, encoding: str) -> Iterator[tuple[pa.RecordBatch, lis
     reader = pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=True
+            column_names=names, skip_rows=skip, block_size=CSV_BLOCK_BYTES, use_threads=True
         ),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
         # Binary, so that invalid UTF-8 rejects its row rather than the file (see _as_text).
@@ -308,8 +384,12 @@ def _rebatch(batches: Iterator[tuple[pa.RecordBatch, list[Reject]]], rows: int) 
 
 
 def _jsonl_records(f: IO[str], encoding: str) -> Iterator[object | Reject]:
-    for number, line in enumerate(f):
+    for number, (line, too_long) in enumerate(bounded_lines(f)):
         text = line.strip()
+        if too_long:
+            reason = f"line {number + 1} is longer than {MAX_LINE_CHARS >> 20} MiB characters"
+            yield Reject(None, reason, text[:RAW_LIMIT])
+            continue
         if not text:
             continue
         if UNDECODABLE in text:
@@ -405,6 +485,11 @@ class _JsonArrayReader:
             try:
                 obj, end = self._decoder.raw_decode(self._buf, self._pos)
             except ValueError as exc:
+                if len(self._buf) - self._pos > MAX_JSON_VALUE_CHARS:
+                    raise BadDataError(
+                        f"a JSON array element is larger than {MAX_JSON_VALUE_CHARS >> 20} MiB "
+                        "characters (or never ends): split it, or write JSON lines"
+                    ) from None
                 if self._fill():
                     continue
                 raise BadDataError(f"invalid JSON array: {exc}") from None
