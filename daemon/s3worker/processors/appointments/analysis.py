@@ -89,8 +89,11 @@ WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('dat
 ROLE_NAMES = [r.name for r in SCHEMA.roles]
 
 
-def status_of(status: pa.ChunkedArray, no_show: pa.ChunkedArray) -> np.ndarray:
-    """`cancelled`, `no_show`, `attended` or `scheduled`, from a status word or a no-show flag."""
+def status_of(
+    status: pa.ChunkedArray, no_show: pa.ChunkedArray, showed_up: pa.ChunkedArray | None = None
+) -> np.ndarray:
+    """`cancelled`, `no_show`, `attended` or `scheduled`: from a status word, else a no-show
+    flag, else a showed-up flag (yes = attended)."""
     enc = pc.dictionary_encode(status).combine_chunks()  # fold each distinct word once
     folded = pa.array([fold(w).lower() for w in enc.dictionary.to_pylist()], pa.string())
     words = pd.Series(pc.take(folded, enc.indices).to_pylist(), dtype="str")
@@ -98,12 +101,14 @@ def status_of(status: pa.ChunkedArray, no_show: pa.ChunkedArray) -> np.ndarray:
     for label, stems in reversed(STATUS_WORDS.items()):  # first listed wins: set it last
         hit = words.str.contains("|".join(stems), regex=True, na=False).to_numpy()
         out[hit] = label
-    flag = pd.Series(no_show.to_pylist(), dtype="str").str.strip().str.lower()
-    has_flag = flag.notna().to_numpy()
-    flagged = flag.isin(YES).to_numpy()
-    open_ = has_flag & (out == "scheduled")
-    out[open_ & flagged] = "no_show"
-    out[open_ & ~flagged] = "attended"
+    for flags, yes, no in ((no_show, "no_show", "attended"), (showed_up, "attended", "no_show")):
+        if flags is None:
+            continue
+        flag = pd.Series(flags.to_pylist(), dtype="str").str.strip().str.lower()
+        flagged = flag.isin(YES).to_numpy()
+        open_ = flag.notna().to_numpy() & (out == "scheduled")
+        out[open_ & flagged] = yes
+        out[open_ & ~flagged] = no
     return out
 
 
@@ -117,18 +122,19 @@ class Reader:
     def __init__(self, chunk: Chunk, ctx: JobContext) -> None:
         self.cols = resolve_roles(SCHEMA, chunk.table, ctx.options)
         self.start_role = "start" if "start" in self.cols else "date"
+        # A time-of-day column completes a date; a start column holds its own time.
+        self.clock = self.cols.get("time") if self.start_role == "date" else None
         self.formats = date_formats(chunk.table, self.cols.get(self.start_role), ctx.options)
         self.tz = ctx.options.timezone
         self.minutes = AppointmentsProcessor.threshold(ctx, "default_minutes")
         first = to_time(self._start_text(chunk.table), self.formats, self.tz)
         known = first[~np.isnat(first)]
         midnight = known.size > 0 and bool((known == known.astype("datetime64[D]")).all())
-        self.date_only = "time" not in self.cols and midnight
+        self.date_only = self.clock is None and midnight
 
     def _start_text(self, t: pa.Table) -> pa.ChunkedArray:
         start = strings(t, self.cols.get(self.start_role))
-        time = strings(t, self.cols.get("time")) if "time" in self.cols else None
-        return with_time(start, time)
+        return with_time(start, strings(t, self.clock) if self.clock else None)
 
     def bookings(self, chunk: Chunk) -> tuple[pd.DataFrame, list[Reject]]:
         t = chunk.table
@@ -177,7 +183,7 @@ def _frame(
             "end": pd.to_datetime(end, utc=True),
             "scheduled_at": pd.to_datetime(booked, utc=True),
             "lead_days": (start - booked) / np.timedelta64(1, "D"),
-            "status": status_of(get["status"], get["no_show"]),
+            "status": status_of(get["status"], get["no_show"], get["showed_up"]),
             "record": np.arange(chunk.start, chunk.start + n),
         }
     )

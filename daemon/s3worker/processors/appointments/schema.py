@@ -34,8 +34,8 @@ ROLES = (
         "date",
         "a date column",
     ),
-    Role("time", ("time", "hora", "hour", "uhrzeit", "appointmenttime"), ("time", "hora"),
-         "clock"),
+    Role("time", ("time", "hora", "hour", "uhrzeit", "appointmenttime", "timeslot", "slot"),
+         ("time", "hora", "slot"), "clock"),
     Role("appointment_id", ("appointmentid", "id", "bookingid", "consultaid", "idconsulta",
                             "agendamentoid", "citaid", "idcita")),
     Role(
@@ -59,6 +59,9 @@ ROLES = (
     Role("status", ("status", "situacao", "estado", "statusconsulta"), ("status", "situacao"),
          "status"),
     Role("no_show", ("noshow", "faltou", "falta", "noshowflag")),
+    # A flag the other way round: yes = the patient came.
+    Role("showed_up", ("showupstatus", "showedup", "showup", "attended", "compareceu",
+                       "presente", "asistio")),
 )  # fmt: skip
 SCHEMA = Schema(
     "appointments",

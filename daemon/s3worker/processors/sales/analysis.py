@@ -116,7 +116,7 @@ class Reader:
             "unit_price: not a finite number": np.isnan(price) & ~missing(price_raw),
             "revenue: not a finite number": np.isnan(rev) & ~missing(rev_raw),
             "no revenue or price": missing(rev_raw) & missing(price_raw),
-            "revenue: out of range": ~np.isfinite(revenue) & ~np.isnan(rev) & ~np.isnan(price),
+            "revenue: out of range": np.isinf(revenue),  # finite inputs, overflowing product
         }
         keep, rejects = rejects_of(chunk, problems)
         return self._coded(t, keep, day, units, revenue, product, totals), rejects

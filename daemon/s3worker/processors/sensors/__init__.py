@@ -38,7 +38,7 @@ class SensorsProcessor(TabularProcessor):
         fmt, columns, rows = records(sample)
         base = self.schema.score(columns, rows) if fmt in TABULAR else 0.0
         found = self.schema.match(columns, rows)
-        # A time and some numbers is many things; a value, device, metric or a known
-        # physical quantity (temperature, voltage...) says readings.
-        readings = any(r in found for r in ("value", "device", "metric"))
+        # A time and some numbers is many things; a value or metric column, or a known
+        # physical quantity (temperature, voltage...), says readings.
+        readings = any(r in found for r in ("value", "metric"))
         return base if readings or any(norm(c) in RANGES for c in columns) else min(base, 0.6)

@@ -53,6 +53,7 @@ Part = tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarra
 Normalised = tuple[list[Part], list[Reject]]
 # Wide-format columns that describe a reading rather than measure something.
 NOT_METRICS = {"unit", "units", "location", "site", "line", "plant", "id", "readingid", "status"}
+NOT_METRICS |= {"anomaly", "changepoint", "label", "islabel", "isanomaly"}  # benchmark labels
 
 
 class Series:
@@ -119,8 +120,8 @@ class Normaliser:
         return pa.chunked_array([pa.repeat(pa.scalar(self.device), t.num_rows)])
 
     def _time(self, t: pa.Table) -> pa.ChunkedArray:
-        time = strings(t, self.cols.get("time")) if "time" in self.cols else None
-        return with_time(strings(t, self.cols.get(self.when)), time)
+        clock = self.cols.get("time") if self.when == "date" else None  # completes a date
+        return with_time(strings(t, self.cols.get(self.when)), strings(t, clock) if clock else None)
 
     def __call__(self, chunk: Chunk) -> Normalised:
         t = chunk.table

@@ -34,6 +34,9 @@ DATE_FORMATS = (
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d",
     "%d/%b/%Y:%H:%M:%S %z",  # Combined Log Format
+    "%Y-%m-%d %I:%M%p",  # a date and a 12-hour time slot ("9:00AM")
+    "%Y-%m-%d %I:%M %p",
+    "%d/%m/%Y %I:%M %p",
 )
 
 

@@ -26,6 +26,7 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from s3worker.errors import BadDataError
@@ -47,6 +48,7 @@ CSV_BLOCK_BYTES = 8 << 20  # also the longest CSV row pyarrow can read
 JSON_BLOCK_CHARS = 1 << 20
 MAX_LINE_CHARS = 8 << 20  # a JSON line, a log line or a CSV header longer than this: refused
 MAX_JSON_VALUE_CHARS = 64 << 20  # one element of a JSON array
+LONG_ROW_BYTES = 64 << 10  # a batch averaging more per row is checked for over-long rows
 MAX_COLUMNS = 4_096  # a wider header is refused (a header of a million names is a memory bomb)
 RAW_LIMIT = 1000  # characters of a rejected row kept for the report
 T = TypeVar("T")
@@ -275,15 +277,36 @@ def _csv_batches(
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
         # Binary, so that invalid UTF-8 rejects its row rather than the file (see _as_text).
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=True
+            column_types=dict.fromkeys(names, pa.binary()),
+            strings_can_be_null=True,
+            null_values=[""],  # only an empty cell is missing: "NaN" or "NA" is a value
         ),
     )
     schema = pa.schema([(name, pa.string()) for name in names])
-    for batch in reader:
+    for read in reader:
+        long = read.nbytes > LONG_ROW_BYTES * max(read.num_rows, 1)
+        batch = _drop_long_rows(read, rejects) if long else read
         yield _as_text(batch, schema, delimiter, encoding, rejects), rejects[:]
         rejects.clear()
     if rejects:
         yield pa.RecordBatch.from_pylist([], schema=schema), rejects[:]
+
+
+def _drop_long_rows(batch: pa.RecordBatch, rejects: list[Reject]) -> pa.RecordBatch:
+    """Rows longer than MAX_LINE_CHARS bytes become rejects (checked only in batches whose
+    average row is suspiciously long, so ordinary files pay nothing)."""
+    lengths = np.zeros(batch.num_rows, dtype=np.int64)
+    for col in batch.columns:
+        lengths += np.asarray(pc.fill_null(pc.binary_length(col), 0).to_numpy(), dtype=np.int64)
+    long = lengths > MAX_LINE_CHARS
+    if not long.any():
+        return batch
+    for i in np.flatnonzero(long).tolist():
+        first = next((v for v in batch.slice(i, 1).to_pylist()[0].values() if v), b"")
+        raw = first[:RAW_LIMIT].decode("utf-8", errors="replace")
+        reason = f"row longer than {MAX_LINE_CHARS >> 20} MiB ({int(lengths[i]):,} bytes)"
+        rejects.append(Reject(None, reason, raw))
+    return batch.filter(pa.array(~long))
 
 
 def _as_text(
