@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from processing import run
-from s3worker.errors import BadDataError
+from s3worker.errors import BadDataError, UnknownFormatError
 from s3worker.processors.appointments.schema import SCHEMA as APPOINTMENTS
 from s3worker.processors.base import read_sample
 from s3worker.processors.registry import Registry
@@ -142,3 +142,22 @@ def test_sales_without_products_are_totals_by_day_and_store(tmp_path: Path) -> N
         ["2024-02-02", "L1", 1.0],
     ]
     assert len(pd.read_parquet(tmp_path / "out/top_products.parquet")) == 0
+
+
+def test_spanish_sales_export(tmp_path: Path) -> None:
+    src = tmp_path / "ventas.csv"
+    src.write_text(
+        "Fecha;Sucursal;Producto;Cantidad;Precio unitario\n"
+        "03/01/2024;Centro;pan;2;1,50\n03/01/2024;Centro;leche;1;0,90\n"
+        "04/01/2024;Norte;pan;4;1,50\n"
+    )
+    assert Registry().route(read_sample(src, key=src.name)).name == "sales"
+    s = run("sales", src, tmp_path / "out").summary
+    assert (s["revenue"], s["units"], s["stores"], s["first_day"]) == (9.9, 7.0, 2, "2024-01-03")
+
+
+def test_unrecognised_file_says_how_to_route_it(tmp_path: Path) -> None:
+    src = tmp_path / "x.csv"
+    src.write_text("a,b\nfoo,bar\n")
+    with pytest.raises(UnknownFormatError, match="S3WORKER_PROCESSOR_CONFIG"):
+        Registry().route(read_sample(src, key=src.name))

@@ -89,7 +89,9 @@ def describe_unrecognised(sample: Sample, scored: list[tuple[float, str]]) -> st
     best = ", ".join(f"{name}={score:.2f}" for score, name in scored[:3]) or "no processors"
     return (
         f"no processor recognises {sample.key!r}: {kind}{len(sample.head)} bytes sampled, "
-        f"first line {first_line!r}; best scores: {best}"
+        f"first line {first_line!r}; best scores: {best}; to say what it is, route its prefix "
+        "to a processor (S3WORKER_ROUTES, or a route with options in S3WORKER_PROCESSOR_CONFIG; "
+        "locally `s3worker process --processor NAME --option ...`)"
     )
 
 
