@@ -137,7 +137,8 @@ class JobRunner:
             await self.storage.download(ref, job.input)
             t1 = time.monotonic()
             sample = await asyncio.to_thread(read_sample, job.input, ref.key)
-            processor = self.registry.route(sample, self.settings.routes)
+            # Sniffing parses the sample's first rows: off the event loop.
+            processor = await asyncio.to_thread(self.registry.route, sample, self.settings.routes)
             options = self.settings.processor_config.for_key(ref.key)
             ctx = JobContext(key=ref.key, size=ref.size or 0, sample=sample, options=options)
             result = await self._run(processor, job, ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import codecs
+import functools
 import gzip
 import io
 import json
@@ -53,11 +54,12 @@ class Sample:
     compressed: bool
     damaged_at: int | None = None  # gzip: compressed offset where the stream broke, if it did
 
-    @property
+    # Cached: every processor's sniff reads them (a frozen dataclass still has a __dict__).
+    @functools.cached_property
     def encoding(self) -> str:
         return detect_encoding(self.head)
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         codec, bom = codec_of(self.encoding)
         return self.head[bom:].decode(codec, errors="replace")

@@ -15,6 +15,7 @@ Standard library only: routing runs this in the daemon's main process to sniff f
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 SLASHED = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}")
 
 
+@functools.lru_cache(maxsize=4096)
 def norm(name: str) -> str:
     """`Patient_ID`, `patientId`, `Paciente ID` -> `patientid`: no accents, case, punctuation."""
     return re.sub(r"[^a-z0-9]", "", fold(name).lower())
@@ -44,6 +46,7 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
+@functools.lru_cache(maxsize=4096)
 def words(name: str) -> frozenset[str]:
     """`InvoiceDate` -> {invoice, date}; `Product line` -> {product, line}; lower case."""
     return frozenset(w.lower() for w in WORD.findall(fold(name)))
@@ -151,8 +154,9 @@ class Schema:
             column = st.found.get(role.name)
             timed = role.content == "date" and role.name != "date" and column is not None
             if timed and column is not None and self._holds("clock", st.values(column)):
-                st.take("time", column, st.how.pop(role.name))
+                how = st.how.pop(role.name)
                 del st.found[role.name]
+                st.take("time", column, how)
                 return
 
     def _holds(self, content: str, values: list[str]) -> bool:
@@ -210,7 +214,10 @@ class Schema:
     def score(self, columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> float:
         """Sniffing confidence: 0 unless every required group resolves; 0.7 to 0.95 when they
         all resolve by name (more with the optional roles), 0.55 to 0.65 when content had to."""
-        found = self.match(columns, rows)
+        return self.rate(self.match(columns, rows))
+
+    def rate(self, found: Resolution) -> float:
+        """`score` of a resolution already made."""
         if not all(any(r in found for r in group) for group in self.required):
             return 0.0
         required = {r for group in self.required for r in group}
@@ -229,11 +236,16 @@ class _State:
     columns: list[str]
     rows: Sequence[Sequence[str | None]]
 
+    used: set[str] = field(default_factory=set)
+
     def free(self, column: str | None) -> bool:
-        return column is not None and column not in self.found.values()
+        return column is not None and column not in self.used
 
     def take(self, role: str, column: str, how: str) -> None:
+        if role in self.found:
+            self.used.discard(self.found[role])
         self.found[role], self.how[role] = column, how
+        self.used.add(column)
 
     def values(self, column: str) -> list[str]:
         """The column's sampled non-empty cells."""

@@ -6,6 +6,7 @@ Routing imports this in the daemon's main process, so it uses the standard libra
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -91,6 +92,7 @@ def shape_of(sample: Sample) -> Shape:
     return Shape(fmt, ())
 
 
+@functools.lru_cache(maxsize=8)  # every processor's sniff asks for the same sample's rows
 def records(
     sample: Sample, header: tuple[str, ...] | None = None, delimiter: str | None = None
 ) -> tuple[str, list[str], list[list[str | None]]]:

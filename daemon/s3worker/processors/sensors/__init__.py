@@ -36,8 +36,10 @@ class SensorsProcessor(TabularProcessor):
 
     def sniff(self, sample: Sample) -> float:
         fmt, columns, rows = records(sample)
-        base = self.schema.score(columns, rows) if fmt in TABULAR else 0.0
+        if fmt not in TABULAR:
+            return 0.0
         found = self.schema.match(columns, rows)
+        base = self.schema.rate(found)
         # A time and some numbers is many things; a value or metric column, or a known
         # physical quantity (temperature, voltage...), says readings.
         readings = any(r in found for r in ("value", "metric"))
