@@ -93,22 +93,31 @@ def status_of(
     status: pa.ChunkedArray, no_show: pa.ChunkedArray, showed_up: pa.ChunkedArray | None = None
 ) -> np.ndarray:
     """`cancelled`, `no_show`, `attended` or `scheduled`: from a status word, else a no-show
-    flag, else a showed-up flag (yes = attended)."""
-    enc = pc.dictionary_encode(status).combine_chunks()  # fold each distinct word once
-    folded = pa.array([fold(w).lower() for w in enc.dictionary.to_pylist()], pa.string())
-    words = pd.Series(pc.take(folded, enc.indices).to_pylist(), dtype="str")
-    out = np.full(len(words), "scheduled", dtype=object)
-    for label, stems in reversed(STATUS_WORDS.items()):  # first listed wins: set it last
-        hit = words.str.contains("|".join(stems), regex=True, na=False).to_numpy()
-        out[hit] = label
+    flag, else a showed-up flag (yes = attended). Each distinct value is looked at once."""
+    out = _per_value(status, _word_status, "scheduled")
     for flags, yes, no in ((no_show, "no_show", "attended"), (showed_up, "attended", "no_show")):
-        if flags is None:
+        if flags is None or flags.null_count == len(flags):
             continue
-        flag = pd.Series(flags.to_pylist(), dtype="str").str.strip().str.lower()
-        flagged = flag.isin(YES).to_numpy()
-        open_ = flag.notna().to_numpy() & (out == "scheduled")
-        out[open_ & flagged] = yes
-        out[open_ & ~flagged] = no
+        said = _per_value(flags, lambda v, y=yes, n=no: y if v.strip().lower() in YES else n, "")
+        open_ = (out == "scheduled") & (said != "")
+        out[open_] = said[open_]
+    return out
+
+
+def _word_status(word: str) -> str:
+    folded = fold(word).lower()
+    for label, stems in STATUS_WORDS.items():  # first listed wins
+        if any(stem in folded for stem in stems):
+            return label
+    return "scheduled"
+
+
+def _per_value(col: pa.ChunkedArray, label: Any, missing: str) -> np.ndarray:
+    """`label(value)` for every row, computed once per distinct value; `missing` for nulls."""
+    enc = pc.dictionary_encode(col).combine_chunks()
+    lut = np.array([label(v) for v in enc.dictionary.to_pylist()] + [missing], dtype=object)
+    codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+    out: np.ndarray = lut[np.asarray(codes, dtype=np.int64)]
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,13 @@ def csv_batches(
     src: Path, encoding: str, options: Options
 ) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
     names, delimiter, skip = _csv_header(src, encoding, options)
-    rejects: list[Reject] = []
+    # pyarrow calls invalid_row from its reading threads, while this generator hands the
+    # rejects over: a deque (thread-safe append/popleft) so none is lost in between.
+    bad_rows: deque[Reject] = deque()
 
     def invalid_row(row: Any) -> str:
         reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
-        rejects.append(Reject(None, reason, str(row.text)[:RAW_LIMIT]))
+        bad_rows.append(Reject(None, reason, str(row.text)[:RAW_LIMIT]))
         return "skip"
 
     compression = "gzip" if is_gzip(src) else None
@@ -97,12 +100,19 @@ def csv_batches(
     )
     schema = pa.schema([(name, pa.string()) for name in names])
     for read in reader:
+        rejects = _drain(bad_rows)
         long = read.nbytes > LONG_ROW_BYTES * max(read.num_rows, 1)
         batch = _drop_long_rows(read, rejects) if long else read
-        yield _as_text(batch, schema, delimiter, encoding, rejects), rejects[:]
-        rejects.clear()
-    if rejects:
-        yield pa.RecordBatch.from_pylist([], schema=schema), rejects[:]
+        yield _as_text(batch, schema, delimiter, encoding, rejects), rejects
+    if rest := _drain(bad_rows):
+        yield pa.RecordBatch.from_pylist([], schema=schema), rest
+
+
+def _drain(rows: deque[Reject]) -> list[Reject]:
+    out = []
+    while rows:
+        out.append(rows.popleft())
+    return out
 
 
 def _drop_long_rows(batch: pa.RecordBatch, rejects: list[Reject]) -> pa.RecordBatch:
