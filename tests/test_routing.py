@@ -8,6 +8,7 @@ import json
 import pickle
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -113,3 +114,15 @@ def test_daemon_reads_a_headerless_file_with_its_routes_options(
     )
     bookings = pd.read_parquet(io.BytesIO(rows["Body"].read()))
     assert bookings["start"].dt.strftime("%H:%M").tolist() == ["12:00", "12:15", "13:00"]
+
+
+def test_routing_from_threads_never_sees_a_half_loaded_registry(tmp_path: Path) -> None:
+    # Given a fresh registry and a log file, routed from many threads at once (the daemon
+    # routes off the event loop)
+    src, _ = sample(tmp_path, "applogs", 300, fmt="clf")
+    log_sample = read_sample(src, key="logs/access.log")
+    fresh = Registry()
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: fresh.route(log_sample).name, range(32)))
+    # Then every one of them found the log processor
+    assert set(names) == {"applogs"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -34,6 +35,8 @@ class Registry:
         """`load_installed=False` gives an empty registry (only what is registered by hand)."""
         self._processors: dict[str, Processor] = {}
         self._loaded = not load_installed
+        # The daemon routes in threads: the first lookups must not see a half-loaded registry.
+        self._lock = threading.Lock()
 
     def register(self, processor: Processor) -> None:
         self._processors[processor.name] = processor
@@ -41,18 +44,21 @@ class Registry:
     def _load(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
-        for name, target in BUILTINS.items():
-            module, _, attr = target.partition(":")
-            self._processors.setdefault(name, getattr(import_module(module), attr)())
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                processor = obj() if isinstance(obj, type) else obj
-            except Exception as exc:  # a broken plugin must not take the worker down
-                log.error("plugin_load_failed", entry_point=ep.name, error=repr(exc))
-                continue
-            self._processors[ep.name] = processor
+        with self._lock:
+            if self._loaded:
+                return
+            for name, target in BUILTINS.items():
+                module, _, attr = target.partition(":")
+                self._processors.setdefault(name, getattr(import_module(module), attr)())
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    obj = ep.load()
+                    processor = obj() if isinstance(obj, type) else obj
+                except Exception as exc:  # a broken plugin must not take the worker down
+                    log.error("plugin_load_failed", entry_point=ep.name, error=repr(exc))
+                    continue
+                self._processors[ep.name] = processor
+            self._loaded = True  # last: another thread now sees every processor
 
     def names(self) -> list[str]:
         self._load()
