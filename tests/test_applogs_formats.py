@@ -246,7 +246,7 @@ AGENTS = [
 
 def test_bot_classification_matches_crawlerdetect() -> None:
     import pyarrow as pa
-    from s3worker.processors.analysis.agents import BOT, HUMAN, UNKNOWN, classify
+    from s3worker.processors.applogs.agents import BOT, HUMAN, UNKNOWN, classify
 
     kinds = classify(pa.chunked_array([pa.array([*AGENTS, "-", "", None])]))
     detector = CrawlerDetect()
@@ -269,7 +269,7 @@ def test_bot_classification_matches_crawlerdetect() -> None:
     ],
 )
 def test_latency_units_from_field_names(name: str, scale: float) -> None:
-    from s3worker.processors.analysis.applogs import field_scale
+    from s3worker.processors.applogs.analysis import field_scale
 
     assert field_scale(name) == scale
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from s3worker.processors.analysis.groups import factorize, group_sum
-from s3worker.processors.analysis.sales_totals import SPILL_SCHEMA
-from s3worker.processors.analysis.spill import Spill
+from s3worker.processors.sales.totals import SPILL_SCHEMA
+from s3worker.processors.tabular.groups import factorize, group_sum
+from s3worker.processors.tabular.spill import Spill
 
 
 def _by_pandas(keys: list[np.ndarray], value: np.ndarray) -> pd.Series:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from processing import run, table
+from s3worker.errors import BadDataError
 from s3worker.processors.base import detect_encoding, read_sample
 from s3worker.processors.registry import Registry
 
@@ -108,7 +109,8 @@ def test_encoding_detection() -> None:
     assert detect_encoding("a,b\nJoão,2\n".encode("cp1252")) == "cp1252"
     assert detect_encoding(b"\xef\xbb\xbfa,b\n") == "utf-8-sig"
     assert detect_encoding("a,b\n".encode("utf-16")) in ("utf-16-le", "utf-16-be")
-    assert detect_encoding("a,b\n1,2\n".encode("utf-16-le")) == "utf-16-le"
+    # without a BOM: spelt so that no BOM is skipped (its first character was lost)
+    assert detect_encoding("a,b\n1,2\n".encode("utf-16-le")) == "utf-16le"
     # a UTF-8 file with a stray bad byte is still UTF-8 (the row is rejected, not re-read)
     assert detect_encoding("Conceição,João,Médico\xff".encode() + b"\xff") == "utf-8"
 
@@ -123,3 +125,99 @@ def test_undecodable_log_line_is_rejected_alone(tmp_path: Path) -> None:
     rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
     assert rejected["reason"].tolist() == ["undecodable bytes for the file's encoding (utf-8)"]
     assert result.summary["requests"] == 5
+
+
+# --- hostile values and shapes (issue 11): each rejected or refused with a reason -------
+
+
+def test_utf16_without_bom_keeps_its_first_character(tmp_path: Path) -> None:
+    src = tmp_path / "vendas.csv"
+    src.write_bytes(SALES.encode("utf-16-le"))  # no BOM
+    result = run("sales", src, tmp_path / "out")
+    assert result.summary["lines"] == 3  # "date" was read as "ate" and the file rejected
+    assert result.summary["encoding"] == "utf-16le"
+
+
+def test_out_of_range_dates_are_rejected_per_row_not_wrapped(tmp_path: Path) -> None:
+    src = tmp_path / "sales.csv"
+    src.write_text(
+        "date,product,amount\n"
+        "9999-12-31T00:00:00,a,1\n0001-01-01,b,1\n31/12/9999,c,1\n2024-05-01,d,1\n"
+    )
+    result = run("sales", src, tmp_path / "out")
+    rejected = pd.read_parquet(tmp_path / "out/rejected.parquet")
+    assert rejected["reason"].tolist() == ["date: out of range (1900-01-01..2200-01-01)"] * 3
+    parts = sorted(p.parent.name for p in (tmp_path / "out/sales").glob("dt=*/part-0.parquet"))
+    assert parts == ["dt=2024-05-01"]  # no dt=1816-03-29
+    assert result.summary["lines"] == 1
+
+
+def test_non_finite_amounts_are_rejected_and_summary_is_strict_json(tmp_path: Path) -> None:
+    src = tmp_path / "sales.csv"
+    src.write_text(
+        "date,product,quantity,unit_price\n"
+        "2024-05-01,a,inf,1\n2024-05-01,b,1,1e400\n2024-05-01,c,NaN,2\n"
+        "2024-05-01,d,1e200,1e200\n2024-05-01,e,2,3\n"
+    )
+    result = run("sales", src, tmp_path / "out")
+    reasons = pd.read_parquet(tmp_path / "out/rejected.parquet")["reason"].tolist()
+    assert reasons == [
+        "quantity: not a finite number",
+        "unit_price: not a finite number",
+        "quantity: not a finite number",
+        "revenue: out of range",
+    ]
+    assert result.summary["revenue"] == 6.0
+
+    def strict(token: str) -> float:
+        raise AssertionError(f"summary.json holds {token}")
+
+    json.loads((tmp_path / "out/summary.json").read_text(), parse_constant=strict)
+
+
+def test_a_million_column_header_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "wide.csv"
+    src.write_text(",".join(f"c{i}" for i in range(5_000)) + "\n" + "1," * 4_999 + "1\n")
+    with pytest.raises(BadDataError, match="the header has 5,000 columns; at most 4,096"):
+        run("sales", src, tmp_path / "out")
+
+
+def test_an_over_long_json_line_is_one_reject(tmp_path: Path) -> None:
+    src = tmp_path / "sales.jsonl"
+    big = json.dumps({"date": "2024-05-01", "product": "x" * (9 << 20), "amount": 1})
+    ok = json.dumps({"date": "2024-05-01", "product": "y", "amount": 2})
+    src.write_text(f"{ok}\n{big}\n{ok}\n")
+    result = run("sales", src, tmp_path / "out")
+    reasons = pd.read_parquet(tmp_path / "out/rejected.parquet")["reason"].tolist()
+    assert reasons == ["line 2 is longer than 8 MiB characters"]
+    assert result.summary["revenue"] == 4.0
+
+
+def test_an_over_long_csv_row_is_one_reject(tmp_path: Path) -> None:
+    src = tmp_path / "sales.csv"
+    src.write_text("date,product,amount\n2024-05-01,a,1\n2024-05-01," + "x" * (9 << 20) + ",1\n")
+    result = run("sales", src, tmp_path / "out")
+    reasons = pd.read_parquet(tmp_path / "out/rejected.parquet")["reason"].tolist()
+    assert reasons == ["row longer than 8 MiB (9,437,195 bytes)"]
+    assert result.summary["lines"] == 1
+
+
+def test_truncated_gzip_names_the_byte(tmp_path: Path) -> None:
+    body = SALES.encode() + b"".join(
+        f"2024-02-0{i % 9 + 1},Loja {i},T{i},item {i * 7919 % 100003},1,{i}\n".encode()
+        for i in range(200_000)
+    )
+    packed = gzip.compress(body)
+    src = tmp_path / "sales.csv.gz"
+    src.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(
+        BadDataError, match=r"the gzip stream is corrupt or truncated \(found at byte"
+    ):
+        run("sales", src, tmp_path / "out")
+
+
+def test_corrupt_gzip_is_refused_when_routing(tmp_path: Path) -> None:
+    src = tmp_path / "x.csv.gz"
+    src.write_bytes(b"\x1f\x8b\x08\x00" + b"\xff" * 64)
+    with pytest.raises(BadDataError, match="the gzip stream is corrupt or truncated"):
+        Registry().route(read_sample(src, key="x.csv.gz"))

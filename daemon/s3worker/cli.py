@@ -62,6 +62,21 @@ def add_process(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--processor", help="a processor name (default: route by content)")
     p.add_argument("--out", default="s3worker-out", help="output directory (default: %(default)s)")
     p.add_argument("--chunk-rows", type=int, default=250_000, help="rows per chunk")
+    p.add_argument(
+        "--config",
+        default="",
+        help="processor options: a JSON/TOML file (or JSON text) holding either the routes "
+        "document of S3WORKER_PROCESSOR_CONFIG (matched against --key) or one options object",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one option, over --config: delimiter=';', decimal=',', date_format=%%d/%%m/%%Y, "
+        "timezone=America/Sao_Paulo, header=a,b,c, mapping.ROLE=COLUMN, thresholds.NAME=N",
+    )
+    p.add_argument("--key", help="the S3 key the file stands for (default: its name)")
     p.set_defaults(func=cmd_process)
 
 
@@ -70,13 +85,23 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     from s3worker.errors import PermanentError
     from s3worker.processors.base import JobContext, execute, read_sample
+    from s3worker.processors.options import check_against, load_local
     from s3worker.processors.registry import registry
 
     src, out = Path(args.file), Path(args.out)
+    key = args.key or src.name
     try:
-        sample = read_sample(src, key=src.name)
-        processor = registry.get(args.processor) if args.processor else registry.route(sample)
-        ctx = JobContext(key=src.name, size=src.stat().st_size, chunk_rows=args.chunk_rows)
+        routed, options = load_local(args.config, args.option, key)
+        name = args.processor or routed
+        if options.header is not None and not name:
+            raise ConfigError("a header-less file (the header option) needs --processor")
+        sample = read_sample(src, key=key)
+        processor = registry.get(name) if name else registry.route(sample)
+        check_against(options, processor, "options")
+        ctx = JobContext(
+            key=key, size=src.stat().st_size, chunk_rows=args.chunk_rows, sample=sample,
+            options=options,
+        )  # fmt: skip
         execute(processor, src, out, ctx)
     except (PermanentError, OSError) as exc:
         print(f"s3worker: {exc}", file=sys.stderr)

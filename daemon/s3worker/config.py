@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from s3worker.errors import ConfigError
-from s3worker.processors.registry import Route, parse_routes
+from s3worker.processors.options import ProcessorConfig, load_config
+from s3worker.processors.registry import Route, parse_routes, registry
 
 IDLE_ACTIONS = ("stop", "exit", "none")
 LOG_FORMATS = ("json", "console")
@@ -53,6 +54,7 @@ class Settings:
     max_attempts: int = 5
     job_timeout_seconds: float = 6 * 3600
     job_memory_bytes: int = MIN_JOB_MEMORY_MB * 2**20
+    processor_config: ProcessorConfig = field(default_factory=ProcessorConfig)
 
     @classmethod
     def from_env(
@@ -62,6 +64,7 @@ class Settings:
         e = {**(os.environ if env is None else env), **(overrides or {})}
         tty = sys.stdout.isatty()
         concurrency = _parse(e, "S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1)
+        processors = _processor_config(e, "S3WORKER_PROCESSOR_CONFIG")
         return cls(
             queue_url=_required(e, "S3WORKER_QUEUE_URL"),
             output_bucket=_required(e, "S3WORKER_OUTPUT_BUCKET"),
@@ -77,7 +80,8 @@ class Settings:
             idle_seconds=_parse(e, "S3WORKER_IDLE_SECONDS", float, 600.0, lo=0),
             idle_confirm_seconds=_parse(e, "S3WORKER_IDLE_CONFIRM_SECONDS", float, 60.0, lo=0),
             idle_action=_choice(e, "S3WORKER_IDLE_ACTION", IDLE_ACTIONS, "none"),
-            routes=parse_routes(e.get("S3WORKER_ROUTES", "")),
+            # The longest prefix wins; on a tie, the processor config's route.
+            routes=processors.route_rules() + parse_routes(e.get("S3WORKER_ROUTES", "")),
             log_format=_choice(e, "S3WORKER_LOG_FORMAT", LOG_FORMATS, "console" if tty else "json"),
             dlq_url=e.get("S3WORKER_DLQ_URL") or None,
             drain_seconds=_parse(e, "S3WORKER_DRAIN_SECONDS", float, 90.0, lo=0),
@@ -91,6 +95,7 @@ class Settings:
                 e, "S3WORKER_JOB_MEMORY_MB", int, default_job_memory_mb(concurrency),
                 lo=MIN_JOB_MEMORY_MB,
             ) * 2**20,
+            processor_config=processors,
         )  # fmt: skip
 
 
@@ -110,6 +115,13 @@ def _buckets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if not names:
         raise ConfigError(f"{name} names no bucket")
     return names
+
+
+def _processor_config(env: Mapping[str, str], name: str) -> ProcessorConfig:
+    """Per-route processor options: a JSON/TOML file's path, or the JSON itself."""
+    config = load_config(env.get(name, ""), name)
+    config.validate(registry.get, name)
+    return config
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -142,8 +142,10 @@ class JobRunner:
             await self.storage.download(ref, job.input)
             t1 = time.monotonic()
             sample = await asyncio.to_thread(read_sample, job.input, ref.key)
-            processor = self.registry.route(sample, self.settings.routes)
-            ctx = JobContext(key=ref.key, size=ref.size or 0)
+            # Sniffing parses the sample's first rows: off the event loop.
+            processor = await asyncio.to_thread(self.registry.route, sample, self.settings.routes)
+            options = self.settings.processor_config.for_key(ref.key)
+            ctx = JobContext(key=ref.key, size=ref.size or 0, sample=sample, options=options)
             result = await self._run(processor, job, ctx)
             t2 = time.monotonic()
             source = self.storage.layout.source(ref.bucket, ref.key)

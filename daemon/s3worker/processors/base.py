@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import abc
 import codecs
+import functools
 import gzip
 import io
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from s3worker.processors.options import Options
+
 GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_BYTES = 64 * 1024
+DAMAGE_BLOCK = 16 * 1024
 SUMMARY_NAME = "summary.json"
 # Byte-order marks, longest first; the encoding named is the one reported in summaries.
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -47,12 +52,14 @@ class Sample:
     key: str
     head: bytes
     compressed: bool
+    damaged_at: int | None = None  # gzip: compressed offset where the stream broke, if it did
 
-    @property
+    # Cached: every processor's sniff reads them (a frozen dataclass still has a __dict__).
+    @functools.cached_property
     def encoding(self) -> str:
         return detect_encoding(self.head)
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         codec, bom = codec_of(self.encoding)
         return self.head[bom:].decode(codec, errors="replace")
@@ -65,6 +72,8 @@ class JobContext:
     key: str
     size: int
     chunk_rows: int = 250_000
+    sample: Sample | None = None  # what routing read: the worker does not read it again
+    options: Options = field(default_factory=Options)
 
 
 @dataclass
@@ -98,15 +107,52 @@ def read_sample(path: Path, key: str, limit: int = SAMPLE_BYTES) -> Sample:
         return Sample(key=key, head=head, compressed=False)
     with path.open("rb") as f:
         raw = f.read(limit * 4)
+    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
     try:
-        text = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16).decompress(raw, limit)
+        text = inflate.decompress(raw, limit)
     except zlib.error:
-        text = b""
+        return Sample(key=key, head=b"", compressed=True, damaged_at=gzip_damage(path))
     return Sample(key=key, head=text, compressed=True)
 
 
+def gzip_damage(path: Path) -> int | None:
+    """Where reading a gzip file fails (to DAMAGE_BLOCK bytes), or None if it is whole.
+
+    Streams the file through zlib, keeping nothing: it runs only once reading has failed.
+    """
+    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    offset, pending = 0, False
+    with path.open("rb") as f:
+        while block := f.read(DAMAGE_BLOCK):
+            data = block
+            try:
+                while data:
+                    inflate.decompress(data, 1 << 20)
+                    pending, data = True, inflate.unconsumed_tail
+                    if inflate.eof:  # a member ends: another may follow (concatenated gzip)
+                        data, pending = inflate.unused_data, False
+                        inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                        if data and not data.startswith(GZIP_MAGIC):
+                            return None  # bytes after a whole member: gzip ignores them too
+            except zlib.error:
+                return offset
+            offset += len(block)
+    return offset if pending else None
+
+
+def describe_gzip_damage(offset: int | None, size: int | None = None) -> str:
+    """What to tell the user about a broken gzip file."""
+    of = f" of {size:,}" if size is not None else ""
+    where = f" (found at byte {offset:,}{of})" if offset is not None else ""
+    return (
+        f"the gzip stream is corrupt or truncated{where}: re-upload the complete file "
+        "(check it with `gzip -t`)"
+    )
+
+
 def detect_encoding(head: bytes) -> str:
-    """`utf-8`, `utf-8-sig`, `utf-16-le`, `utf-16-be` or `cp1252`, from a file's first bytes.
+    """`utf-8`, `utf-8-sig`, `utf-16-le`/`-be` (with a BOM), `utf-16le`/`be` (without one) or
+    `cp1252`, from a file's first bytes.
 
     A BOM decides; then UTF-8 unless the sample has more invalid sequences than valid
     multi-byte ones (a UTF-8 file with a stray bad byte stays UTF-8 and loses one row);
@@ -118,7 +164,8 @@ def detect_encoding(head: bytes) -> str:
             return name
     sample = head[:4096]
     if len(sample) >= 8 and sample.count(0) >= len(sample) // 4:  # UTF-16 without a BOM
-        return "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
+        # Spelt without the inner hyphen: `codec_of` skips no BOM for these.
+        return "utf-16le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16be"
     text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(head, final=False)
     invalid = len(INVALID_UTF8.findall(text))
     if not invalid:
@@ -151,5 +198,20 @@ def execute(processor: Processor, src: Path, out_dir: Path, ctx: JobContext) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     result = processor.process(src, out_dir, ctx)
     summary = {"processor": processor.name, "version": processor.version, **result.summary}
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    result.summary = finite(result.summary)
+    text = json.dumps(finite(summary), indent=2, default=str, allow_nan=False)
+    (out_dir / SUMMARY_NAME).write_text(text + "\n")
     return result
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities (which JSON cannot hold) as None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return finite(value.item())
+    return value

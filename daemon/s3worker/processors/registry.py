@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from importlib import import_module
 from importlib.metadata import entry_points
 
 import structlog
 
-from s3worker.errors import ConfigError, UnknownFormatError
-from s3worker.processors.base import Processor, Sample
+from s3worker.errors import BadDataError, ConfigError, UnknownFormatError
+from s3worker.processors.base import Processor, Sample, describe_gzip_damage
 
 ENTRY_POINT_GROUP = "s3worker.processors"
 # Built-in processors as "module:Class", imported on first use.
@@ -34,6 +35,8 @@ class Registry:
         """`load_installed=False` gives an empty registry (only what is registered by hand)."""
         self._processors: dict[str, Processor] = {}
         self._loaded = not load_installed
+        # The daemon routes in threads: the first lookups must not see a half-loaded registry.
+        self._lock = threading.Lock()
 
     def register(self, processor: Processor) -> None:
         self._processors[processor.name] = processor
@@ -41,18 +44,21 @@ class Registry:
     def _load(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
-        for name, target in BUILTINS.items():
-            module, _, attr = target.partition(":")
-            self._processors.setdefault(name, getattr(import_module(module), attr)())
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                processor = obj() if isinstance(obj, type) else obj
-            except Exception as exc:  # a broken plugin must not take the worker down
-                log.error("plugin_load_failed", entry_point=ep.name, error=repr(exc))
-                continue
-            self._processors[ep.name] = processor
+        with self._lock:
+            if self._loaded:
+                return
+            for name, target in BUILTINS.items():
+                module, _, attr = target.partition(":")
+                self._processors.setdefault(name, getattr(import_module(module), attr)())
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    obj = ep.load()
+                    processor = obj() if isinstance(obj, type) else obj
+                except Exception as exc:  # a broken plugin must not take the worker down
+                    log.error("plugin_load_failed", entry_point=ep.name, error=repr(exc))
+                    continue
+                self._processors[ep.name] = processor
+            self._loaded = True  # last: another thread now sees every processor
 
     def names(self) -> list[str]:
         self._load()
@@ -72,6 +78,8 @@ class Registry:
         matches = [(prefix, name) for prefix, name in routes if sample.key.startswith(prefix)]
         if matches:
             return self.get(max(matches, key=lambda m: len(m[0]))[1])
+        if sample.damaged_at is not None and not sample.head:
+            raise BadDataError(f"{sample.key!r}: {describe_gzip_damage(sample.damaged_at)}")
         self._load()
         scored = sorted(
             ((p.sniff(sample), p.name) for p in self._processors.values()), reverse=True
@@ -87,7 +95,9 @@ def describe_unrecognised(sample: Sample, scored: list[tuple[float, str]]) -> st
     best = ", ".join(f"{name}={score:.2f}" for score, name in scored[:3]) or "no processors"
     return (
         f"no processor recognises {sample.key!r}: {kind}{len(sample.head)} bytes sampled, "
-        f"first line {first_line!r}; best scores: {best}"
+        f"first line {first_line!r}; best scores: {best}; to say what it is, route its prefix "
+        "to a processor (S3WORKER_ROUTES, or a route with options in S3WORKER_PROCESSOR_CONFIG; "
+        "locally `s3worker process --processor NAME --option ...`)"
     )
 
 

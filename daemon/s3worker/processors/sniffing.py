@@ -6,13 +6,17 @@ Routing imports this in the daemon's main process, so it uses the standard libra
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from s3worker.processors import schema
 from s3worker.processors.base import Sample
+
+SNIFF_ROWS = 200  # rows of the sample that content matching looks at
+norm = schema.norm  # kept here too: the processors import it from sniffing
 
 DELIMITERS = ",;\t|"
 # Apache/Nginx Combined (or Common) Log Format, optionally followed by a request time.
@@ -22,12 +26,6 @@ CLF_PATTERN = (
     r"(?: (?P<rtime>[\d.]+))?.*$"
 )
 CLF_RE = re.compile(CLF_PATTERN)
-
-
-def norm(name: str) -> str:
-    """`Patient_ID`, `patientId`, `Paciente ID` -> `patientid`: no accents, case, punctuation."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
 
 
 @dataclass(frozen=True)
@@ -92,6 +90,71 @@ def shape_of(sample: Sample) -> Shape:
         names = next(csv.reader([header], delimiter=delimiter_of(header) or ","))
         return Shape(fmt, tuple(norm(n) for n in names))
     return Shape(fmt, ())
+
+
+@functools.lru_cache(maxsize=8)  # every processor's sniff asks for the same sample's rows
+def records(
+    sample: Sample, header: tuple[str, ...] | None = None, delimiter: str | None = None
+) -> tuple[str, list[str], list[list[str | None]]]:
+    """The sample's format, column names (as written) and first rows, as text cells.
+
+    `header` names the columns of a header-less file; `delimiter` overrides the guess.
+    """
+    text = sample.text.lstrip("\ufeff \t\r\n")
+    fmt = detect_format(text) if header is None else "csv"
+    if fmt in ("json", "jsonl"):
+        rows = _json_rows(text, fmt)
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        return fmt, names, [[_text(row.get(n)) for n in names] for row in rows]
+    if fmt != "csv":
+        return fmt, [], []
+    lines = text.splitlines()[: SNIFF_ROWS + 2][:-1]  # the last line may be cut
+    sep = delimiter or (delimiter_of(lines[0]) if lines else None) or ","
+    parsed = list(csv.reader(lines, delimiter=sep))
+    names = list(header) if header is not None else (parsed[0] if parsed else [])
+    body = parsed if header is not None else parsed[1:]
+    return fmt, names, [[c if c != "" else None for c in row] for row in body]
+
+
+def _json_rows(text: str, fmt: str) -> list[dict[str, object]]:
+    if fmt == "jsonl":
+        rows = []
+        for line in text.splitlines()[:SNIFF_ROWS]:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                rows.append(obj)
+        return rows
+    return _array_rows(text)
+
+
+def _array_rows(body: str) -> list[dict[str, object]]:
+    """Up to SNIFF_ROWS objects of a JSON array (or of `{"records": [...]}`), as far as the
+    sample goes."""
+    decoder, rows = json.JSONDecoder(), list[dict[str, object]]()
+    pos = body.find("{")
+    while pos >= 0 and len(rows) < SNIFF_ROWS:
+        try:
+            obj, end = decoder.raw_decode(body, pos)
+        except ValueError:
+            if not rows and first_record(body) and body.find("{", pos + 1) > 0:
+                pos = body.find("{", pos + 1)  # a wrapper cut by the sample's end: look inside
+                continue
+            break
+        if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
+            return [r for r in next(iter(obj.values()))[:SNIFF_ROWS] if isinstance(r, dict)]
+        if isinstance(obj, dict):
+            rows.append(obj)
+        pos = body.find("{", end)
+    return rows
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
 
 
 def score(

@@ -16,27 +16,26 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.appointments import AppointmentsProcessor
+from s3worker.processors.appointments.schema import SCHEMA, STATUS_WORDS
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.schema import fold
+from s3worker.processors.tabular.columns import (
+    TIME_WINDOW,
+    date_formats,
     missing,
     rejects_of,
-    resolve,
+    resolve_roles,
     strings,
     to_float,
     to_time,
+    to_time_checked,
+    with_time,
 )
-from s3worker.processors.analysis.output import ParquetSink, RejectSink, write_frame
-from s3worker.processors.analysis.reading import Chunk, Reject, input_encoding, iter_chunks
-from s3worker.processors.analysis.spill import Spill
-from s3worker.processors.appointments import ALIASES
-from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
+from s3worker.processors.tabular.reading import Chunk, Reject, input_encoding, iter_chunks
+from s3worker.processors.tabular.spill import Spill
 
-DEFAULT_MINUTES = 30.0  # when a booking has neither an end nor a duration
-STATUS_WORDS = {
-    "cancelled": ("cancel", "desmarc", "anulad"),
-    "no_show": ("no-show", "noshow", "no show", "missed", "falt", "ausente", "nao compareceu"),
-    "attended": ("attend", "complet", "done", "realizad", "compareceu", "atendid", "show"),
-}
 YES = {"yes", "y", "true", "1", "sim", "s"}
 TS = pa.timestamp("ms", "UTC")
 BOOKINGS = pa.schema(
@@ -86,46 +85,105 @@ SUMMARY = pa.schema(
 )
 
 
-def status_of(status: pa.ChunkedArray, no_show: pa.ChunkedArray) -> np.ndarray:
-    """`cancelled`, `no_show`, `attended` or `scheduled`, from a status word or a no-show flag."""
-    words = pd.Series(status.to_pylist(), dtype="str").str.lower()
-    out = np.full(len(words), "scheduled", dtype=object)
-    for label, stems in reversed(STATUS_WORDS.items()):  # first listed wins: set it last
-        hit = words.str.contains("|".join(stems), regex=True, na=False).to_numpy()
-        out[hit] = label
-    flag = pd.Series(no_show.to_pylist(), dtype="str").str.strip().str.lower()
-    has_flag = flag.notna().to_numpy()
-    flagged = flag.isin(YES).to_numpy()
-    open_ = has_flag & (out == "scheduled")
-    out[open_ & flagged] = "no_show"
-    out[open_ & ~flagged] = "attended"
+WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
+ROLE_NAMES = [r.name for r in SCHEMA.roles]
+
+
+def status_of(
+    status: pa.ChunkedArray, no_show: pa.ChunkedArray, showed_up: pa.ChunkedArray | None = None
+) -> np.ndarray:
+    """`cancelled`, `no_show`, `attended` or `scheduled`: from a status word, else a no-show
+    flag, else a showed-up flag (yes = attended). Each distinct value is looked at once."""
+    out = _per_value(status, _word_status, "scheduled")
+    for flags, yes, no in ((no_show, "no_show", "attended"), (showed_up, "attended", "no_show")):
+        if flags is None or flags.null_count == len(flags):
+            continue
+        said = _per_value(flags, lambda v, y=yes, n=no: y if v.strip().lower() in YES else n, "")
+        open_ = (out == "scheduled") & (said != "")
+        out[open_] = said[open_]
     return out
 
 
-def bookings(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, list[Reject]]:
-    t = chunk.table
-    get = {k: strings(t, cols.get(k)) for k in ALIASES}
-    start, end, booked = to_time(get["start"]), to_time(get["end"]), to_time(get["scheduled_at"])
-    minutes = to_float(get["duration_min"])
-    end = np.where(
-        np.isnat(end),
-        start + (np.nan_to_num(minutes, nan=DEFAULT_MINUTES) * 60e9).astype("timedelta64[ns]"),
-        end,
-    )
-    problems = {
-        "start: missing": missing(get["start"]),
-        "start: unparseable": np.isnat(start) & ~missing(get["start"]),
-        "end: unparseable": np.isnat(to_time(get["end"])) & ~missing(get["end"]),
-        "duration: not a number": np.isnan(minutes) & ~missing(get["duration_min"]),
-        "no patient or professional": missing(get["patient_id"]) & missing(get["professional_id"]),
-        "end before start": end < start,
-    }
-    keep, rejects = rejects_of(chunk, problems)
+def _word_status(word: str) -> str:
+    folded = fold(word).lower()
+    for label, stems in STATUS_WORDS.items():  # first listed wins
+        if any(stem in folded for stem in stems):
+            return label
+    return "scheduled"
+
+
+def _per_value(col: pa.ChunkedArray, label: Any, missing: str) -> np.ndarray:
+    """`label(value)` for every row, computed once per distinct value; `missing` for nulls."""
+    enc = pc.dictionary_encode(col).combine_chunks()
+    lut = np.array([label(v) for v in enc.dictionary.to_pylist()] + [missing], dtype=object)
+    codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+    out: np.ndarray = lut[np.asarray(codes, dtype=np.int64)]
+    return out
+
+
+class Reader:
+    """The file's columns (resolved on the first chunk) and how its bookings are read.
+
+    A start is a start column, or a date column and a time-of-day column read together.
+    When the first chunk's bookings all start at midnight with no time column, the schedule
+    is date-only: bookings are whole days, and time conflicts are not looked for."""
+
+    def __init__(self, chunk: Chunk, ctx: JobContext) -> None:
+        self.cols = resolve_roles(SCHEMA, chunk.table, ctx.options)
+        self.start_role = "start" if "start" in self.cols else "date"
+        # A time-of-day column completes a date; a start column holds its own time.
+        self.clock = self.cols.get("time") if self.start_role == "date" else None
+        self.formats = date_formats(chunk.table, self.cols.get(self.start_role), ctx.options)
+        self.tz = ctx.options.timezone
+        self.minutes = AppointmentsProcessor.threshold(ctx, "default_minutes")
+        first = to_time(self._start_text(chunk.table), self.formats, self.tz)
+        known = first[~np.isnat(first)]
+        midnight = known.size > 0 and bool((known == known.astype("datetime64[D]")).all())
+        self.date_only = self.clock is None and midnight
+
+    def _start_text(self, t: pa.Table) -> pa.ChunkedArray:
+        start = strings(t, self.cols.get(self.start_role))
+        return with_time(start, strings(t, self.clock) if self.clock else None)
+
+    def bookings(self, chunk: Chunk) -> tuple[pd.DataFrame, list[Reject]]:
+        t = chunk.table
+        get = {k: strings(t, self.cols.get(k)) for k in ROLE_NAMES}
+        raw_start = self._start_text(t)
+        start, outside = to_time_checked(raw_start, self.formats, self.tz)
+        end = to_time(get["end"], self.formats, self.tz)
+        booked = to_time(get["scheduled_at"], (), self.tz)
+        minutes = to_float(get["duration_min"])
+        default = 24 * 60.0 if self.date_only else self.minutes
+        span = (np.nan_to_num(minutes, nan=default) * 60e9).astype("timedelta64[ns]")
+        end = np.where(np.isnat(end), start + span, end)
+        problems = {
+            "start: missing": missing(raw_start),
+            f"start: out of range ({WINDOW})": outside,
+            "start: unparseable": np.isnat(start) & ~missing(raw_start) & ~outside,
+            "end: unparseable": np.isnat(to_time(get["end"])) & ~missing(get["end"]),
+            "duration: not a finite number": np.isnan(minutes) & ~missing(get["duration_min"]),
+            "no patient or professional": missing(get["patient_id"])
+            & missing(get["professional_id"]),
+            "end before start": end < start,
+        }
+        keep, rejects = rejects_of(chunk, problems)
+        frame = _frame(chunk, get, start, end, booked)
+        return frame[keep].reset_index(drop=True), rejects
+
+
+def _frame(
+    chunk: Chunk,
+    get: dict[str, pa.ChunkedArray],
+    start: np.ndarray,
+    end: np.ndarray,
+    booked: np.ndarray,
+) -> pd.DataFrame:
+    n = chunk.table.num_rows
     ids = pc.fill_null(
         get["appointment_id"],
-        pc.cast(pa.array(np.arange(chunk.start, chunk.start + t.num_rows)), pa.string()),
+        pc.cast(pa.array(np.arange(chunk.start, chunk.start + n)), pa.string()),
     )
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "appointment_id": ids.to_numpy(zero_copy_only=False),
             "patient_id": get["patient_id"].to_numpy(zero_copy_only=False),
@@ -134,11 +192,10 @@ def bookings(chunk: Chunk, cols: dict[str, str]) -> tuple[pd.DataFrame, list[Rej
             "end": pd.to_datetime(end, utc=True),
             "scheduled_at": pd.to_datetime(booked, utc=True),
             "lead_days": (start - booked) / np.timedelta64(1, "D"),
-            "status": status_of(get["status"], get["no_show"]),
-            "record": np.arange(chunk.start, chunk.start + t.num_rows),
+            "status": status_of(get["status"], get["no_show"], get["showed_up"]),
+            "record": np.arange(chunk.start, chunk.start + n),
         }
     )
-    return frame[keep].reset_index(drop=True), rejects
 
 
 def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -176,20 +233,16 @@ def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected, table = RejectSink(out_dir), ParquetSink(out_dir, "appointments.parquet", BOOKINGS)
-    cols: dict[str, str] | None = None
+    reader: Reader | None = None
     counts = []
     with Spill(out_dir, ACTIVE) as active:
-        for chunk in iter_chunks(src, ctx.chunk_rows):
-            if cols is None:
-                cols = resolve(chunk.table, ALIASES)
-                if "start" not in cols:
-                    raise BadDataError(
-                        f"appointments need a start column; found {chunk.table.column_names}"
-                    )
-            frame, rejects = bookings(chunk, cols)
+        for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+            reader = reader or Reader(chunk, ctx)
+            frame, rejects = reader.bookings(chunk)
             rejected.add(rejects)
             table.write(frame)
-            _spill(active, frame[frame["status"] != "cancelled"])
+            if not reader.date_only:
+                _spill(active, frame[frame["status"] != "cancelled"])
             counts.append(_counts(frame))
             if len(counts) > 16:  # rows out of time order repeat every group in every chunk
                 counts = [_merge(counts)]
@@ -198,9 +251,10 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
     daily = _daily(counts)
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
+    summary = _summary(daily, found, rows, rejected.rows)
+    summary["schedule"] = "date-only" if reader is not None and reader.date_only else "timed"
     return ProcessResult(
-        summary={"encoding": input_encoding(src), **_summary(daily, found, rows, rejected.rows)},
-        rows=rows,
+        summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
     )
 
 

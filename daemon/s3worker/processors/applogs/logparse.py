@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.processors.analysis.columns import BoolArray, FloatArray, TimeArray, to_float, to_time
-from s3worker.processors.analysis.logformats import (
+from s3worker.processors.applogs.logformats import (
     CLF,
     CLF_HEAD,
     CLF_MIDDLE,
     LINE_PATTERNS,
     w3c_pattern,
 )
+from s3worker.processors.tabular.columns import BoolArray, FloatArray, TimeArray, to_float, to_time
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"  # [17/May/2015:10:05:03 +0000], Apache and S3
 # "GET /a?b HTTP/1.1", or ALB's "GET https://host:443/a?b HTTP/1.1": the path without host.

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from s3worker.processors.analysis.output import write_frame
-from s3worker.processors.analysis.series import Found, Readings
+from s3worker.processors.sensors.series import Found, Readings
+from s3worker.processors.tabular.output import write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
 COMPACT_ROWS = 1_000_000  # partial hourly rows kept before they are merged

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis.logformats import canonical_format, detect_line_format
+from s3worker.processors.applogs.logformats import canonical_format, detect_line_format
 from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
 from s3worker.processors.sniffing import score, shape_of
 
@@ -103,7 +103,7 @@ class AppLogsProcessor(Processor):
 
     def process(self, src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         # pandas loads here, in the worker process, never when routing.
-        from s3worker.processors.analysis.applogs import run
+        from s3worker.processors.applogs.analysis import run
 
         options = getattr(ctx, "options", None) or {}  # per-route options, when configured
         return run(src, out_dir, ctx, _chosen(options.get(FORMAT_OPTION)) or self.log_format)

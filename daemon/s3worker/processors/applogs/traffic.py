@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.processors.analysis.agents import BOT, HUMAN, UNKNOWN
+from s3worker.processors.applogs.agents import BOT, HUMAN, UNKNOWN
 
 BIN_BASE, BIN_RATIO = 0.01, 1.02  # ms
 QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}

@@ -15,28 +15,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.errors import BadDataError
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.sales import SalesProcessor
+from s3worker.processors.sales.schema import SCHEMA
+from s3worker.processors.sales.totals import LEVELS, VALUES, Level, Lines, Totals
+from s3worker.processors.schema import Resolution
+from s3worker.processors.tabular.columns import (
+    TIME_WINDOW,
+    date_formats,
     missing,
     rejects_of,
-    resolve,
+    resolve_roles,
     strings,
     to_float,
-    to_time,
+    to_time_checked,
 )
-from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import RejectSink, write_frame
+from s3worker.processors.tabular.reading import (
     Chunk,
     Reject,
     input_encoding,
     iter_chunks,
     prefetch,
 )
-from s3worker.processors.analysis.sales_totals import LEVELS, VALUES, Level, Lines, Totals
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sales import ALIASES
 
-TOP_N = 50
+NO_PRODUCT = "all"  # the product of every line of a file without a product column
+WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
 DAILY_SCHEMA = pa.schema(
     [
         ("store", pa.string()),
@@ -78,72 +82,103 @@ TOP_SCHEMA = pa.schema(
 )
 
 
-def _lines(chunk: Chunk, cols: dict[str, str], totals: Totals) -> tuple[Lines, list[Reject]]:
-    t = chunk.table
-    date_raw, product = strings(t, cols.get("date")), strings(t, cols.get("product"))
-    day = to_time(date_raw).astype("datetime64[D]")
-    qty_raw, price_raw, rev_raw = (
-        strings(t, cols.get(k)) for k in ("quantity", "unit_price", "revenue")
-    )
-    qty, price, rev = to_float(qty_raw), to_float(price_raw), to_float(rev_raw)
-    units = np.where(missing(qty_raw), 1.0, qty)
-    revenue = np.where(missing(rev_raw), units * price, rev)
-    problems = {
-        "date: missing": missing(date_raw),
-        "date: unparseable": np.isnat(day) & ~missing(date_raw),
-        "product: missing": missing(product),
-        "quantity: not a number": np.isnan(qty) & ~missing(qty_raw),
-        "unit_price: not a number": np.isnan(price) & ~missing(price_raw),
-        "revenue: not a number": np.isnan(rev) & ~missing(rev_raw),
-        "no revenue or price": missing(rev_raw) & missing(price_raw),
-    }
-    keep, rejects = rejects_of(chunk, problems)
-    mask = pa.array(keep)
-    store = pc.fill_null(strings(t, cols.get("store")).filter(mask), "all")
-    count = to_float(strings(t, cols["tickets"]))[keep] if "tickets" in cols else None
-    lines = Lines(
-        key={
-            "dt": day[keep].astype(np.int64),
-            "store": totals.stores.encode(store),
-            "product": totals.products.encode(product.filter(mask)),
-        },
-        revenue=revenue[keep],
-        units=units[keep],
-        ticket=strings(t, cols["ticket"]).filter(mask) if "ticket" in cols else None,
-        count=None if count is None else np.nan_to_num(count),
-    )
-    return lines, rejects
+class Reader:
+    """The file's columns (resolved on its first chunk) and how to read them."""
+
+    def __init__(self, chunk: Chunk, ctx: JobContext) -> None:
+        self.cols: Resolution = resolve_roles(SCHEMA, chunk.table, ctx.options)
+        self.formats = date_formats(chunk.table, self.cols.get("date"), ctx.options)
+        self.decimal, self.tz = ctx.options.decimal, ctx.options.timezone
+
+    def floats(self, t: pa.Table, role: str) -> tuple[pa.ChunkedArray, np.ndarray]:
+        raw = strings(t, self.cols.get(role))
+        return raw, to_float(raw, self.decimal)
+
+    def lines(self, chunk: Chunk, totals: Totals) -> tuple[Lines, list[Reject]]:
+        t, cols = chunk.table, self.cols
+        date_raw = strings(t, cols.get("date"))
+        product = strings(t, cols.get("product")) if "product" in cols else None
+        none = np.zeros(t.num_rows, dtype=bool)
+        when, outside = to_time_checked(date_raw, self.formats, self.tz)
+        day = when.astype("datetime64[D]")
+        (qty_raw, qty), (price_raw, price), (rev_raw, rev) = (
+            self.floats(t, k) for k in ("quantity", "unit_price", "revenue")
+        )
+        units = np.where(missing(qty_raw), 1.0, qty)
+        with np.errstate(over="ignore", invalid="ignore"):
+            revenue = np.where(missing(rev_raw), units * price, rev)
+        problems = {
+            "date: missing": missing(date_raw),
+            f"date: out of range ({WINDOW})": outside,
+            "date: unparseable": np.isnat(day) & ~missing(date_raw) & ~outside,
+            "product: missing": missing(product) if product is not None else none,
+            "quantity: not a finite number": np.isnan(qty) & ~missing(qty_raw),
+            "unit_price: not a finite number": np.isnan(price) & ~missing(price_raw),
+            "revenue: not a finite number": np.isnan(rev) & ~missing(rev_raw),
+            "no revenue or price": missing(rev_raw) & missing(price_raw),
+            "revenue: out of range": np.isinf(revenue),  # finite inputs, overflowing product
+        }
+        keep, rejects = rejects_of(chunk, problems)
+        return self._coded(t, keep, day, units, revenue, product, totals), rejects
+
+    def _coded(
+        self,
+        t: pa.Table,
+        keep: np.ndarray,
+        day: np.ndarray,
+        units: np.ndarray,
+        revenue: np.ndarray,
+        product: pa.ChunkedArray | None,
+        totals: Totals,
+    ) -> Lines:
+        cols, mask = self.cols, pa.array(keep)
+        store = pc.fill_null(strings(t, cols.get("store")).filter(mask), "all")
+        kept = int(keep.sum())
+        names = product.filter(mask) if product is not None else pa.chunked_array(
+            [pa.repeat(pa.scalar(NO_PRODUCT), kept)]
+        )  # fmt: skip
+        count = to_float(strings(t, cols.get("tickets")))[keep] if "tickets" in cols else None
+        return Lines(
+            key={
+                "dt": day[keep].astype(np.int64),
+                "store": totals.stores.encode(store),
+                "product": totals.products.encode(names),
+            },
+            revenue=revenue[keep],
+            units=units[keep],
+            ticket=strings(t, cols.get("ticket")).filter(mask) if "ticket" in cols else None,
+            count=None if count is None else np.nan_to_num(count),
+        )
 
 
 def _parsed(src: Path, ctx: JobContext, totals: Totals) -> Iterator[tuple[Lines, list[Reject]]]:
     """Chunks as coded lines; `run` takes them through `prefetch`, one chunk ahead. Only this
     (the producing thread) touches `totals`' codes until the file is read."""
-    cols: dict[str, str] | None = None
-    for chunk in iter_chunks(src, ctx.chunk_rows):
-        if cols is None:
-            cols = resolve(chunk.table, ALIASES)
-            if "date" not in cols or "product" not in cols:
-                raise BadDataError(
-                    f"sales need a date and a product column; found {chunk.table.column_names}"
-                )
-        yield _lines(chunk, cols, totals)
+    reader: Reader | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+        reader = reader or Reader(chunk, ctx)
+        yield reader.lines(chunk, totals)
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected = RejectSink(out_dir)
-    totals = Totals(out_dir.parent)
+    totals = Totals(out_dir)  # its spill is a hidden folder of out_dir, gone before upload
     try:
         for lines, rejects in prefetch(_parsed(src, ctx, totals)):
             rejected.add(rejects)
             totals.add(lines)
         rows = rejected.close() | _write_detail(out_dir, totals)
         frames = _frames(totals)
-        rows |= _write(out_dir, frames)
+        top_n = int(SalesProcessor.threshold(ctx, "top_n"))
+        by_product = totals.products.names != [NO_PRODUCT]
+        rows |= _write(out_dir, frames, top_n, by_product)
     finally:
         totals.close()
+    summary = _summary(frames, rows, rejected.rows)
+    if not by_product:  # totals by day and store: the file names no products
+        summary.update(products=0, top_products={}, by_product=False)
     return ProcessResult(
-        summary={"encoding": input_encoding(src), **_summary(frames, rows, rejected.rows)},
-        rows=rows,
+        summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
     )
 
 
@@ -190,15 +225,18 @@ def _day(days: int) -> str:
     return str(np.datetime64(days, "D"))
 
 
-def _write(out_dir: Path, frames: dict[Level, pd.DataFrame]) -> dict[str, int]:
+def _write(
+    out_dir: Path, frames: dict[Level, pd.DataFrame], top_n: int, has_products: bool
+) -> dict[str, int]:
     rows = write_frame(out_dir, "daily_store.parquet", frames[LEVELS[1]], STORE_SCHEMA)
     rows |= write_frame(out_dir, "daily_totals.parquet", frames[LEVELS[2]], TOTALS_SCHEMA)
-    return rows | write_frame(out_dir, "top_products.parquet", _top(frames), TOP_SCHEMA)
+    top = _top(frames, top_n if has_products else 0)
+    return rows | write_frame(out_dir, "top_products.parquet", top, TOP_SCHEMA)
 
 
-def _top(frames: dict[Level, pd.DataFrame]) -> pd.DataFrame:
+def _top(frames: dict[Level, pd.DataFrame], top_n: int) -> pd.DataFrame:
     products = frames[LEVELS[3]]
-    top = products.sort_values(["revenue", "units"], ascending=False).head(TOP_N)
+    top = products.sort_values(["revenue", "units"], ascending=False).head(top_n)
     total = float(frames[LEVELS[2]]["revenue"].sum()) or 1.0
     top = top.reset_index(drop=True)
     return top.assign(rank=np.arange(1, len(top) + 1), revenue_share=top["revenue"] / total)

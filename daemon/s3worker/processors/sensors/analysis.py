@@ -10,27 +10,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis import sensor_stats
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.base import JobContext, ProcessResult
+from s3worker.processors.schema import norm
+from s3worker.processors.sensors import RANGES
+from s3worker.processors.sensors import stats as sensor_stats
+from s3worker.processors.sensors.schema import SCHEMA
+from s3worker.processors.sensors.series import Found, Readings, SeriesState
+from s3worker.processors.tabular.columns import (
+    date_formats,
     missing,
     rejects_of,
-    resolve,
+    resolve_roles,
     strings,
     to_float,
-    to_time,
+    to_time_checked,
+    with_time,
 )
-from s3worker.processors.analysis.output import ParquetSink, RejectSink
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import ParquetSink, RejectSink
+from s3worker.processors.tabular.reading import (
     Chunk,
     Reject,
     input_encoding,
     iter_chunks,
     prefetch,
 )
-from s3worker.processors.analysis.series import Found, Readings, SeriesState
-from s3worker.processors.base import JobContext, ProcessResult
-from s3worker.processors.sensors import ALIASES, RANGES
-from s3worker.processors.sniffing import norm
 
 ANOMALIES_SCHEMA = pa.schema(
     [
@@ -50,6 +53,7 @@ Part = tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarra
 Normalised = tuple[list[Part], list[Reject]]
 # Wide-format columns that describe a reading rather than measure something.
 NOT_METRICS = {"unit", "units", "location", "site", "line", "plant", "id", "readingid", "status"}
+NOT_METRICS |= {"anomaly", "changepoint", "label", "islabel", "isanomaly"}  # benchmark labels
 
 
 class Series:
@@ -91,27 +95,43 @@ class Series:
 class Normaliser:
     """Turns a chunk of string columns into readings, long or wide format alike."""
 
-    def __init__(self, first: pa.Table) -> None:
-        self.cols = resolve(first, ALIASES)
-        if "device" not in self.cols or "timestamp" not in self.cols:
-            raise BadDataError(
-                f"sensors need a device and a timestamp column; found {first.column_names}"
-            )
+    def __init__(self, first: pa.Table, ctx: JobContext) -> None:
+        self.cols = resolve_roles(SCHEMA, first, ctx.options)
+        self.when = "timestamp" if "timestamp" in self.cols else "date"
+        self.formats = date_formats(first, self.cols.get(self.when), ctx.options)
+        self.tz, self.decimal = ctx.options.timezone, ctx.options.decimal
+        self.device = series_name(ctx.key)  # the device of a file without a device column
         self.long = "metric" in self.cols and "value" in self.cols
-        used = set(self.cols.values())
+        used = set(self.cols.columns.values())
         others = [c for c in first.column_names if c not in used and norm(c) not in NOT_METRICS]
         self.wide = [c for c in others if norm(c) in RANGES or _mostly_numeric(first.column(c))]
+        if not self.long and "value" in self.cols:  # `timestamp,value`: one series, "value"
+            self.wide = [self.cols.columns["value"]]
         if not self.long and not self.wide:
-            raise BadDataError(f"no metric/value or numeric metric columns in {first.column_names}")
+            raise BadDataError(
+                f"sensors need a value column, metric and value columns, or numeric columns "
+                f"(wide format); columns seen: {first.column_names}; set the option "
+                "mapping.value=COLUMN to name the readings"
+            )
+
+    def _device(self, t: pa.Table) -> pa.ChunkedArray:
+        if "device" in self.cols:
+            return strings(t, self.cols.get("device"))
+        return pa.chunked_array([pa.repeat(pa.scalar(self.device), t.num_rows)])
+
+    def _time(self, t: pa.Table) -> pa.ChunkedArray:
+        clock = self.cols.get("time") if self.when == "date" else None  # completes a date
+        return with_time(strings(t, self.cols.get(self.when)), strings(t, clock) if clock else None)
 
     def __call__(self, chunk: Chunk) -> Normalised:
         t = chunk.table
-        device, ts_raw = strings(t, self.cols["device"]), strings(t, self.cols["timestamp"])
-        ts = to_time(ts_raw)
+        device, ts_raw = self._device(t), self._time(t)
+        ts, outside = to_time_checked(ts_raw, self.formats, self.tz)
         problems = {
             "device: missing": missing(device),
             "timestamp: missing": missing(ts_raw),
-            "timestamp: unparseable": np.isnat(ts) & ~missing(ts_raw),
+            "timestamp: out of range (1900-01-01..2200-01-01)": outside,
+            "timestamp: unparseable": np.isnat(ts) & ~missing(ts_raw) & ~outside,
         }
         values = self._values(t, problems)
         keep, rejects = rejects_of(chunk, problems)
@@ -135,8 +155,8 @@ class Normaliser:
         self, t: pa.Table, problems: dict[str, np.ndarray]
     ) -> list[tuple[pa.ChunkedArray, np.ndarray]]:
         if self.long:
-            metric, raw = strings(t, self.cols["metric"]), strings(t, self.cols["value"])
-            value = to_float(raw)
+            metric, raw = strings(t, self.cols.get("metric")), strings(t, self.cols.get("value"))
+            value = to_float(raw, self.decimal)
             problems["metric: missing"] = missing(metric)
             problems["value: missing"] = missing(raw)
             problems["value: not a number"] = np.isnan(value) & ~missing(raw)
@@ -144,12 +164,20 @@ class Normaliser:
         out, present = [], np.zeros(t.num_rows, dtype=bool)
         for name in self.wide:
             raw = strings(t, name)
-            value = to_float(raw)
+            value = to_float(raw, self.decimal)
             problems[f"{name}: not a number"] = np.isnan(value) & ~missing(raw)
             present |= ~np.isnan(value)
             out.append((pa.chunked_array([pa.repeat(name, t.num_rows)]), value))
         problems["no readings"] = ~present
         return out
+
+
+def series_name(key: str) -> str:
+    """`plant/line-7/press.csv.gz` -> `press`: the device of a file with no device column."""
+    name = key.rsplit("/", 1)[-1]
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"):
+        name = name.removesuffix(suffix)
+    return name or key
 
 
 def _mostly_numeric(col: pa.ChunkedArray) -> bool:
@@ -177,14 +205,16 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rows = rejected.close() | anomalies.close()
     rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
     summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)
-    return ProcessResult(summary={"encoding": input_encoding(src), **summary}, rows=rows)
+    return ProcessResult(
+        summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
+    )
 
 
 def _normalised(src: Path, ctx: JobContext) -> Iterator[Normalised]:
     """Chunks parsed and typed; `run` takes them through `prefetch`, one chunk ahead."""
     normalise: Normaliser | None = None
-    for chunk in iter_chunks(src, ctx.chunk_rows):
-        normalise = normalise or Normaliser(chunk.table)
+    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+        normalise = normalise or Normaliser(chunk.table, ctx)
         yield normalise(chunk)
 
 

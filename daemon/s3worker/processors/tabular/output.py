@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from s3worker.processors.analysis.reading import Reject
+from s3worker.processors.tabular.reading import Reject
 
 REJECTED = "rejected.parquet"
 REJECTED_SCHEMA = pa.schema([("record", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])

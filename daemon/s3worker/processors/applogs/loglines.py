@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from s3worker.processors.analysis.reading import iter_lines
 from s3worker.processors.base import GZIP_MAGIC
+from s3worker.processors.tabular.reading import iter_lines
 
 BLOCK_BYTES = 8 << 20
 UNIT_SEPARATOR = "\x1f"  # the "delimiter": a control character that text logs do not hold

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3worker.processors.analysis.groups import F64, I64, factorize, group_sum, sums
-from s3worker.processors.analysis.spill import Spill
+from s3worker.processors.tabular.groups import F64, I64, factorize, group_sum, sums
+from s3worker.processors.tabular.spill import Spill
 
 Level = tuple[str, ...]
 DETAIL: Level = ("dt", "store", "product")

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from s3worker.processors.analysis.groups import I64
+from s3worker.processors.tabular.groups import I64
 
 
 class Spill:

@@ -19,9 +19,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.errors import BadDataError
-from s3worker.processors.analysis import traffic as agg
-from s3worker.processors.analysis.agents import classify
-from s3worker.processors.analysis.columns import (
+from s3worker.processors.applogs import ALIASES
+from s3worker.processors.applogs import traffic as agg
+from s3worker.processors.applogs.agents import classify
+from s3worker.processors.applogs.logformats import (
+    FIELDS_HEADER,
+    LINE_FORMATS,
+    detect_line_format,
+    w3c_fields,
+)
+from s3worker.processors.applogs.loglines import iter_log_lines
+from s3worker.processors.applogs.logparse import Fields, iso_times, parse_lines
+from s3worker.processors.base import JobContext, ProcessResult, read_sample
+from s3worker.processors.sniffing import detect_format
+from s3worker.processors.tabular.columns import (
     BoolArray,
     FloatArray,
     missing,
@@ -29,25 +40,14 @@ from s3worker.processors.analysis.columns import (
     strings,
     to_float,
 )
-from s3worker.processors.analysis.logformats import (
-    FIELDS_HEADER,
-    LINE_FORMATS,
-    detect_line_format,
-    w3c_fields,
-)
-from s3worker.processors.analysis.loglines import iter_log_lines
-from s3worker.processors.analysis.logparse import Fields, iso_times, parse_lines
-from s3worker.processors.analysis.output import RejectSink, write_frame
-from s3worker.processors.analysis.reading import (
+from s3worker.processors.tabular.output import RejectSink, write_frame
+from s3worker.processors.tabular.reading import (
     RAW_LIMIT,
     Reject,
     input_encoding,
     iter_chunks,
     undecodable,
 )
-from s3worker.processors.applogs import ALIASES
-from s3worker.processors.base import JobContext, ProcessResult, read_sample
-from s3worker.processors.sniffing import detect_format
 
 FORMAT_NAMES = {  # as reject reasons say them: "not <name> line"
     "clf": "a Common/Combined Log Format",

@@ -1,1 +1,0 @@
-"""The pandas/pyarrow side of the processors, imported only inside worker processes."""

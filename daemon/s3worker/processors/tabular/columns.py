@@ -1,0 +1,260 @@
+"""From string columns to typed numpy arrays: name variants, numbers, timestamps, rejects.
+
+Conversions try pyarrow's vectorised cast first (the clean, common case) and fall back to
+pandas' lenient parsers only for a chunk that has something odd in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3worker.processors.options import Options
+from s3worker.processors.schema import Resolution, Schema, day_first, norm
+from s3worker.processors.sniffing import SNIFF_ROWS
+from s3worker.processors.tabular.reading import RAW_LIMIT, Chunk, Reject
+
+FloatArray = npt.NDArray[np.float64]
+TimeArray = npt.NDArray[np.datetime64]
+BoolArray = npt.NDArray[np.bool_]
+# Formats tried, in order, on what ISO 8601 does not parse; day-first before month-first
+# because the Portuguese exports this product reads write dates that way.
+DATE_FORMATS = (
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%d/%b/%Y:%H:%M:%S %z",  # Combined Log Format
+    "%Y-%m-%d %I:%M%p",  # a date and a 12-hour time slot ("9:00AM")
+    "%Y-%m-%d %I:%M %p",
+    "%d/%m/%Y %I:%M %p",
+)
+
+
+PLAIN_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+CURRENCY = r"^\s*(R\$|US\$|[$€£¥])\s*|\s*(R\$|[$€£¥]|EUR|BRL|USD)\s*$"
+ZONED = r"([Zz]|[+-]\d{2}:?\d{2}|^\s*\d+(\.\d+)?)\s*$"  # an offset, or epoch seconds
+# Timestamps outside this window are rejected as out of range: well inside what pandas'
+# nanoseconds hold (1677-2262), wide enough for birth dates and long contracts.
+TIME_WINDOW = (np.datetime64("1900-01-01", "us"), np.datetime64("2200-01-01", "us"))
+MONTH_FIRST = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%y %H:%M", "%m/%d/%y")
+ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%z",
+)
+
+
+def resolve(table: pa.Table, aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Canonical field -> the table's column holding it (first alias wins)."""
+    by_norm: dict[str, str] = {}
+    for column in table.column_names:
+        by_norm.setdefault(norm(column), column)
+    found: dict[str, str] = {}
+    for field, names in aliases.items():
+        for alias in names:
+            if alias in by_norm and by_norm[alias] not in found.values():
+                found[field] = by_norm[alias]
+                break
+    return found
+
+
+def resolve_roles(schema: Schema, table: pa.Table, options: Options) -> Resolution:
+    """The schema resolved on a chunk's first rows (names, words, then content)."""
+    head = table.slice(0, SNIFF_ROWS)
+    cols = [head.column(c).to_pylist() for c in head.column_names]
+    rows = [list(r) for r in zip(*cols, strict=True)]
+    return schema.resolve(table.column_names, rows, options.mapping)
+
+
+def date_formats(table: pa.Table, column: str | None, options: Options) -> tuple[str, ...]:
+    """Formats to try first on a date column: the user's, or month-first when the values
+    show it (`3/25/2019`); day-first stays the default for the ambiguous `1/5/2019`."""
+    if options.date_format:
+        return (options.date_format,)
+    if column is None:
+        return ()
+    values = [v for v in table.column(column).slice(0, 5_000).to_pylist() if v]
+    return MONTH_FIRST if day_first(values) is False else ()
+
+
+def with_time(date: pa.ChunkedArray, time: pa.ChunkedArray | None) -> pa.ChunkedArray:
+    """`Date` and `Time` columns as one `date time` text column (the date alone where no time)."""
+    if time is None:
+        return date
+    joined = pc.binary_join_element_wise(date, time, " ")
+    return pc.if_else(pc.is_null(time), date, joined)
+
+
+def strings(table: pa.Table, column: str | None) -> pa.ChunkedArray:
+    """A column as strings (empty cells are null); all-null when the table lacks it."""
+    if column is None or column not in table.column_names:
+        return pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+    return table.column(column)
+
+
+def to_float(col: pa.ChunkedArray, decimal: str | None = None) -> FloatArray:
+    """Finite numbers as float64; NaN where missing, not a number, or infinite/overflowing
+    (`inf`, `1e400`, `NaN` are not amounts). `decimal` "," reads `1.234,56`; "." reads
+    `1,234.56`; None accepts plain numbers and decimal commas."""
+    if decimal is not None:
+        col = _decimal_point(col, decimal)
+    try:
+        out = np.asarray(pc.cast(col, pa.float64()).to_numpy(), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        out = _mixed_float(col)
+    infinite = np.isinf(out)
+    if infinite.any():  # `inf`, or a number past float64's range (`1e400`)
+        out = np.where(infinite, np.nan, out)
+    return out
+
+
+def _decimal_point(col: pa.ChunkedArray, decimal: str) -> pa.ChunkedArray:
+    thousands = "." if decimal == "," else ","
+    plain = pc.replace_substring(col, thousands, "")
+    return pc.replace_substring(plain, ",", ".") if decimal == "," else plain
+
+
+def _mixed_float(col: pa.ChunkedArray) -> FloatArray:
+    # Cast what looks like a plain number; only the odd rest goes through pandas.
+    plain = pc.fill_null(pc.match_substring_regex(col, PLAIN_NUMBER), False)
+    out = np.asarray(
+        pc.cast(pc.if_else(plain, col, None), pa.float64()).to_numpy(), dtype=np.float64
+    )
+    odd = np.flatnonzero(~np.asarray(plain.to_numpy(zero_copy_only=False)) & ~missing(col))
+    if odd.size:
+        out[odd] = _lenient_float(pd.Series(col.take(pa.array(odd)).to_pylist(), dtype="str"))
+    return out
+
+
+def _lenient_float(s: pd.Series) -> FloatArray:
+    s = s.str.replace(CURRENCY, "", regex=True)
+    out = pd.to_numeric(s, errors="coerce")
+    comma = out.isna() & s.str.fullmatch(r"-?[\d.]*\d,\d+", na=False)
+    if comma.any():
+        fixed = s[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        out[comma] = pd.to_numeric(fixed, errors="coerce")
+    return np.asarray(out.to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def to_time(col: pa.ChunkedArray, formats: Sequence[str] = (), tz: str | None = None) -> TimeArray:
+    """Timestamps as UTC datetime64[ns]; NaT where unparseable or outside TIME_WINDOW."""
+    return to_time_checked(col, formats, tz)[0]
+
+
+def to_time_checked(
+    col: pa.ChunkedArray, formats: Sequence[str] = (), tz: str | None = None
+) -> tuple[TimeArray, BoolArray]:
+    """`to_time`, and which values parsed but fell outside TIME_WINDOW (year 9999, 0001...).
+
+    `formats` are tried first; naive timestamps are in `tz` (UTC when None)."""
+    # Readings and log lines repeat their timestamps: parse each distinct string once.
+    enc = pc.dictionary_encode(col).combine_chunks()
+    parsed = _parse_times(pa.chunked_array([enc.dictionary]), formats)
+    if tz is not None:
+        parsed = _localise(enc.dictionary, parsed, tz)
+    lo, hi = TIME_WINDOW
+    outside = ~np.isnat(parsed) & ((parsed < lo) | (parsed >= hi))
+    if outside.any():
+        parsed = np.where(outside, np.datetime64("NaT"), parsed)
+    times = np.append(parsed.astype("datetime64[ns]"), np.datetime64("NaT", "ns"))
+    flags = np.append(outside, False)
+    codes = np.asarray(
+        pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False),
+        dtype=np.int64,
+    )
+    return times[codes], flags[codes]
+
+
+def _parse_times(col: pa.ChunkedArray, formats: Sequence[str] = ()) -> TimeArray:
+    """Microseconds (so year 9999 or 0001 parses instead of overflowing nanoseconds)."""
+    if not formats:
+        for target in (pa.timestamp("us"), pa.timestamp("us", "UTC")):
+            try:
+                return _naive_us(pc.cast(col, target))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+    # Some values are odd: parse the common ISO shapes in C++, the rest with pandas.
+    out = np.full(len(col), np.datetime64("NaT"), dtype="datetime64[us]")
+    todo = ~missing(col)
+    if formats:
+        out[todo] = _lenient_time(
+            pd.Series(col.filter(pa.array(todo)).to_pylist(), dtype="str"), formats
+        )
+        todo &= np.isnat(out)
+    for fmt in ISO_FORMATS:
+        if not todo.any():
+            break
+        parsed = _naive_us(pc.strptime(col, format=fmt, unit="us", error_is_null=True))
+        hit = todo & ~np.isnat(parsed)
+        out[hit] = parsed[hit]
+        todo &= ~hit
+    odd = np.flatnonzero(todo)
+    if odd.size:
+        out[odd] = _lenient_time(pd.Series(col.take(pa.array(odd)).to_pylist(), dtype="str"))
+    return out
+
+
+def _naive_us(arr: pa.ChunkedArray) -> TimeArray:
+    if arr.type.tz is not None:
+        arr = pc.cast(arr, pa.timestamp("us"))
+    return np.asarray(arr.to_numpy(), dtype="datetime64[us]")
+
+
+def _localise(text: pa.Array, parsed: TimeArray, tz: str) -> TimeArray:
+    """Naive values (no offset, not epoch numbers) were local time in `tz`: to UTC."""
+    zoned = pc.fill_null(pc.match_substring_regex(text, ZONED), True)
+    naive = ~np.asarray(zoned.to_numpy(zero_copy_only=False), dtype=bool) & ~np.isnat(parsed)
+    if naive.any():
+        local = pd.DatetimeIndex(parsed[naive]).tz_localize(
+            tz, ambiguous="NaT", nonexistent="shift_forward"
+        )
+        parsed = parsed.copy()
+        parsed[naive] = local.tz_convert(None).to_numpy(dtype="datetime64[us]")
+    return parsed
+
+
+def _lenient_time(s: pd.Series, formats: Sequence[str] = ()) -> TimeArray:
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
+    for fmt in formats or ("ISO8601", *DATE_FORMATS):
+        todo = out.isna() & s.notna()
+        if not todo.any():
+            break
+        out[todo] = pd.to_datetime(s[todo], utc=True, format=fmt, errors="coerce")
+    todo = out.isna() & s.str.fullmatch(r"\d{9,13}(\.\d+)?", na=False)
+    if todo.any() and not formats:  # epoch seconds, or milliseconds when too large for seconds
+        epoch = pd.to_numeric(s[todo])
+        unit_ms = epoch > 1e11
+        out[todo] = pd.to_datetime(np.where(unit_ms, epoch / 1000, epoch), unit="s", utc=True)
+    return np.asarray(out.dt.tz_convert(None).to_numpy(dtype="datetime64[us]"))
+
+
+def rejects_of(chunk: Chunk, problems: Mapping[str, BoolArray]) -> tuple[BoolArray, list[Reject]]:
+    """Rows to keep, and a Reject for each bad row with every reason that applies to it."""
+    bad = np.zeros(chunk.table.num_rows, dtype=bool)
+    for mask in problems.values():
+        bad |= mask
+    keep = ~bad
+    if not bad.any():
+        return keep, list(chunk.rejects)
+    rows = np.flatnonzero(bad)
+    raw = chunk.table.take(pa.array(rows)).to_pylist()
+    out = list(chunk.rejects)
+    for i, record in zip(rows.tolist(), raw, strict=True):
+        reason = "; ".join(name for name, mask in problems.items() if mask[i])
+        out.append(Reject(chunk.start + i, reason, json.dumps(record)[:RAW_LIMIT]))
+    return keep, out
+
+
+def missing(col: pa.ChunkedArray) -> BoolArray:
+    return np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
