@@ -19,7 +19,7 @@ def _keys(anomalies: pd.DataFrame, reason: str) -> set[tuple[str, ...]]:
     return set(zip(rows["device"], rows["metric"], stamps, strict=True))
 
 
-@pytest.mark.parametrize("reason", ["zscore", "out_of_range", "flatline", "gap"])
+@pytest.mark.parametrize("reason", ["spike", "level_shift", "out_of_range", "flatline", "gap"])
 def test_planted_anomalies_are_found(tmp_path: Path, reason: str) -> None:
     # given a sample with planted spikes, out-of-range values, flat lines and gaps
     src, truth = sample(tmp_path, "sensors", 60_000)

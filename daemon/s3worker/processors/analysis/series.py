@@ -1,251 +1,241 @@
 """Per-series anomaly detection that carries its state from one chunk to the next.
 
-A series is one (device, metric). Each chunk is scored against the last readings of the
-previous chunks (kept as a fixed-size tail per series), and flat runs are carried open, so a
-file cut into chunks of any size yields exactly the anomalies of the file read whole.
+A series is one (device, metric). Each chunk's readings go behind the last TAIL readings of
+their series (`tails.Tails`); the detectors (`detect`, `drift`, the flat runs here) then see
+every window they need, flat runs and block levels are carried open, and flags become
+incidents (`incidents`). A file cut into chunks of any size yields exactly the anomalies of
+the file read whole. A reading that repeats the previous one of its series exactly (same
+time, same value: a re-sent message) is left out of detection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
+import pandas as pd
 
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-Bools = npt.NDArray[np.bool_]
+from s3worker.processors.analysis.detect import TAIL, Baseline, point_anomalies
+from s3worker.processors.analysis.drift import Drifts
+from s3worker.processors.analysis.findings import KINDS, Found, Readings, concat, empty
+from s3worker.processors.analysis.incidents import Incidents
+from s3worker.processors.analysis.tails import F64, I64, Bools, Ext, Tails
 
-WINDOW = 30  # readings in the rolling window
-Z_THRESHOLD = 5.0
-FLAT_MIN = 12  # identical consecutive readings that make a flat line
-GAP_FACTOR = 5.0  # a gap is an interval this many times the recent mean interval
-NS = 1_000_000_000
+FLAT_MIN = 12  # identical consecutive readings that can make a flat line...
+FLAT_P = 1e-9  # ...when the series' own repeat rate makes such a run this unlikely
+RECENT = 30  # readings before a run whose repeat rate counts too
+NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
+ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
 
-
-@dataclass
-class Readings:
-    """One chunk's readings: global series id, time (ns), value, source record number."""
-
-    gid: I64
-    ts: I64
-    value: F64
-    record: I64
-
-
-@dataclass
-class Found:
-    """Anomalies found in a chunk, as parallel arrays (`until` is -1 when not a span)."""
-
-    gid: I64
-    ts: I64
-    until: I64
-    value: F64
-    score: F64
-    expected: F64
-    reason: npt.NDArray[np.str_]
-    record: I64
+__all__ = ["Found", "Readings", "SeriesState"]
 
 
 class SeriesState:
-    """Everything a series must remember between chunks: tails, open flat runs, limits."""
+    """Everything a series must remember between chunks: tails, counters, open runs."""
 
     def __init__(self) -> None:
         self.size = 0
-        tail = WINDOW + 1  # W values, and W intervals need W + 1 timestamps
-        self.tail_v = np.zeros((0, tail))
-        self.tail_t = np.zeros((0, tail), dtype=np.int64)
-        self.tail_len = np.zeros(0, dtype=np.int64)
-        self.ref = np.zeros(0)  # first value seen: keeps the running sums small and exact
+        cols = {"ts": np.int64, "value": float, "index": np.int64, "record": np.int64}
+        self.tails = Tails(TAIL, cols)
+        self.drifts = Drifts()
+        self.incidents = Incidents()
+        self.ref = np.zeros(0)  # first value seen: keeps differences small and exact
         self.lo = np.zeros(0)
         self.hi = np.zeros(0)
-        self.min_dev = np.zeros(0)
+        self.count = np.zeros(0, dtype=np.int64)  # readings kept so far
+        self.diff_sum = np.zeros(0)  # sum and count of |x[i] - x[i-1]|: the noise floor
+        self.diff_n = np.zeros(0)
+        self.quantum = np.zeros(0)  # the smallest non-zero step seen (the resolution)
+        self.runs = np.zeros(0, dtype=np.int64)  # runs of one value started so far
         self.run_val = np.zeros(0)
         self.run_len = np.zeros(0, dtype=np.int64)
-        self.run_t = np.zeros((0, 3), dtype=np.int64)  # start ts, start record, last ts
+        # open run: start ts, start record, last ts, start index, last index, runs before it,
+        # repeats among the RECENT readings before it (in millionths of those readings)
+        self.run_t = np.zeros((0, 7), dtype=np.int64)
 
     def add_series(self, lo: F64, hi: F64, ref: F64) -> None:
         """Make room for `len(lo)` new series (ids `size`..), with their limits and reference."""
         n = lo.size
-        tail = WINDOW + 1
-        self.tail_v = np.vstack([self.tail_v, np.zeros((n, tail))])
-        self.tail_t = np.vstack([self.tail_t, np.zeros((n, tail), dtype=np.int64)])
-        self.run_t = np.vstack([self.run_t, np.zeros((n, 3), dtype=np.int64)])
-        width = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
-        self.tail_len = np.append(self.tail_len, np.zeros(n, dtype=np.int64))
-        self.run_len = np.append(self.run_len, np.zeros(n, dtype=np.int64))
-        self.run_val = np.append(self.run_val, np.full(n, np.nan))
-        self.ref = np.append(self.ref, ref)
-        self.lo, self.hi = np.append(self.lo, lo), np.append(self.hi, hi)
-        self.min_dev = np.append(self.min_dev, 0.03 * width)
+        self.tails.grow(n)
+        self.drifts.grow(n)
+        self.ref, self.lo, self.hi = (
+            np.append(self.ref, ref),
+            np.append(self.lo, lo),
+            np.append(self.hi, hi),
+        )
+        for name, fill in (
+            ("diff_sum", 0.0),
+            ("diff_n", 0.0),
+            ("quantum", np.inf),
+            ("run_val", np.nan),
+        ):
+            setattr(self, name, np.append(getattr(self, name), np.full(n, fill)))
+        for name in ("count", "runs", "run_len"):
+            setattr(self, name, np.append(getattr(self, name), np.zeros(n, dtype=np.int64)))
+        self.run_t = np.vstack([self.run_t, np.zeros((n, 7), dtype=np.int64)])
         self.size += n
 
     def scan(self, r: Readings) -> Found:
-        """Score a chunk (in file order) and remember what the next chunk needs."""
-        ext = self._extend(r)
-        found = [_point_anomalies(self, ext), _gap_anomalies(ext)]
-        self._keep_tails(ext)
+        """Score a chunk (in file order); return the incidents it closes."""
+        r = self._without_repeats(r)
+        if r.gid.size == 0:
+            return empty()
+        ext = self.tails.extend(
+            r.gid, {"ts": r.ts, "value": r.value, "index": self._index(r), "record": r.record}
+        )
+        ext.cols["x"] = ext.f64("value") - self.ref[ext.gid]
+        floor = self._noise_floor(ext)
+        base = Baseline(ext)
+        found = [
+            point_anomalies(ext, base, floor, self.lo[ext.gid], self.hi[ext.gid]),
+            self.drifts.scan(ext, base, floor, self.ref),
+        ]
+        self.tails.keep(ext)
         found.append(self._flat_runs(ext))
-        return _concat(found)
+        return self.incidents.merge(concat(found))
 
     def finish(self) -> Found:
-        """Flat runs still open at the end of the file."""
-        open_runs = np.flatnonzero(self.run_len >= FLAT_MIN)
-        return _flat_found(self, open_runs, self.run_len[open_runs], self.run_t[open_runs])
-
-    def _extend(self, r: Readings) -> Ext:
-        present = np.unique(r.gid)
-        tl = self.tail_len[present]
-        t_gid = np.repeat(present, tl)
-        starts = np.repeat(np.cumsum(tl) - tl, tl)
-        col = np.arange(t_gid.size) - starts + np.repeat(WINDOW + 1 - tl, tl)
-        gid = np.concatenate([t_gid, r.gid])
-        # Stable: a series' tail comes before its new readings, which keep file order.
-        order = np.argsort(gid, kind="stable")
-        n_tail = t_gid.size
-        empty = np.full(n_tail, -1, dtype=np.int64)
-        return Ext(
-            gid=gid[order],
-            ts=np.concatenate([self.tail_t[t_gid, col], r.ts])[order],
-            value=np.concatenate([self.tail_v[t_gid, col], r.value])[order],
-            record=np.concatenate([empty, r.record])[order],
-            new=order >= n_tail,
+        """Flat runs still open at the end of the file, then every open incident."""
+        g = np.flatnonzero(self.run_len > 0)
+        flat = _flat(self.run_len[g], self.run_t[g])
+        g = g[flat]
+        closed = self.incidents.merge(
+            _flat_found(g, self.run_len[g], self.run_t[g], self.run_val[g])
         )
+        return concat([closed, self.incidents.finish()])
 
-    def _keep_tails(self, ext: Ext) -> None:
-        from_end = ext.size_of_group - ext.pos
-        keep = from_end <= WINDOW + 1
-        g, col = ext.gid[keep], WINDOW + 1 - from_end[keep]
-        self.tail_v[g, col] = ext.value[keep]
-        self.tail_t[g, col] = ext.ts[keep]
-        last = ext.group_start + ext.size_of_group - 1 == np.arange(ext.gid.size)
-        self.tail_len[ext.gid[last]] = np.minimum(ext.size_of_group[last], WINDOW + 1)
+    def _index(self, r: Readings) -> I64:
+        """Each reading's number within its series (repeats left out), from the file's start."""
+        within = pd.Series(r.gid).groupby(r.gid).cumcount().to_numpy()
+        index: I64 = self.count[r.gid] + within
+        self.count += np.bincount(r.gid, minlength=self.size)
+        return index
+
+    def _without_repeats(self, r: Readings) -> Readings:
+        order = np.argsort(r.gid, kind="stable")
+        g, ts, v = r.gid[order], r.ts[order], r.value[order]
+        first = np.ones(g.size, dtype=bool)
+        first[1:] = g[1:] != g[:-1]
+        prev_ts, prev_v = np.roll(ts, 1), np.roll(v, 1)
+        has_tail = self.tails.length[g] > 0
+        prev_ts = np.where(first, self.tails.data["ts"][g, -1], prev_ts)
+        prev_v = np.where(first, self.tails.data["value"][g, -1], prev_v)
+        repeat = (~first | has_tail) & (ts == prev_ts) & (v == prev_v)
+        if not repeat.any():
+            return r
+        keep = np.ones(g.size, dtype=bool)
+        keep[order[repeat]] = False
+        return Readings(r.gid[keep], r.ts[keep], r.value[keep], r.record[keep])
+
+    def _noise_floor(self, ext: Ext) -> F64:
+        """Per row, the least spread a decision there may use: a share of the series' usual
+        step (mean |x[i] - x[i-1]| of every reading so far) and its resolution."""
+        value = ext.f64("value")
+        counted = ext.new & (ext.pos > 0)
+        step = np.zeros(value.size)
+        step[1:] = np.abs(np.diff(value))
+        step = np.where(counted, step, 0.0)
+        total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
+        n = ext.group_cumsum(counted.astype(float)) + self.diff_n[ext.gid]
+        smallest = pd.Series(np.where(step > 0, step, np.inf)).groupby(ext.gid).cummin().to_numpy()
+        quantum = np.minimum(smallest, self.quantum[ext.gid])
+        last = ext.last_of_group
+        g = ext.gid[last]
+        self.diff_sum[g], self.diff_n[g], self.quantum[g] = total[last], n[last], quantum[last]
+        usual = NOISE_FLOOR * total / np.maximum(n, 1) / ABS_DIFF_SIGMA
+        tiny = 1e-9 * (1.0 + np.abs(value))
+        floor: F64 = np.maximum(
+            np.maximum(usual, np.where(np.isfinite(quantum), quantum, 0.0)), tiny
+        )
+        return floor
 
     def _flat_runs(self, ext: Ext) -> Found:
-        gid, v, ts, rec = ext.gid[ext.new], ext.value[ext.new], ext.ts[ext.new], ext.record[ext.new]
+        new = ext.new
+        recent = _recent_repeats(ext)[new]
+        gid, v, ts = ext.gid[new], ext.f64("value")[new], ext.i64("ts")[new]
+        rec, idx = ext.i64("record")[new], ext.i64("index")[new]
         change = np.ones(gid.size, dtype=bool)
         change[1:] = (gid[1:] != gid[:-1]) | (v[1:] != v[:-1])
         starts = np.flatnonzero(change)
         ends = np.append(starts[1:], gid.size) - 1
-        lengths = ends - starts + 1
         g = gid[starts]
         first_of_g = np.ones(starts.size, dtype=bool)
         first_of_g[1:] = g[1:] != g[:-1]
         last_of_g = np.append(first_of_g[1:], True)
         cont = first_of_g & (v[starts] == self.run_val[g]) & (self.run_len[g] > 0)
-        lengths = lengths + np.where(cont, self.run_len[g], 0)
-        start_t = np.where(cont, self.run_t[g, 0], ts[starts])
-        start_rec = np.where(cont, self.run_t[g, 1], rec[starts])
-        done = ~last_of_g & (lengths >= FLAT_MIN)
-        spans = np.column_stack([start_t, start_rec, ts[ends]])
-        self.run_val[g[last_of_g]] = v[starts[last_of_g]]
-        self.run_len[g[last_of_g]] = lengths[last_of_g]
-        self.run_t[g[last_of_g]] = spans[last_of_g]
-        return _flat_found(self, g[done], lengths[done], spans[done], v[starts[done]])
+        group_head = np.maximum.accumulate(np.where(first_of_g, np.arange(starts.size), 0))
+        rank = np.arange(starts.size) - group_head
+        before = self.runs[g] + rank - cont[group_head]
+        lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
+        carried = self.run_t[g]
+        spans = np.column_stack(
+            [
+                np.where(cont, carried[:, 0], ts[starts]),
+                np.where(cont, carried[:, 1], rec[starts]),
+                ts[ends],
+                np.where(cont, carried[:, 3], idx[starts]),
+                idx[ends],
+                np.where(cont, carried[:, 5], before),
+                np.where(cont, carried[:, 6], recent[starts]),
+            ]
+        )
+        np.add.at(self.runs, g[~cont], 1)
+        done = ~last_of_g & _flat(lengths, spans)
+        lg = g[last_of_g]
+        self.run_val[lg], self.run_len[lg], self.run_t[lg] = (
+            v[starts[last_of_g]],
+            lengths[last_of_g],
+            spans[last_of_g],
+        )
+        return _flat_found(g[done], lengths[done], spans[done], v[starts[done]])
 
 
-class Ext:
-    """A chunk's readings with each series' carried tail in front, grouped by series."""
+def _flat(lengths: I64, spans: I64) -> Bools:
+    """Runs at least FLAT_MIN long that the series' own repeat rate makes unlikely.
 
-    def __init__(self, gid: I64, ts: I64, value: F64, record: I64, new: Bools) -> None:
-        self.gid, self.ts, self.value, self.record, self.new = gid, ts, value, record, new
-        idx = np.arange(gid.size)
-        boundary = np.ones(gid.size, dtype=bool)
-        boundary[1:] = gid[1:] != gid[:-1]
-        self.group_start = np.maximum.accumulate(np.where(boundary, idx, 0))
-        self.pos = idx - self.group_start
-        starts = np.flatnonzero(boundary)
-        sizes = np.diff(np.append(starts, gid.size))
-        self.size_of_group = np.repeat(sizes, sizes)
+    With p the share of readings that repeat the one before (before the run began), a run of
+    L identical readings has probability p ** (L - 1): a run is flat when that is below
+    FLAT_P. A noisy sensor (p ~ 0) is flat after FLAT_MIN readings; one whose coarse
+    resolution repeats readings half of the time (p = 0.5) only after 31.
+    """
+    return lengths >= flat_length(spans)
 
 
-def window_mean_sd(x: F64, pos: I64, lag: int = 0, sd: bool = True) -> tuple[F64, F64, Bools]:
-    """Mean and sd of the WINDOW values before each element (same series: `pos` >= W + lag)."""
-    idx = np.arange(x.size)
-    valid = pos >= WINDOW + lag
-    lo = np.where(valid, idx - WINDOW, 0)
-    cs = np.concatenate([[0.0], np.cumsum(x)])
-    s = cs[idx] - cs[lo]
-    mean = s / WINDOW
-    if not sd:  # the interval baseline needs the mean only
-        return mean, mean, valid
-    cs2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    s2 = cs2[idx] - cs2[lo]
-    return mean, np.sqrt(np.maximum((s2 - s * s / WINDOW) / (WINDOW - 1), 0.0)), valid
+def flat_length(spans: I64) -> F64:
+    """The shortest flat run for runs `spans`: p is the larger of the repeat share of every
+    reading before the run and of the RECENT readings before it (a steady spell repeats
+    more than the series' average)."""
+    readings, runs = spans[:, 3], spans[:, 5]
+    overall = np.where(readings > 0, 1.0 - runs / np.maximum(readings, 1), 0.0)
+    p = np.clip(np.maximum(overall, spans[:, 6] / 1e6), 1e-12, 1.0 - 1e-12)
+    out: F64 = np.maximum(FLAT_MIN, 1.0 + np.log(FLAT_P) / np.log(p))
+    return out
 
 
-def _point_anomalies(state: SeriesState, ext: Ext) -> Found:
-    x = ext.value - state.ref[ext.gid]
-    mean, sd, valid = window_mean_sd(x, ext.pos)
-    dev = np.abs(x - mean)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, (x - mean) / sd, 0.0)
-    spike = valid & (np.abs(z) > Z_THRESHOLD) & (dev > state.min_dev[ext.gid])
-    spike &= ~_stuck_window(ext)
-    outside = (ext.value < state.lo[ext.gid]) | (ext.value > state.hi[ext.gid])
-    hit = ext.new & (spike | outside)
-    reason = np.where(outside[hit], "out_of_range", "zscore")
-    expected = mean[hit] + state.ref[ext.gid[hit]]
-    return _found(ext, hit, z[hit], expected, reason)
+def _recent_repeats(ext: Ext) -> I64:
+    """Per row, the share (in millionths) of the RECENT readings before it that repeat the
+    reading before them."""
+    value = ext.f64("value")
+    repeat = np.zeros(value.size)
+    repeat[1:] = (value[1:] == value[:-1]) & (ext.pos[1:] > 0)
+    c = np.cumsum(repeat)
+    idx = np.arange(value.size)
+    lo = np.maximum(idx - RECENT, ext.group_start)
+    prev = np.maximum(idx - 1, lo)
+    pairs = prev - lo
+    share = np.where(pairs > 0, (c[prev] - c[lo]) / np.maximum(pairs, 1), 0.0)
+    out: I64 = np.round(share * 1e6).astype(np.int64)
+    return out
 
 
-def _stuck_window(ext: Ext) -> Bools:
-    """Windows mostly made of repeated values: their sd says nothing about normal noise."""
-    eq = np.zeros(ext.value.size, dtype=np.int64)
-    eq[1:] = (ext.value[1:] == ext.value[:-1]) & (ext.pos[1:] > 0)
-    c = np.concatenate([[0], np.cumsum(eq)])
-    idx = np.arange(ext.value.size)
-    lo = np.clip(idx - WINDOW + 1, 0, None)
-    repeats = c[idx] - c[lo]
-    stuck: Bools = repeats > WINDOW // 3
-    return stuck
-
-
-def _gap_anomalies(ext: Ext) -> Found:
-    dt = np.zeros(ext.ts.size)
-    dt[1:] = np.where(ext.pos[1:] > 0, (ext.ts[1:] - ext.ts[:-1]) / NS, 0.0)
-    mean, _, valid = window_mean_sd(dt, ext.pos, lag=1, sd=False)
-    hit = ext.new & valid & (mean > 0) & (dt > GAP_FACTOR * mean)
-    prev = np.flatnonzero(hit) - 1
-    found = _found(ext, hit, dt[hit] / np.where(mean[hit] > 0, mean[hit], 1), mean[hit], "gap")
-    found.ts, found.until = ext.ts[prev], ext.ts[hit]  # the silence: last reading -> next
-    found.value = dt[hit]
-    return found
-
-
-def _found(ext: Ext, hit: Bools, score: F64, expected: F64, reason: object) -> Found:
-    n = int(hit.sum())
-    return Found(
-        gid=ext.gid[hit],
-        ts=ext.ts[hit],
-        until=np.full(n, -1, dtype=np.int64),
-        value=ext.value[hit],
-        score=np.asarray(score, dtype=np.float64),
-        expected=np.asarray(expected, dtype=np.float64),
-        reason=np.broadcast_to(np.asarray(reason, dtype=np.str_), (n,)).copy(),
-        record=ext.record[hit],
-    )
-
-
-def _flat_found(
-    state: SeriesState, gid: I64, lengths: I64, spans: I64, value: F64 | None = None
-) -> Found:
+def _flat_found(gid: I64, lengths: I64, spans: I64, value: F64) -> Found:
     return Found(
         gid=gid,
+        kind=np.full(gid.size, KINDS.index("flatline"), dtype=np.int64),
         ts=spans[:, 0],
         until=spans[:, 2],
-        value=state.run_val[gid] if value is None else value,
+        first=spans[:, 3],
+        last=spans[:, 4],
+        value=value,
+        expected=flat_length(spans),
         score=lengths.astype(np.float64),
-        expected=np.full(gid.size, np.nan),
-        reason=np.full(gid.size, "flatline"),
         record=spans[:, 1],
-    )
-
-
-def _concat(parts: list[Found]) -> Found:
-    return Found(
-        **{
-            name: np.concatenate([getattr(p, name) for p in parts])
-            for name in Found.__dataclass_fields__
-        }
     )
