@@ -13,8 +13,8 @@ when its last reading arrives and uses rows of one series only, which keeps it c
 
 from __future__ import annotations
 
+import bottleneck as bn
 import numpy as np
-import pandas as pd
 
 from s3worker.processors.analysis.findings import Found, concat, found_at
 from s3worker.processors.analysis.tails import F64, I64, Bools, Ext
@@ -24,9 +24,8 @@ POST = 10  # readings a level shift must hold
 SPIKE_BACK = 3  # a spike is back near its baseline this many readings later
 Z_SPIKE = 7.0
 Z_SHIFT = 6.0
-GAP_FACTOR = 4.0  # a gap: an interval this many times the 90th percentile of the last W
+GAP_FACTOR = 4.0  # a gap: an interval this many times the longest of the W before it
 MAD_SIGMA = 1.4826  # MAD of a normal sample x 1.4826 = its standard deviation
-IQR_SIGMA = 1.349  # same for the interquartile range
 TAIL = 2 * W + POST + 1  # rows before a reading that its decision can need
 NS = 1_000_000_000
 
@@ -36,9 +35,9 @@ class Baseline:
 
     def __init__(self, ext: Ext) -> None:
         self.x = ext.f64("x")
-        self.med = _lag(_rolling(self.x, W).median(), 1)
+        self.med = _lag(bn.move_median(self.x, W), 1)
         self.resid = self.x - self.med
-        self.mad = MAD_SIGMA * _lag(_rolling(np.abs(self.resid), W).median(), 1)
+        self.mad = MAD_SIGMA * _lag(bn.move_median(np.abs(self.resid), W), 1)
         self.ready = ext.pos >= 2 * W  # both windows lie inside the series
 
     def scale(self, at: I64, floor: F64) -> F64:
@@ -76,14 +75,17 @@ def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
 
 
 def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
-    """The median of POST readings from i on differs from i's baseline, and holds steady."""
+    """The median of POST readings from i on differs from i's baseline, from i on, and
+    both halves of those readings hold at least half of the shift (not a noisy spell)."""
     j, i = _decided(ext, POST - 1)
-    after = _rolling(base.x, POST)
-    post = after.median()[j]
-    iqr = (after.quantile(0.75) - after.quantile(0.25))[j]
+    post = bn.move_median(base.x, POST)[j]
+    half = bn.move_median(base.x, POST // 2)
     shift = post - base.med[i]
     z = shift / base.scale(i, floor[j])
-    steady = iqr / IQR_SIGMA < np.abs(shift) / 3
+    held = [
+        (half[at] - base.med[i]) / np.where(shift == 0, 1.0, shift) for at in (j, j - POST // 2)
+    ]
+    steady = (held[0] > 0.5) & (held[1] > 0.5)
     onset = (np.sign(base.resid[i]) == np.sign(shift)) & (np.abs(base.resid[i]) > np.abs(shift) / 2)
     hit = (np.abs(z) > Z_SHIFT) & steady & onset
     i, j = i[hit], j[hit]
@@ -92,11 +94,12 @@ def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
 
 
 def _gaps(ext: Ext) -> Found:
-    """Silences: the interval before j against the 90th percentile of the W before it."""
+    """Silences: the interval before j against the longest of the W before it (bursty
+    reporting makes a low percentile of the intervals far shorter than the usual pause)."""
     ts = ext.i64("ts")
     dt = np.zeros(ts.size)
     dt[1:] = np.where(ext.pos[1:] > 0, (ts[1:] - ts[:-1]) / NS, 0.0)
-    usual = _lag(_rolling(dt, W).quantile(0.9), 1)
+    usual = _lag(bn.move_max(dt, W), 1)
     hit = ext.new & (ext.pos > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
     j = np.flatnonzero(hit)
     return found_at(ext, "gap", j - 1, j, dt[j] / usual[j], dt[j], usual[j])
@@ -115,10 +118,7 @@ def _expected(ext: Ext, base: Baseline, i: I64) -> F64:
     return out
 
 
-def _rolling(x: F64, n: int) -> pd.core.window.rolling.Rolling:
-    return pd.Series(x).rolling(n)
-
-
-def _lag(s: pd.Series, k: int) -> F64:
-    out: F64 = s.shift(k).to_numpy(dtype=np.float64)
+def _lag(a: F64, k: int) -> F64:
+    out = np.full(a.size, np.nan)
+    out[k:] = a[:-k]
     return out

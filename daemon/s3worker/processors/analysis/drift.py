@@ -1,7 +1,8 @@
 """Drifts: a slow, steady departure of a series' level, judged on block medians.
 
-Every W readings of a series (at readings W, 2W, ... of the whole file) its baseline median
-is one "block level". A drift is BLOCKS block levels in a row moving the same way, little by
+Every `block` readings of a series (at readings k * block of the whole file) its baseline
+median (of the W readings before) is one "block level"; two block sizes, W and 8W, see fast
+and slow drifts. A drift is BLOCKS block levels in a row moving the same way, little by
 little (no step takes more than MAX_STEP of the way: a step is a level shift), by more than
 Z_DRIFT times the spread of the first block. The last BLOCKS - 1 levels of each series are
 carried between chunks, so drifts straddle chunk boundaries like everything else.
@@ -17,14 +18,18 @@ from s3worker.processors.analysis.tails import F64, Ext, Tails
 
 BLOCKS = 8  # block levels a drift spans: 7 steps of W readings
 Z_DRIFT = 25.0
-MAX_STEP = 0.4  # the largest step's share of the total change
+MAX_STEP = 0.5  # the largest step's share of the total change
 AGAINST = 0.15  # the share of the total change allowed in the other direction
+
+
+SCALES = (W, 8 * W)  # block sizes
 
 
 class Drifts:
     """The last block levels of each series (level, spread, time, reading index, record)."""
 
-    def __init__(self) -> None:
+    def __init__(self, block: int) -> None:
+        self.block = block
         cols = {"level": float, "spread": float, "ts": np.int64, "index": np.int64}
         self.tails = Tails(BLOCKS - 1, {**cols, "record": np.int64})
 
@@ -34,7 +39,7 @@ class Drifts:
     def scan(self, ext: Ext, base: Baseline, floor: F64, ref: F64) -> Found:
         """Drifts ending at the blocks this chunk completes (`ref`: each series' offset)."""
         index = ext.i64("index")
-        at = np.flatnonzero(ext.new & (ext.pos >= 2 * W) & (index % W == 0))
+        at = np.flatnonzero(ext.new & (ext.pos >= 2 * W) & (index % self.block == 0))
         blocks = self.tails.extend(
             ext.gid[at],
             {
@@ -60,6 +65,9 @@ def _drifts(blocks: Ext, ref: F64) -> Found:
     against = np.where(np.sign(steps) != np.sign(total)[:, None], np.abs(steps), 0).sum(axis=1)
     gradual = np.abs(steps).max(axis=1, initial=0.0) <= MAX_STEP * np.abs(total)
     hit = (np.abs(z) > Z_DRIFT) & gradual & (against <= AGAINST * np.abs(total))
+    # The drift starts at the block before the level first moves AGAINST of the way.
+    moved = (window - window[:, :1]) / np.where(total == 0, 1.0, total)[:, None] > AGAINST
+    first = first + np.maximum(np.argmax(moved, axis=1) - 1, 0)
     first, j = first[hit], j[hit]
     offset = ref[blocks.gid[j]]
     return Found(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from s3worker.processors.analysis.detect import TAIL, Baseline, point_anomalies
-from s3worker.processors.analysis.drift import Drifts
+from s3worker.processors.analysis.drift import SCALES, Drifts
 from s3worker.processors.analysis.findings import KINDS, Found, Readings, concat, empty
 from s3worker.processors.analysis.incidents import Incidents
 from s3worker.processors.analysis.tails import F64, I64, Bools, Ext, Tails
@@ -35,7 +35,7 @@ class SeriesState:
         self.size = 0
         cols = {"ts": np.int64, "value": float, "index": np.int64, "record": np.int64}
         self.tails = Tails(TAIL, cols)
-        self.drifts = Drifts()
+        self.drifts = [Drifts(block) for block in SCALES]
         self.incidents = Incidents()
         self.ref = np.zeros(0)  # first value seen: keeps differences small and exact
         self.lo = np.zeros(0)
@@ -55,7 +55,8 @@ class SeriesState:
         """Make room for `len(lo)` new series (ids `size`..), with their limits and reference."""
         n = lo.size
         self.tails.grow(n)
-        self.drifts.grow(n)
+        for drifts in self.drifts:
+            drifts.grow(n)
         self.ref, self.lo, self.hi = (
             np.append(self.ref, ref),
             np.append(self.lo, lo),
@@ -86,7 +87,7 @@ class SeriesState:
         base = Baseline(ext)
         found = [
             point_anomalies(ext, base, floor, self.lo[ext.gid], self.hi[ext.gid]),
-            self.drifts.scan(ext, base, floor, self.ref),
+            *(drifts.scan(ext, base, floor, self.ref) for drifts in self.drifts),
         ]
         self.tails.keep(ext)
         found.append(self._flat_runs(ext))
@@ -206,7 +207,8 @@ def flat_length(spans: I64) -> F64:
     readings, runs = spans[:, 3], spans[:, 5]
     overall = np.where(readings > 0, 1.0 - runs / np.maximum(readings, 1), 0.0)
     p = np.clip(np.maximum(overall, spans[:, 6] / 1e6), 1e-12, 1.0 - 1e-12)
-    out: F64 = np.maximum(FLAT_MIN, 1.0 + np.log(FLAT_P) / np.log(p))
+    shortest = np.where(readings >= RECENT, FLAT_MIN, 3 * FLAT_MIN)  # no history to go by
+    out: F64 = np.maximum(shortest, 1.0 + np.log(FLAT_P) / np.log(p))
     return out
 
 
