@@ -78,14 +78,16 @@ def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
     """The median of POST readings from i on differs from i's baseline, from i on, and
     both halves of those readings hold at least half of the shift (not a noisy spell)."""
     j, i = _decided(ext, POST - 1)
-    post = bn.move_median(base.x, POST)[j]
-    half = bn.move_median(base.x, POST // 2)
+    # Only a reading itself far from its baseline can start a shift (onset below): the
+    # medians after it are taken for those few.
+    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * base.scale(i, floor[j])
+    j, i = j[far], i[far]
+    after = base.x[i[:, None] + np.arange(POST)]
+    post = np.median(after, axis=1)
     shift = post - base.med[i]
     z = shift / base.scale(i, floor[j])
-    held = [
-        (half[at] - base.med[i]) / np.where(shift == 0, 1.0, shift) for at in (j, j - POST // 2)
-    ]
-    steady = (held[0] > 0.5) & (held[1] > 0.5)
+    halves = np.median(after.reshape(i.size, 2, POST // 2), axis=2) - base.med[i][:, None]
+    steady = (halves / np.where(shift == 0, 1.0, shift)[:, None] > 0.5).all(axis=1)
     onset = (np.sign(base.resid[i]) == np.sign(shift)) & (np.abs(base.resid[i]) > np.abs(shift) / 2)
     hit = (np.abs(z) > Z_SHIFT) & steady & onset
     i, j = i[hit], j[hit]

@@ -15,9 +15,9 @@ import pandas as pd
 
 from s3worker.processors.analysis.detect import TAIL, Baseline, point_anomalies
 from s3worker.processors.analysis.drift import SCALES, Drifts
-from s3worker.processors.analysis.findings import KINDS, Found, Readings, concat, empty
+from s3worker.processors.analysis.findings import KINDS, Found, Readings, concat
 from s3worker.processors.analysis.incidents import Incidents
-from s3worker.processors.analysis.tails import F64, I64, Bools, Ext, Tails
+from s3worker.processors.analysis.tails import F64, I64, Bools, Columns, Ext, Tails
 
 FLAT_MIN = 12  # identical consecutive readings that can make a flat line...
 FLAT_P = 1e-9  # ...when the series' own repeat rate makes such a run this unlikely
@@ -76,12 +76,10 @@ class SeriesState:
 
     def scan(self, r: Readings) -> Found:
         """Score a chunk (in file order); return the incidents it closes."""
-        r = self._without_repeats(r)
-        if r.gid.size == 0:
-            return empty()
-        ext = self.tails.extend(
-            r.gid, {"ts": r.ts, "value": r.value, "index": self._index(r), "record": r.record}
-        )
+        index = np.zeros(r.gid.size, dtype=np.int64)  # set below, once repeats are out
+        cols: Columns = {"ts": r.ts, "value": r.value, "index": index, "record": r.record}
+        ext = _without_repeats(self.tails.extend(r.gid, cols))
+        self._number(ext)
         ext.cols["x"] = ext.f64("value") - self.ref[ext.gid]
         floor = self._noise_floor(ext)
         base = Baseline(ext)
@@ -103,28 +101,13 @@ class SeriesState:
         )
         return concat([closed, self.incidents.finish()])
 
-    def _index(self, r: Readings) -> I64:
-        """Each reading's number within its series (repeats left out), from the file's start."""
-        within = pd.Series(r.gid).groupby(r.gid).cumcount().to_numpy()
-        index: I64 = self.count[r.gid] + within
-        self.count += np.bincount(r.gid, minlength=self.size)
-        return index
-
-    def _without_repeats(self, r: Readings) -> Readings:
-        order = np.argsort(r.gid, kind="stable")
-        g, ts, v = r.gid[order], r.ts[order], r.value[order]
-        first = np.ones(g.size, dtype=bool)
-        first[1:] = g[1:] != g[:-1]
-        prev_ts, prev_v = np.roll(ts, 1), np.roll(v, 1)
-        has_tail = self.tails.length[g] > 0
-        prev_ts = np.where(first, self.tails.data["ts"][g, -1], prev_ts)
-        prev_v = np.where(first, self.tails.data["value"][g, -1], prev_v)
-        repeat = (~first | has_tail) & (ts == prev_ts) & (v == prev_v)
-        if not repeat.any():
-            return r
-        keep = np.ones(g.size, dtype=bool)
-        keep[order[repeat]] = False
-        return Readings(r.gid[keep], r.ts[keep], r.value[keep], r.record[keep])
+    def _number(self, ext: Ext) -> None:
+        """Each new reading's number within its series (repeats left out) from the file's
+        start: a series' new rows follow its tail in `ext`."""
+        new = ext.new
+        g = ext.gid[new]
+        ext.cols["index"][new] = self.count[g] + ext.pos[new] - self.tails.length[g]
+        self.count += np.bincount(g, minlength=self.size)
 
     def _noise_floor(self, ext: Ext) -> F64:
         """Per row, the least spread a decision there may use: a share of the series' usual
@@ -149,10 +132,8 @@ class SeriesState:
         return floor
 
     def _flat_runs(self, ext: Ext) -> Found:
-        new = ext.new
-        recent = _recent_repeats(ext)[new]
-        gid, v, ts = ext.gid[new], ext.f64("value")[new], ext.i64("ts")[new]
-        rec, idx = ext.i64("record")[new], ext.i64("index")[new]
+        rows = np.flatnonzero(ext.new)
+        gid, v = ext.gid[rows], ext.f64("value")[rows]
         change = np.ones(gid.size, dtype=bool)
         change[1:] = (gid[1:] != gid[:-1]) | (v[1:] != v[:-1])
         starts = np.flatnonzero(change)
@@ -163,30 +144,45 @@ class SeriesState:
         last_of_g = np.append(first_of_g[1:], True)
         cont = first_of_g & (v[starts] == self.run_val[g]) & (self.run_len[g] > 0)
         group_head = np.maximum.accumulate(np.where(first_of_g, np.arange(starts.size), 0))
-        rank = np.arange(starts.size) - group_head
-        before = self.runs[g] + rank - cont[group_head]
+        before = self.runs[g] + np.arange(starts.size) - group_head - cont[group_head]
         lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
-        carried = self.run_t[g]
-        spans = np.column_stack(
-            [
-                np.where(cont, carried[:, 0], ts[starts]),
-                np.where(cont, carried[:, 1], rec[starts]),
-                ts[ends],
-                np.where(cont, carried[:, 3], idx[starts]),
-                idx[ends],
-                np.where(cont, carried[:, 5], before),
-                np.where(cont, carried[:, 6], recent[starts]),
-            ]
-        )
-        np.add.at(self.runs, g[~cont], 1)
+        self.runs += np.bincount(g[~cont], minlength=self.size)
+        # Only runs that can be flat, and each series' open run, go further.
+        keep = last_of_g | (lengths >= FLAT_MIN)
+        starts, ends, g, cont, before = starts[keep], ends[keep], g[keep], cont[keep], before[keep]
+        lengths, last_of_g = lengths[keep], last_of_g[keep]
+        spans = self._spans(ext, rows[starts], rows[ends], g, cont, before)
         done = ~last_of_g & _flat(lengths, spans)
         lg = g[last_of_g]
-        self.run_val[lg], self.run_len[lg], self.run_t[lg] = (
-            v[starts[last_of_g]],
-            lengths[last_of_g],
-            spans[last_of_g],
-        )
+        self.run_val[lg] = v[starts[last_of_g]]
+        self.run_len[lg], self.run_t[lg] = lengths[last_of_g], spans[last_of_g]
         return _flat_found(g[done], lengths[done], spans[done], v[starts[done]])
+
+    def _spans(self, ext: Ext, first: I64, last: I64, g: I64, cont: Bools, before: I64) -> I64:
+        """run_t rows for runs from ext rows `first` to `last` (continuing the open run)."""
+        carried = self.run_t[g]
+        ts, idx, rec = ext.i64("ts"), ext.i64("index"), ext.i64("record")
+        fresh = [ts[first], rec[first], ts[last], idx[first], idx[last], before]
+        fresh.append(_recent_repeats(ext, first))
+        spans: I64 = np.column_stack(
+            [
+                np.where(cont, carried[:, k], col) if k not in (2, 4) else col
+                for k, col in enumerate(fresh)
+            ]
+        )
+        return spans
+
+
+def _without_repeats(ext: Ext) -> Ext:
+    """`ext` without the new readings that repeat the one before (same time and value)."""
+    ts, value = ext.i64("ts"), ext.f64("value")
+    repeat = np.zeros(ts.size, dtype=bool)
+    repeat[1:] = (ext.pos[1:] > 0) & (ts[1:] == ts[:-1]) & (value[1:] == value[:-1])
+    repeat &= ext.new
+    if not repeat.any():
+        return ext
+    keep = ~repeat
+    return Ext(ext.gid[keep], {k: v[keep] for k, v in ext.cols.items()}, ext.new[keep])
 
 
 def _flat(lengths: I64, spans: I64) -> Bools:
@@ -212,16 +208,15 @@ def flat_length(spans: I64) -> F64:
     return out
 
 
-def _recent_repeats(ext: Ext) -> I64:
-    """Per row, the share (in millionths) of the RECENT readings before it that repeat the
-    reading before them."""
+def _recent_repeats(ext: Ext, rows: I64) -> I64:
+    """At `rows` of `ext`, the share (in millionths) of the RECENT readings before each that
+    repeat the reading before them."""
     value = ext.f64("value")
     repeat = np.zeros(value.size)
     repeat[1:] = (value[1:] == value[:-1]) & (ext.pos[1:] > 0)
     c = np.cumsum(repeat)
-    idx = np.arange(value.size)
-    lo = np.maximum(idx - RECENT, ext.group_start)
-    prev = np.maximum(idx - 1, lo)
+    lo = np.maximum(rows - RECENT, ext.group_start[rows])
+    prev = np.maximum(rows - 1, lo)
     pairs = prev - lo
     share = np.where(pairs > 0, (c[prev] - c[lo]) / np.maximum(pairs, 1), 0.0)
     out: I64 = np.round(share * 1e6).astype(np.int64)
