@@ -38,11 +38,11 @@ class Baseline:
         self.med = _lag(bn.move_median(self.x, W), 1)
         self.resid = self.x - self.med
         self.mad = MAD_SIGMA * _lag(bn.move_median(np.abs(self.resid), W), 1)
-        self.ready = ext.pos >= 2 * W  # both windows lie inside the series
 
     def scale(self, at: I64, floor: F64) -> F64:
         """Spread at rows `at`, floored by the series' noise floor known at decision time."""
-        return np.maximum(self.mad[at], floor)
+        spread: F64 = np.maximum(self.mad[at], floor)
+        return spread
 
 
 def point_anomalies(ext: Ext, base: Baseline, floor: F64, lo: F64, hi: F64) -> Found:
@@ -67,6 +67,8 @@ def _decided(ext: Ext, lag: int) -> tuple[I64, I64]:
 
 def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
     j, i = _decided(ext, SPIKE_BACK)
+    far = np.abs(base.resid[i]) > Z_SPIKE * floor[j]  # the spread is never below the floor
+    j, i = j[far], i[far]
     z = base.resid[i] / base.scale(i, floor[j])
     back = np.abs(base.x[j] - base.med[i]) < 0.5 * np.abs(base.resid[i])
     hit = (np.abs(z) > Z_SPIKE) & back & ~outside[i]
@@ -80,6 +82,8 @@ def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
     j, i = _decided(ext, POST - 1)
     # Only a reading itself far from its baseline can start a shift (onset below): the
     # medians after it are taken for those few.
+    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * floor[j]
+    j, i = j[far], i[far]
     far = np.abs(base.resid[i]) > Z_SHIFT / 2 * base.scale(i, floor[j])
     j, i = j[far], i[far]
     after = base.x[i[:, None] + np.arange(POST)]

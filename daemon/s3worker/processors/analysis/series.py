@@ -119,17 +119,31 @@ class SeriesState:
         step = np.where(counted, step, 0.0)
         total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
         n = ext.group_cumsum(counted.astype(float)) + self.diff_n[ext.gid]
-        smallest = pd.Series(np.where(step > 0, step, np.inf)).groupby(ext.gid).cummin().to_numpy()
-        quantum = np.minimum(smallest, self.quantum[ext.gid])
+        quantum = self._resolution(ext, np.where(step > 0, step, np.inf))
         last = ext.last_of_group
         g = ext.gid[last]
-        self.diff_sum[g], self.diff_n[g], self.quantum[g] = total[last], n[last], quantum[last]
+        self.diff_sum[g], self.diff_n[g] = total[last], n[last]
         usual = NOISE_FLOOR * total / np.maximum(n, 1) / ABS_DIFF_SIGMA
         tiny = 1e-9 * (1.0 + np.abs(value))
         floor: F64 = np.maximum(
             np.maximum(usual, np.where(np.isfinite(quantum), quantum, 0.0)), tiny
         )
         return floor
+
+    def _resolution(self, ext: Ext, steps: F64) -> F64:
+        """Per row, the smallest non-zero step of its series so far. It seldom moves once a
+        series has warmed up, so the running minimum is taken only in series where this
+        chunk has a smaller step than the carried one."""
+        starts = np.flatnonzero(ext.pos == 0)
+        g = ext.gid[starts]
+        smaller = np.minimum.reduceat(steps, starts) < self.quantum[g]
+        quantum = self.quantum[ext.gid]
+        if smaller.any():
+            rows = np.flatnonzero(np.isin(ext.gid, g[smaller]))
+            running = pd.Series(steps[rows]).groupby(ext.gid[rows]).cummin().to_numpy()
+            quantum[rows] = np.minimum(running, quantum[rows])
+            self.quantum[g[smaller]] = quantum[rows][ext.last_of_group[rows]]
+        return quantum
 
     def _flat_runs(self, ext: Ext) -> Found:
         rows = np.flatnonzero(ext.new)
