@@ -226,3 +226,39 @@ def test_every_kind_at_once_does_not_depend_on_the_chunk_size(tmp_path: Path) ->
         whole.sort_values(["reason", "timestamp"]).reset_index(drop=True),
         small.sort_values(["reason", "timestamp"]).reset_index(drop=True),
     )
+
+
+def test_a_flat_line_ending_with_a_chunk_is_reported(tmp_path: Path) -> None:
+    # given a sensor stuck for readings 960-999 and chunks of 1,000 rows: the run is open at
+    # the end of the first chunk, and the second chunk starts with another value
+    values, ts = _noise(2_000), _minutes(2_000)
+    values[960:1_000] = values[960]
+    found = _anomalies(tmp_path, ts, values, chunk=1_000)
+    assert found["reason"].tolist() == ["flatline"]
+    assert (found.iloc[0]["timestamp"], found.iloc[0]["until"]) == (ts[960], ts[999])
+
+
+def test_infinite_and_huge_readings_do_not_upset_other_series(tmp_path: Path) -> None:
+    # given a series with inf, -inf and +-1e308 readings before a series with a clear spike
+    rows = ["device,timestamp,metric,value"]
+    rows += [
+        f"a,2024-01-01T00:00:0{i}Z,t,{v}"
+        for i, v in enumerate(["1", "inf", "-inf", "1e308", "-1e308"])
+    ]
+    values, ts = _noise(1_000), _minutes(1_000)
+    values[500] += 15
+    stamps = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows += [f"b,{t},t,{v:.4f}" for t, v in zip(stamps, values, strict=True)]
+    src = tmp_path / "mixed.csv"
+    src.write_text("\n".join(rows) + "\n")
+    outs = []
+    for chunk in (3, 250_000):
+        run("sensors", src, tmp_path / f"out{chunk}", chunk_rows=chunk)
+        outs.append(pd.read_parquet(tmp_path / f"out{chunk}" / "anomalies.parquet"))
+    # then the other series' spike is found, whatever the chunk size
+    for found in outs:
+        assert found.loc[found["device"] == "b", "reason"].tolist() == ["spike"]
+    pd.testing.assert_frame_equal(
+        outs[0].sort_values(["device", "timestamp"]).reset_index(drop=True),
+        outs[1].sort_values(["device", "timestamp"]).reset_index(drop=True),
+    )

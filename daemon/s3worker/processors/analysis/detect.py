@@ -13,6 +13,8 @@ when its last reading arrives and uses rows of one series only, which keeps it c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bottleneck as bn
 import numpy as np
 
@@ -35,9 +37,9 @@ class Baseline:
 
     def __init__(self, ext: Ext) -> None:
         self.x = ext.f64("x")
-        self.med = _lag(bn.move_median(self.x, W), 1)
+        self.med = _before(bn.move_median, self.x, W)
         self.resid = self.x - self.med
-        self.mad = MAD_SIGMA * _lag(bn.move_median(np.abs(self.resid), W), 1)
+        self.mad = MAD_SIGMA * _before(bn.move_median, np.abs(self.resid), W)
 
     def scale(self, at: I64, floor: F64) -> F64:
         """Spread at rows `at`, floored by the series' noise floor known at decision time."""
@@ -105,7 +107,7 @@ def _gaps(ext: Ext) -> Found:
     ts = ext.i64("ts")
     dt = np.zeros(ts.size)
     dt[1:] = np.where(ext.pos[1:] > 0, (ts[1:] - ts[:-1]) / NS, 0.0)
-    usual = _lag(bn.move_max(dt, W), 1)
+    usual = _before(bn.move_max, dt, W)
     hit = ext.new & (ext.pos > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
     j = np.flatnonzero(hit)
     return found_at(ext, "gap", j - 1, j, dt[j] / usual[j], dt[j], usual[j])
@@ -124,7 +126,9 @@ def _expected(ext: Ext, base: Baseline, i: I64) -> F64:
     return out
 
 
-def _lag(a: F64, k: int) -> F64:
+def _before(moving: Callable[[F64, int], F64], a: F64, n: int) -> F64:
+    """Per row, `moving` (a bottleneck moving-window function) of the n rows before it."""
     out = np.full(a.size, np.nan)
-    out[k:] = a[:-k]
+    if a.size > n:  # bottleneck refuses a window longer than the array
+        out[1:] = moving(a, n)[:-1]
     return out

@@ -23,6 +23,7 @@ FLAT_MIN = 12  # identical consecutive readings that can make a flat line...
 FLAT_P = 1e-9  # ...when the series' own repeat rate makes such a run this unlikely
 RECENT = 30  # readings before a run whose repeat rate counts too
 NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
+LIMIT = 1e150  # readings beyond are read as +-LIMIT (still a spike or out of range)
 ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
 
 __all__ = ["Found", "Readings", "SeriesState"]
@@ -58,7 +59,7 @@ class SeriesState:
         for drifts in self.drifts:
             drifts.grow(n)
         self.ref, self.lo, self.hi = (
-            np.append(self.ref, ref),
+            np.append(self.ref, np.clip(np.nan_to_num(ref), -LIMIT, LIMIT)),
             np.append(self.lo, lo),
             np.append(self.hi, hi),
         )
@@ -76,6 +77,7 @@ class SeriesState:
 
     def scan(self, r: Readings) -> Found:
         """Score a chunk (in file order); return the incidents it closes."""
+        r = _usable(r)
         index = np.zeros(r.gid.size, dtype=np.int64)  # set below, once repeats are out
         cols: Columns = {"ts": r.ts, "value": r.value, "index": index, "record": r.record}
         ext = _without_repeats(self.tails.extend(r.gid, cols))
@@ -161,6 +163,11 @@ class SeriesState:
         before = self.runs[g] + np.arange(starts.size) - group_head - cont[group_head]
         lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
         self.runs += np.bincount(g[~cont], minlength=self.size)
+        # A carried run that this chunk's first reading does not continue ended with the
+        # last chunk.
+        ended = g[first_of_g & ~cont & (self.run_len[g] > 0)]
+        ended = ended[_flat(self.run_len[ended], self.run_t[ended])]
+        closed = _flat_found(ended, self.run_len[ended], self.run_t[ended], self.run_val[ended])
         # Only runs that can be flat, and each series' open run, go further.
         keep = last_of_g | (lengths >= FLAT_MIN)
         starts, ends, g, cont, before = starts[keep], ends[keep], g[keep], cont[keep], before[keep]
@@ -170,7 +177,7 @@ class SeriesState:
         lg = g[last_of_g]
         self.run_val[lg] = v[starts[last_of_g]]
         self.run_len[lg], self.run_t[lg] = lengths[last_of_g], spans[last_of_g]
-        return _flat_found(g[done], lengths[done], spans[done], v[starts[done]])
+        return concat([closed, _flat_found(g[done], lengths[done], spans[done], v[starts[done]])])
 
     def _spans(self, ext: Ext, first: I64, last: I64, g: I64, cont: Bools, before: I64) -> I64:
         """run_t rows for runs from ext rows `first` to `last` (continuing the open run)."""
@@ -185,6 +192,15 @@ class SeriesState:
             ]
         )
         return spans
+
+
+def _usable(r: Readings) -> Readings:
+    """Readings detection can do arithmetic on: NaN left out, magnitudes capped at LIMIT
+    (an infinite or 1e308 reading would overflow every difference, and the running sums
+    of the series after it)."""
+    keep = ~np.isnan(r.value)
+    value = np.clip(r.value[keep], -LIMIT, LIMIT)
+    return Readings(r.gid[keep], r.ts[keep], value, r.record[keep])
 
 
 def _without_repeats(ext: Ext) -> Ext:
