@@ -2,7 +2,7 @@
 
 Each reading is compared with the median of the W readings before it (its baseline); the
 spread is the median absolute residual of those W readings (MAD, times 1.4826 to read as a
-standard deviation), never below the series' own noise floor (see `series.noise_floor`).
+standard deviation), never below the series' own noise floor (`SeriesState._noise_floor`).
 Medians make one wild reading move neither the baseline nor the spread, so a spike does not
 hide its neighbours and a slow seasonal swing (the window follows it) is not a spike.
 
