@@ -19,9 +19,9 @@ def _keys(anomalies: pd.DataFrame, reason: str) -> set[tuple[str, ...]]:
     return set(zip(rows["device"], rows["metric"], stamps, strict=True))
 
 
-@pytest.mark.parametrize("reason", ["zscore", "out_of_range", "flatline", "gap"])
+@pytest.mark.parametrize("reason", ["spike", "level_shift", "out_of_range", "flatline", "gap"])
 def test_planted_anomalies_are_found(tmp_path: Path, reason: str) -> None:
-    # given a sample with planted spikes, out-of-range values, flat lines and gaps
+    # given a sample with planted spikes, level shifts, out-of-range values, flat lines, gaps
     src, truth = sample(tmp_path, "sensors", 60_000)
     # when it is processed
     run("sensors", src, tmp_path / "out")
@@ -30,6 +30,24 @@ def test_planted_anomalies_are_found(tmp_path: Path, reason: str) -> None:
     precision, recall, msg = scores(found, map(tuple, truth.planted[reason]))
     assert recall >= 0.9, f"{reason}: {msg}"
     assert precision >= 0.8, f"{reason}: {msg}"
+
+
+def test_planted_drifts_are_found_where_they_ramp(tmp_path: Path) -> None:
+    # given a sample with drifts planted over the daily swing (4 h ramps, then held)
+    src, truth = sample(tmp_path, "sensors", 60_000)
+    run("sensors", src, tmp_path / "out")
+    anomalies = pd.read_parquet(tmp_path / "out" / "anomalies.parquet")
+    drifts = anomalies[anomalies["reason"] == "drift"]
+    # then each planted drift is overlapped by a drift of its series, and no other is reported
+    planted = [(d, m, pd.Timestamp(a), pd.Timestamp(b)) for d, m, a, b in truth.planted["drift"]]
+    assert len(planted) >= 2
+    hits = [
+        (drifts["device"] == d) & (drifts["metric"] == m) & (drifts["timestamp"] <= b)
+        & (drifts["until"] >= a)
+        for d, m, a, b in planted
+    ]  # fmt: skip
+    assert all(h.any() for h in hits)
+    assert pd.concat(hits, axis=1).any(axis=1).all(), drifts
 
 
 def test_malformed_rows_are_rejected_with_reasons(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Machine readings, long format, one reading per device and metric every minute.
 
-Planted (each far from the others, so each is unambiguous): spikes (`zscore`),
-out-of-range values, flat lines (20 identical readings), gaps (a device silent for 30
-minutes) and malformed rows (missing device, bad timestamp, value not a number).
+Planted (each far from the others, so each is unambiguous): spikes, out-of-range values,
+flat lines (20 identical readings), level shifts (24 noise sd for 40 minutes: the onset and
+the return are both shifts), drifts (a ramp of 40 noise sd over 4 hours, then held; at most
+one per series, towards the middle of its range), gaps (a device silent for 30 minutes) and
+malformed rows (missing device, bad timestamp, value not a number). Every series also swings
+with the time of day (a daily sine), which is not an anomaly.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ BASE = {"temperature": (20.0, 80.0), "humidity": (30.0, 70.0), "vibration": (5.0
 LIMITS = {"temperature": (-40.0, 150.0), "humidity": (0.0, 100.0), "vibration": (0.0, 100.0)}
 NOISE = 0.5
 STEP_S = 60
-SLOT = 45  # time steps between two planted events of the same series
+SLOT = 90  # time steps between two planted events of the same series
 FLAT_LEN, GAP_LEN = 20, 30
+SHIFT, SHIFT_LEN = 12.0, 40
+DRIFT, DRIFT_LEN = 20.0, 240  # a drift takes DRIFT_SLOTS slots
+DRIFT_SLOTS = 3
 START = np.datetime64("2024-03-01T00:00:00", "s")
 BLOCK_ROWS = 1_000_000
-KINDS = ("zscore", "out_of_range", "flatline", "malformed")
+KINDS = ("spike", "out_of_range", "flatline", "level_shift", "malformed")
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Plan:
     phase: npt.NDArray[np.float64]
     events: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]  # kind -> (series, step)
     gaps: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # (device, first silent step)
+    drifts: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # (series, first step)
+    drift_sign: npt.NDArray[np.float64]
 
 
 def devices_for(rows: int) -> int:
@@ -54,31 +62,38 @@ def plan(rows: int, seed: int) -> Plan:
     slots = steps // SLOT - 1  # the first slot stays clean: windows need history
     per_kind = max(3, rows // 2_500)
     n_gaps = max(2, rows // 20_000)
-    # Gaps take whole (device, slot) cells; other events take (series, slot) cells elsewhere.
+    # Gaps take whole (device, slot) cells, drifts DRIFT_SLOTS cells of one series; other
+    # events take (series, slot) cells elsewhere.
     cells = rng.choice(n_dev * slots, size=min(n_gaps, n_dev * slots // 4), replace=False)
     gap_dev, gap_slot = cells // slots, cells % slots + 1
-    taken = set(zip(gap_dev.tolist(), gap_slot.tolist(), strict=True))
-    free = np.array(
-        [
-            c
-            for c in range(series * slots)
-            if (c // slots // len(METRICS), c % slots + 1) not in taken
-        ]
-    )
+    taken = {
+        (int(d) * len(METRICS) + m, int(t))
+        for d, t in zip(gap_dev, gap_slot, strict=True)
+        for m in range(len(METRICS))
+    }
+    n_drifts = min(series, max(2, rows // 20_000), slots // DRIFT_SLOTS)
+    drift_series = rng.choice(series, size=n_drifts, replace=False)
+    drift_slot = rng.integers(1, slots - DRIFT_SLOTS + 2, size=n_drifts)
+    for ds, dt in zip(drift_series.tolist(), drift_slot.tolist(), strict=True):
+        taken |= {(ds, dt + k) for k in range(DRIFT_SLOTS)}
+    free = np.array([c for c in range(series * slots) if (c // slots, c % slots + 1) not in taken])
     picks = rng.choice(free, size=min(per_kind * len(KINDS), free.size), replace=False).reshape(
         len(KINDS), -1
     )
     events = {
         kind: (p // slots, (p % slots + 1) * SLOT + 5) for kind, p in zip(KINDS, picks, strict=True)
     }
+    base = rng.uniform(lo, hi)
     return Plan(
         series=series,
         steps=steps,
-        base=rng.uniform(lo, hi),
+        base=base,
         amp=rng.uniform(0.5, 3.0, series),
         phase=rng.uniform(0, 2 * np.pi, series),
         events=events,
         gaps=(gap_dev, gap_slot * SLOT + 5),
+        drifts=(drift_series, drift_slot * SLOT + 5),
+        drift_sign=np.where(base[drift_series] > (lo + hi)[drift_series] / 2, -1.0, 1.0),
     )
 
 
@@ -91,7 +106,18 @@ def generate(rows: int, seed: int, truth: Truth) -> Iterator[pa.Table]:
 
 
 def _smooth(p: Plan, s: npt.NDArray[np.int64], t: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    return p.base[s] + p.amp[s] * np.sin(2 * np.pi * t / 1440 + p.phase[s])
+    """The noise-free level: base, daily swing, planted level shifts and drifts."""
+    level = p.base[s] + p.amp[s] * np.sin(2 * np.pi * t / 1440 + p.phase[s])
+    shift_s, shift_t = p.events["level_shift"]
+    for k in np.flatnonzero((shift_t <= t.max()) & (shift_t + SHIFT_LEN > t.min())).tolist():
+        inside = (s == shift_s[k]) & (t >= shift_t[k]) & (t < shift_t[k] + SHIFT_LEN)
+        level[inside] += SHIFT if k % 2 == 0 else -SHIFT
+    drift_s, drift_t = p.drifts
+    for k in np.flatnonzero(drift_t <= t.max()).tolist():
+        mine = s == drift_s[k]
+        ramp = np.clip((t[mine] - drift_t[k]) / DRIFT_LEN, 0.0, 1.0)
+        level[mine] += p.drift_sign[k] * DRIFT * ramp
+    return level
 
 
 def _block(p: Plan, t0: int, t1: int, rng: np.random.Generator) -> pa.Table:
@@ -99,7 +125,7 @@ def _block(p: Plan, t0: int, t1: int, rng: np.random.Generator) -> pa.Table:
     s = np.tile(np.arange(p.series), t1 - t0)
     value = np.round(_smooth(p, s, t) + rng.normal(0, NOISE, t.size), 2)
     at = _locator(p, t0, t1)
-    ss, ts = at(*p.events["zscore"])
+    ss, ts = at(*p.events["spike"])
     value[ss] += np.where(ts % 2 == 0, 1, -1) * (7.0 + 4.0 * rng.random(ss.size))
     ss, _ = at(*p.events["out_of_range"])
     metric_hi = np.array([LIMITS[m][1] for m in METRICS])[s[ss] % len(METRICS)]
@@ -182,8 +208,16 @@ def _record_truth(p: Plan, truth: Truth) -> None:
         stamp = str(START + step * STEP_S) + "Z"
         return (f"dev-{series // len(METRICS):04d}", METRICS[series % len(METRICS)], stamp)
 
-    for kind in ("zscore", "out_of_range", "flatline"):
+    for kind in ("spike", "out_of_range", "flatline"):
         truth.planted[kind] = [key(s, t) for s, t in zip(*p.events[kind], strict=True)]
+    shift_s, shift_t = p.events["level_shift"]
+    truth.planted["level_shift"] = [
+        key(s, t + k) for s, t in zip(shift_s, shift_t, strict=True) for k in (0, SHIFT_LEN)
+    ]
+    truth.planted["drift"] = [
+        (*key(s, t)[:2], key(s, t)[2], key(s, t + DRIFT_LEN)[2])
+        for s, t in zip(*p.drifts, strict=True)
+    ]
     truth.planted["gap"] = [
         (f"dev-{d:04d}", str(START + (t - 1) * STEP_S) + "Z") for d, t in zip(*p.gaps, strict=True)
     ]

@@ -10,19 +10,20 @@ from s3worker.processors.tabular.processor import TABULAR, TabularProcessor
 
 # Physical limits of well-known metrics (wide-format columns or long-format metric names);
 # a reading outside is an "out_of_range" anomaly. Unknown metrics get no range check.
+# Gauge pressure goes below zero (suction side of a pump), voltage and current are signed.
 RANGES: dict[str, tuple[float, float]] = {
     "temperature": (-40.0, 150.0),
     "temp": (-40.0, 150.0),
     "temperatura": (-40.0, 150.0),
     "humidity": (0.0, 100.0),
     "umidade": (0.0, 100.0),
-    "pressure": (0.0, 2000.0),
-    "pressao": (0.0, 2000.0),
+    "pressure": (float("-inf"), 2000.0),
+    "pressao": (float("-inf"), 2000.0),
     "vibration": (0.0, 100.0),
     "vibracao": (0.0, 100.0),
     "rpm": (0.0, 20000.0),
-    "voltage": (0.0, 1000.0),
-    "current": (0.0, 1000.0),
+    "voltage": (-1000.0, 1000.0),
+    "current": (-1000.0, 1000.0),
 }
 
 

@@ -223,15 +223,12 @@ def _anomaly_table(series: Series, f: Found) -> pa.Table:
         np.array([*series.devices, ""], dtype=object),
         np.array([*series.metrics, ""], dtype=object),
     )
-    until = pa.array(f.until, pa.int64())
     return pa.table(
         {
             "device": pa.array(names[0][f.gid], pa.string()),
             "metric": pa.array(names[1][f.gid], pa.string()),
-            "timestamp": pa.array(f.ts // 1_000_000, pa.int64()).cast(pa.timestamp("ms", "UTC")),
-            "until": pc.if_else(pc.less(until, 0), None, pc.divide(until, 1_000_000)).cast(
-                pa.timestamp("ms", "UTC")
-            ),
+            "timestamp": _ms(f.ts),
+            "until": _ms(f.until),
             "reason": pa.array(f.reason.astype(object), pa.string()),
             "value": f.value,
             "expected": f.expected,
@@ -239,3 +236,7 @@ def _anomaly_table(series: Series, f: Found) -> pa.Table:
             "record": f.record,
         }
     )
+
+
+def _ms(ns: np.ndarray) -> pa.Array:
+    return pa.array(ns // 1_000_000, pa.int64()).cast(pa.timestamp("ms", "UTC"))

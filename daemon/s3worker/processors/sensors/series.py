@@ -1,251 +1,268 @@
 """Per-series anomaly detection that carries its state from one chunk to the next.
 
-A series is one (device, metric). Each chunk is scored against the last readings of the
-previous chunks (kept as a fixed-size tail per series), and flat runs are carried open, so a
-file cut into chunks of any size yields exactly the anomalies of the file read whole.
+A series is one (device, metric). Each chunk's readings go behind the last TAIL readings of
+their series (`tails.Tails`); the detectors (`detect`, `drift`, the flat runs here) then see
+every window they need, flat runs and block levels are carried open, and flags become
+incidents (`incidents`). A file cut into chunks of any size yields exactly the anomalies of
+the file read whole. A reading that repeats the previous one of its series exactly (same
+time, same value: a re-sent message) is left out of detection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
+import pandas as pd
 
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-Bools = npt.NDArray[np.bool_]
+from s3worker.processors.sensors.detect import TAIL, Baseline, point_anomalies
+from s3worker.processors.sensors.drift import SCALES, Drifts
+from s3worker.processors.sensors.findings import KINDS, Found, Readings, concat
+from s3worker.processors.sensors.incidents import Incidents
+from s3worker.processors.sensors.tails import F64, I64, Bools, Columns, Ext, Tails
 
-WINDOW = 30  # readings in the rolling window
-Z_THRESHOLD = 5.0
-FLAT_MIN = 12  # identical consecutive readings that make a flat line
-GAP_FACTOR = 5.0  # a gap is an interval this many times the recent mean interval
-NS = 1_000_000_000
+FLAT_MIN = 12  # identical consecutive readings that can make a flat line...
+FLAT_P = 1e-9  # ...when the series' own repeat rate makes such a run this unlikely
+RECENT = 30  # readings before a run whose repeat rate counts too
+NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
+LIMIT = 1e150  # readings beyond are read as +-LIMIT (still a spike or out of range)
+ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
 
-
-@dataclass
-class Readings:
-    """One chunk's readings: global series id, time (ns), value, source record number."""
-
-    gid: I64
-    ts: I64
-    value: F64
-    record: I64
-
-
-@dataclass
-class Found:
-    """Anomalies found in a chunk, as parallel arrays (`until` is -1 when not a span)."""
-
-    gid: I64
-    ts: I64
-    until: I64
-    value: F64
-    score: F64
-    expected: F64
-    reason: npt.NDArray[np.str_]
-    record: I64
+__all__ = ["Found", "Readings", "SeriesState"]
 
 
 class SeriesState:
-    """Everything a series must remember between chunks: tails, open flat runs, limits."""
+    """Everything a series must remember between chunks: tails, counters, open runs."""
 
     def __init__(self) -> None:
         self.size = 0
-        tail = WINDOW + 1  # W values, and W intervals need W + 1 timestamps
-        self.tail_v = np.zeros((0, tail))
-        self.tail_t = np.zeros((0, tail), dtype=np.int64)
-        self.tail_len = np.zeros(0, dtype=np.int64)
-        self.ref = np.zeros(0)  # first value seen: keeps the running sums small and exact
+        cols = {"ts": np.int64, "value": float, "index": np.int64, "record": np.int64}
+        self.tails = Tails(TAIL, cols)
+        self.drifts = [Drifts(block) for block in SCALES]
+        self.incidents = Incidents()
+        self.ref = np.zeros(0)  # first value seen: keeps differences small and exact
         self.lo = np.zeros(0)
         self.hi = np.zeros(0)
-        self.min_dev = np.zeros(0)
+        self.count = np.zeros(0, dtype=np.int64)  # readings kept so far
+        self.diff_sum = np.zeros(0)  # sum and count of |x[i] - x[i-1]|: the noise floor
+        self.diff_n = np.zeros(0)
+        self.quantum = np.zeros(0)  # the smallest non-zero step seen (the resolution)
+        self.runs = np.zeros(0, dtype=np.int64)  # runs of one value started so far
         self.run_val = np.zeros(0)
         self.run_len = np.zeros(0, dtype=np.int64)
-        self.run_t = np.zeros((0, 3), dtype=np.int64)  # start ts, start record, last ts
+        # open run: start ts, start record, last ts, start index, last index, runs before it,
+        # repeats among the RECENT readings before it (in millionths of those readings)
+        self.run_t = np.zeros((0, 7), dtype=np.int64)
 
     def add_series(self, lo: F64, hi: F64, ref: F64) -> None:
         """Make room for `len(lo)` new series (ids `size`..), with their limits and reference."""
         n = lo.size
-        tail = WINDOW + 1
-        self.tail_v = np.vstack([self.tail_v, np.zeros((n, tail))])
-        self.tail_t = np.vstack([self.tail_t, np.zeros((n, tail), dtype=np.int64)])
-        self.run_t = np.vstack([self.run_t, np.zeros((n, 3), dtype=np.int64)])
-        width = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
-        self.tail_len = np.append(self.tail_len, np.zeros(n, dtype=np.int64))
-        self.run_len = np.append(self.run_len, np.zeros(n, dtype=np.int64))
-        self.run_val = np.append(self.run_val, np.full(n, np.nan))
-        self.ref = np.append(self.ref, ref)
-        self.lo, self.hi = np.append(self.lo, lo), np.append(self.hi, hi)
-        self.min_dev = np.append(self.min_dev, 0.03 * width)
+        self.tails.grow(n)
+        for drifts in self.drifts:
+            drifts.grow(n)
+        self.ref, self.lo, self.hi = (
+            np.append(self.ref, np.clip(np.nan_to_num(ref), -LIMIT, LIMIT)),
+            np.append(self.lo, lo),
+            np.append(self.hi, hi),
+        )
+        for name, fill in (
+            ("diff_sum", 0.0),
+            ("diff_n", 0.0),
+            ("quantum", np.inf),
+            ("run_val", np.nan),
+        ):
+            setattr(self, name, np.append(getattr(self, name), np.full(n, fill)))
+        for name in ("count", "runs", "run_len"):
+            setattr(self, name, np.append(getattr(self, name), np.zeros(n, dtype=np.int64)))
+        self.run_t = np.vstack([self.run_t, np.zeros((n, 7), dtype=np.int64)])
         self.size += n
 
     def scan(self, r: Readings) -> Found:
-        """Score a chunk (in file order) and remember what the next chunk needs."""
-        ext = self._extend(r)
-        found = [_point_anomalies(self, ext), _gap_anomalies(ext)]
-        self._keep_tails(ext)
+        """Score a chunk (in file order); return the incidents it closes."""
+        r = _usable(r)
+        index = np.zeros(r.gid.size, dtype=np.int64)  # set below, once repeats are out
+        cols: Columns = {"ts": r.ts, "value": r.value, "index": index, "record": r.record}
+        ext = _without_repeats(self.tails.extend(r.gid, cols))
+        self._number(ext)
+        ext.cols["x"] = ext.f64("value") - self.ref[ext.gid]
+        floor = self._noise_floor(ext)
+        base = Baseline(ext)
+        found = [
+            point_anomalies(ext, base, floor, self.lo[ext.gid], self.hi[ext.gid]),
+            *(drifts.scan(ext, base, floor, self.ref) for drifts in self.drifts),
+        ]
+        self.tails.keep(ext)
         found.append(self._flat_runs(ext))
-        return _concat(found)
+        return self.incidents.merge(concat(found))
 
     def finish(self) -> Found:
-        """Flat runs still open at the end of the file."""
-        open_runs = np.flatnonzero(self.run_len >= FLAT_MIN)
-        return _flat_found(self, open_runs, self.run_len[open_runs], self.run_t[open_runs])
-
-    def _extend(self, r: Readings) -> Ext:
-        present = np.unique(r.gid)
-        tl = self.tail_len[present]
-        t_gid = np.repeat(present, tl)
-        starts = np.repeat(np.cumsum(tl) - tl, tl)
-        col = np.arange(t_gid.size) - starts + np.repeat(WINDOW + 1 - tl, tl)
-        gid = np.concatenate([t_gid, r.gid])
-        # Stable: a series' tail comes before its new readings, which keep file order.
-        order = np.argsort(gid, kind="stable")
-        n_tail = t_gid.size
-        empty = np.full(n_tail, -1, dtype=np.int64)
-        return Ext(
-            gid=gid[order],
-            ts=np.concatenate([self.tail_t[t_gid, col], r.ts])[order],
-            value=np.concatenate([self.tail_v[t_gid, col], r.value])[order],
-            record=np.concatenate([empty, r.record])[order],
-            new=order >= n_tail,
+        """Flat runs still open at the end of the file, then every open incident."""
+        g = np.flatnonzero(self.run_len > 0)
+        flat = _flat(self.run_len[g], self.run_t[g])
+        g = g[flat]
+        closed = self.incidents.merge(
+            _flat_found(g, self.run_len[g], self.run_t[g], self.run_val[g])
         )
+        return concat([closed, self.incidents.finish()])
 
-    def _keep_tails(self, ext: Ext) -> None:
-        from_end = ext.size_of_group - ext.pos
-        keep = from_end <= WINDOW + 1
-        g, col = ext.gid[keep], WINDOW + 1 - from_end[keep]
-        self.tail_v[g, col] = ext.value[keep]
-        self.tail_t[g, col] = ext.ts[keep]
-        last = ext.group_start + ext.size_of_group - 1 == np.arange(ext.gid.size)
-        self.tail_len[ext.gid[last]] = np.minimum(ext.size_of_group[last], WINDOW + 1)
+    def _number(self, ext: Ext) -> None:
+        """Each new reading's number within its series (repeats left out) from the file's
+        start: a series' new rows follow its tail in `ext`."""
+        new = ext.new
+        g = ext.gid[new]
+        ext.cols["index"][new] = self.count[g] + ext.pos[new] - self.tails.length[g]
+        self.count += np.bincount(g, minlength=self.size)
+
+    def _noise_floor(self, ext: Ext) -> F64:
+        """Per row, the least spread a decision there may use: a share of the series' usual
+        step (mean |x[i] - x[i-1]| of every reading so far) and its resolution."""
+        value = ext.f64("value")
+        counted = ext.new & (ext.pos > 0)
+        step = np.zeros(value.size)
+        step[1:] = np.abs(np.diff(value))
+        step = np.where(counted, step, 0.0)
+        total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
+        n = ext.group_cumsum(counted.astype(float)) + self.diff_n[ext.gid]
+        quantum = self._resolution(ext, np.where(step > 0, step, np.inf))
+        last = ext.last_of_group
+        g = ext.gid[last]
+        self.diff_sum[g], self.diff_n[g] = total[last], n[last]
+        usual = NOISE_FLOOR * total / np.maximum(n, 1) / ABS_DIFF_SIGMA
+        tiny = 1e-9 * (1.0 + np.abs(value))
+        floor: F64 = np.maximum(
+            np.maximum(usual, np.where(np.isfinite(quantum), quantum, 0.0)), tiny
+        )
+        return floor
+
+    def _resolution(self, ext: Ext, steps: F64) -> F64:
+        """Per row, the smallest non-zero step of its series so far. It seldom moves once a
+        series has warmed up, so the running minimum is taken only in series where this
+        chunk has a smaller step than the carried one."""
+        starts = np.flatnonzero(ext.pos == 0)
+        g = ext.gid[starts]
+        smaller = np.minimum.reduceat(steps, starts) < self.quantum[g]
+        quantum = self.quantum[ext.gid]
+        if smaller.any():
+            rows = np.flatnonzero(np.isin(ext.gid, g[smaller]))
+            running = pd.Series(steps[rows]).groupby(ext.gid[rows]).cummin().to_numpy()
+            quantum[rows] = np.minimum(running, quantum[rows])
+            self.quantum[g[smaller]] = quantum[rows][ext.last_of_group[rows]]
+        return quantum
 
     def _flat_runs(self, ext: Ext) -> Found:
-        gid, v, ts, rec = ext.gid[ext.new], ext.value[ext.new], ext.ts[ext.new], ext.record[ext.new]
+        rows = np.flatnonzero(ext.new)
+        gid, v = ext.gid[rows], ext.f64("value")[rows]
         change = np.ones(gid.size, dtype=bool)
         change[1:] = (gid[1:] != gid[:-1]) | (v[1:] != v[:-1])
         starts = np.flatnonzero(change)
         ends = np.append(starts[1:], gid.size) - 1
-        lengths = ends - starts + 1
         g = gid[starts]
         first_of_g = np.ones(starts.size, dtype=bool)
         first_of_g[1:] = g[1:] != g[:-1]
         last_of_g = np.append(first_of_g[1:], True)
         cont = first_of_g & (v[starts] == self.run_val[g]) & (self.run_len[g] > 0)
-        lengths = lengths + np.where(cont, self.run_len[g], 0)
-        start_t = np.where(cont, self.run_t[g, 0], ts[starts])
-        start_rec = np.where(cont, self.run_t[g, 1], rec[starts])
-        done = ~last_of_g & (lengths >= FLAT_MIN)
-        spans = np.column_stack([start_t, start_rec, ts[ends]])
-        self.run_val[g[last_of_g]] = v[starts[last_of_g]]
-        self.run_len[g[last_of_g]] = lengths[last_of_g]
-        self.run_t[g[last_of_g]] = spans[last_of_g]
-        return _flat_found(self, g[done], lengths[done], spans[done], v[starts[done]])
+        group_head = np.maximum.accumulate(np.where(first_of_g, np.arange(starts.size), 0))
+        before = self.runs[g] + np.arange(starts.size) - group_head - cont[group_head]
+        lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
+        self.runs += np.bincount(g[~cont], minlength=self.size)
+        # A carried run that this chunk's first reading does not continue ended with the
+        # last chunk.
+        ended = g[first_of_g & ~cont & (self.run_len[g] > 0)]
+        ended = ended[_flat(self.run_len[ended], self.run_t[ended])]
+        closed = _flat_found(ended, self.run_len[ended], self.run_t[ended], self.run_val[ended])
+        # Only runs that can be flat, and each series' open run, go further.
+        keep = last_of_g | (lengths >= FLAT_MIN)
+        starts, ends, g, cont, before = starts[keep], ends[keep], g[keep], cont[keep], before[keep]
+        lengths, last_of_g = lengths[keep], last_of_g[keep]
+        spans = self._spans(ext, rows[starts], rows[ends], g, cont, before)
+        done = ~last_of_g & _flat(lengths, spans)
+        lg = g[last_of_g]
+        self.run_val[lg] = v[starts[last_of_g]]
+        self.run_len[lg], self.run_t[lg] = lengths[last_of_g], spans[last_of_g]
+        return concat([closed, _flat_found(g[done], lengths[done], spans[done], v[starts[done]])])
+
+    def _spans(self, ext: Ext, first: I64, last: I64, g: I64, cont: Bools, before: I64) -> I64:
+        """run_t rows for runs from ext rows `first` to `last` (continuing the open run)."""
+        carried = self.run_t[g]
+        ts, idx, rec = ext.i64("ts"), ext.i64("index"), ext.i64("record")
+        fresh = [ts[first], rec[first], ts[last], idx[first], idx[last], before]
+        fresh.append(_recent_repeats(ext, first))
+        spans: I64 = np.column_stack(
+            [
+                np.where(cont, carried[:, k], col) if k not in (2, 4) else col
+                for k, col in enumerate(fresh)
+            ]
+        )
+        return spans
 
 
-class Ext:
-    """A chunk's readings with each series' carried tail in front, grouped by series."""
-
-    def __init__(self, gid: I64, ts: I64, value: F64, record: I64, new: Bools) -> None:
-        self.gid, self.ts, self.value, self.record, self.new = gid, ts, value, record, new
-        idx = np.arange(gid.size)
-        boundary = np.ones(gid.size, dtype=bool)
-        boundary[1:] = gid[1:] != gid[:-1]
-        self.group_start = np.maximum.accumulate(np.where(boundary, idx, 0))
-        self.pos = idx - self.group_start
-        starts = np.flatnonzero(boundary)
-        sizes = np.diff(np.append(starts, gid.size))
-        self.size_of_group = np.repeat(sizes, sizes)
+def _usable(r: Readings) -> Readings:
+    """Readings detection can do arithmetic on: NaN left out, magnitudes capped at LIMIT
+    (an infinite or 1e308 reading would overflow every difference, and the running sums
+    of the series after it)."""
+    keep = ~np.isnan(r.value)
+    value = np.clip(r.value[keep], -LIMIT, LIMIT)
+    return Readings(r.gid[keep], r.ts[keep], value, r.record[keep])
 
 
-def window_mean_sd(x: F64, pos: I64, lag: int = 0, sd: bool = True) -> tuple[F64, F64, Bools]:
-    """Mean and sd of the WINDOW values before each element (same series: `pos` >= W + lag)."""
-    idx = np.arange(x.size)
-    valid = pos >= WINDOW + lag
-    lo = np.where(valid, idx - WINDOW, 0)
-    cs = np.concatenate([[0.0], np.cumsum(x)])
-    s = cs[idx] - cs[lo]
-    mean = s / WINDOW
-    if not sd:  # the interval baseline needs the mean only
-        return mean, mean, valid
-    cs2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    s2 = cs2[idx] - cs2[lo]
-    return mean, np.sqrt(np.maximum((s2 - s * s / WINDOW) / (WINDOW - 1), 0.0)), valid
+def _without_repeats(ext: Ext) -> Ext:
+    """`ext` without the new readings that repeat the one before (same time and value)."""
+    ts, value = ext.i64("ts"), ext.f64("value")
+    repeat = np.zeros(ts.size, dtype=bool)
+    repeat[1:] = (ext.pos[1:] > 0) & (ts[1:] == ts[:-1]) & (value[1:] == value[:-1])
+    repeat &= ext.new
+    if not repeat.any():
+        return ext
+    keep = ~repeat
+    return Ext(ext.gid[keep], {k: v[keep] for k, v in ext.cols.items()}, ext.new[keep])
 
 
-def _point_anomalies(state: SeriesState, ext: Ext) -> Found:
-    x = ext.value - state.ref[ext.gid]
-    mean, sd, valid = window_mean_sd(x, ext.pos)
-    dev = np.abs(x - mean)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, (x - mean) / sd, 0.0)
-    spike = valid & (np.abs(z) > Z_THRESHOLD) & (dev > state.min_dev[ext.gid])
-    spike &= ~_stuck_window(ext)
-    outside = (ext.value < state.lo[ext.gid]) | (ext.value > state.hi[ext.gid])
-    hit = ext.new & (spike | outside)
-    reason = np.where(outside[hit], "out_of_range", "zscore")
-    expected = mean[hit] + state.ref[ext.gid[hit]]
-    return _found(ext, hit, z[hit], expected, reason)
+def _flat(lengths: I64, spans: I64) -> Bools:
+    """Runs at least FLAT_MIN long that the series' own repeat rate makes unlikely.
+
+    With p the share of readings that repeat the one before (before the run began), a run of
+    L identical readings has probability p ** (L - 1): a run is flat when that is below
+    FLAT_P. A noisy sensor (p ~ 0) is flat after FLAT_MIN readings; one whose coarse
+    resolution repeats readings half of the time (p = 0.5) only after 31.
+    """
+    return lengths >= flat_length(spans)
 
 
-def _stuck_window(ext: Ext) -> Bools:
-    """Windows mostly made of repeated values: their sd says nothing about normal noise."""
-    eq = np.zeros(ext.value.size, dtype=np.int64)
-    eq[1:] = (ext.value[1:] == ext.value[:-1]) & (ext.pos[1:] > 0)
-    c = np.concatenate([[0], np.cumsum(eq)])
-    idx = np.arange(ext.value.size)
-    lo = np.clip(idx - WINDOW + 1, 0, None)
-    repeats = c[idx] - c[lo]
-    stuck: Bools = repeats > WINDOW // 3
-    return stuck
+def flat_length(spans: I64) -> F64:
+    """The shortest flat run for runs `spans`: p is the larger of the repeat share of every
+    reading before the run and of the RECENT readings before it (a steady spell repeats
+    more than the series' average)."""
+    readings, runs = spans[:, 3], spans[:, 5]
+    overall = np.where(readings > 0, 1.0 - runs / np.maximum(readings, 1), 0.0)
+    p = np.clip(np.maximum(overall, spans[:, 6] / 1e6), 1e-12, 1.0 - 1e-12)
+    shortest = np.where(readings >= RECENT, FLAT_MIN, 3 * FLAT_MIN)  # no history to go by
+    out: F64 = np.maximum(shortest, 1.0 + np.log(FLAT_P) / np.log(p))
+    return out
 
 
-def _gap_anomalies(ext: Ext) -> Found:
-    dt = np.zeros(ext.ts.size)
-    dt[1:] = np.where(ext.pos[1:] > 0, (ext.ts[1:] - ext.ts[:-1]) / NS, 0.0)
-    mean, _, valid = window_mean_sd(dt, ext.pos, lag=1, sd=False)
-    hit = ext.new & valid & (mean > 0) & (dt > GAP_FACTOR * mean)
-    prev = np.flatnonzero(hit) - 1
-    found = _found(ext, hit, dt[hit] / np.where(mean[hit] > 0, mean[hit], 1), mean[hit], "gap")
-    found.ts, found.until = ext.ts[prev], ext.ts[hit]  # the silence: last reading -> next
-    found.value = dt[hit]
-    return found
+def _recent_repeats(ext: Ext, rows: I64) -> I64:
+    """At `rows` of `ext`, the share (in millionths) of the RECENT readings before each that
+    repeat the reading before them."""
+    value = ext.f64("value")
+    repeat = np.zeros(value.size)
+    repeat[1:] = (value[1:] == value[:-1]) & (ext.pos[1:] > 0)
+    c = np.cumsum(repeat)
+    lo = np.maximum(rows - RECENT, ext.group_start[rows])
+    prev = np.maximum(rows - 1, lo)
+    pairs = prev - lo
+    share = np.where(pairs > 0, (c[prev] - c[lo]) / np.maximum(pairs, 1), 0.0)
+    out: I64 = np.round(share * 1e6).astype(np.int64)
+    return out
 
 
-def _found(ext: Ext, hit: Bools, score: F64, expected: F64, reason: object) -> Found:
-    n = int(hit.sum())
-    return Found(
-        gid=ext.gid[hit],
-        ts=ext.ts[hit],
-        until=np.full(n, -1, dtype=np.int64),
-        value=ext.value[hit],
-        score=np.asarray(score, dtype=np.float64),
-        expected=np.asarray(expected, dtype=np.float64),
-        reason=np.broadcast_to(np.asarray(reason, dtype=np.str_), (n,)).copy(),
-        record=ext.record[hit],
-    )
-
-
-def _flat_found(
-    state: SeriesState, gid: I64, lengths: I64, spans: I64, value: F64 | None = None
-) -> Found:
+def _flat_found(gid: I64, lengths: I64, spans: I64, value: F64) -> Found:
     return Found(
         gid=gid,
+        kind=np.full(gid.size, KINDS.index("flatline"), dtype=np.int64),
         ts=spans[:, 0],
         until=spans[:, 2],
-        value=state.run_val[gid] if value is None else value,
+        first=spans[:, 3],
+        last=spans[:, 4],
+        value=value,
+        expected=flat_length(spans),
         score=lengths.astype(np.float64),
-        expected=np.full(gid.size, np.nan),
-        reason=np.full(gid.size, "flatline"),
         record=spans[:, 1],
-    )
-
-
-def _concat(parts: list[Found]) -> Found:
-    return Found(
-        **{
-            name: np.concatenate([getattr(p, name) for p in parts])
-            for name in Found.__dataclass_fields__
-        }
     )

@@ -77,6 +77,11 @@ class Stats:
         self.ref[first.index[unset]] = first.to_numpy()[unset]
 
     def add(self, r: Readings, size: int) -> None:
+        # Readings of 1e308 or inf make inf/NaN sums for their series: the truth, not an error.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._add(r, size)
+
+    def _add(self, r: Readings, size: int) -> None:
         self._grow(size, r)
         x = r.value - self.ref[r.gid]  # centred: sums of squares stay small and precise
         self.n += np.bincount(r.gid, minlength=size)
@@ -113,6 +118,11 @@ class Stats:
 
 
 def write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) -> dict[str, int]:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _write(out_dir, stats, devices, metrics)
+
+
+def _write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) -> dict[str, int]:
     n = np.maximum(stats.n, 1)
     mean_x = stats.s1 / n
     var = np.where(stats.n > 1, (stats.s2 - stats.s1 * mean_x) / np.maximum(stats.n - 1, 1), np.nan)

@@ -1,0 +1,134 @@
+"""Robust per-reading detectors: spikes, level shifts, gaps and out-of-range readings.
+
+Each reading is compared with the median of the W readings before it (its baseline); the
+spread is the median absolute residual of those W readings (MAD, times 1.4826 to read as a
+standard deviation), never below the series' own noise floor (`SeriesState._noise_floor`).
+Medians make one wild reading move neither the baseline nor the spread, so a spike does not
+hide its neighbours and a slow seasonal swing (the window follows it) is not a spike.
+
+Detectors decide a reading once later readings are in (a spike must come back within
+SPIKE_BACK readings, a level shift must hold for POST readings): every decision is taken
+when its last reading arrives and uses rows of one series only, which keeps it chunk-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bottleneck as bn
+import numpy as np
+
+from s3worker.processors.sensors.findings import Found, concat, found_at
+from s3worker.processors.sensors.tails import F64, I64, Bools, Ext
+
+W = 30  # readings in the baseline window
+POST = 10  # readings a level shift must hold
+SPIKE_BACK = 3  # a spike is back near its baseline this many readings later
+Z_SPIKE = 7.0
+Z_SHIFT = 6.0
+GAP_FACTOR = 4.0  # a gap: an interval this many times the longest of the W before it
+MAD_SIGMA = 1.4826  # MAD of a normal sample x 1.4826 = its standard deviation
+TAIL = 2 * W + POST + 1  # rows before a reading that its decision can need
+NS = 1_000_000_000
+
+
+class Baseline:
+    """Per row: median of the W rows before, residual, spread of the W residuals before."""
+
+    def __init__(self, ext: Ext) -> None:
+        self.x = ext.f64("x")
+        self.med = _before(bn.move_median, self.x, W)
+        self.resid = self.x - self.med
+        self.mad = MAD_SIGMA * _before(bn.move_median, np.abs(self.resid), W)
+
+    def scale(self, at: I64, floor: F64) -> F64:
+        """Spread at rows `at`, floored by the series' noise floor known at decision time."""
+        spread: F64 = np.maximum(self.mad[at], floor)
+        return spread
+
+
+def point_anomalies(ext: Ext, base: Baseline, floor: F64, lo: F64, hi: F64) -> Found:
+    """Spikes, level shifts, gaps and out-of-range readings decided by this chunk's rows."""
+    value = ext.f64("value")
+    outside = (value < lo) | (value > hi)
+    return concat(
+        [
+            _spikes(ext, base, floor, outside),
+            _level_shifts(ext, base, floor),
+            _gaps(ext),
+            _out_of_range(ext, outside, lo, hi),
+        ]
+    )
+
+
+def _decided(ext: Ext, lag: int) -> tuple[I64, I64]:
+    """Rows j of this chunk deciding row i = j - lag of the same, warmed-up series."""
+    j = np.flatnonzero(ext.new & (ext.pos >= 2 * W + lag))
+    return j, j - lag
+
+
+def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
+    j, i = _decided(ext, SPIKE_BACK)
+    far = np.abs(base.resid[i]) > Z_SPIKE * floor[j]  # the spread is never below the floor
+    j, i = j[far], i[far]
+    z = base.resid[i] / base.scale(i, floor[j])
+    back = np.abs(base.x[j] - base.med[i]) < 0.5 * np.abs(base.resid[i])
+    hit = (np.abs(z) > Z_SPIKE) & back & ~outside[i]
+    i = i[hit]
+    return found_at(ext, "spike", i, i, z[hit], ext.f64("value")[i], _expected(ext, base, i))
+
+
+def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
+    """The median of POST readings from i on differs from i's baseline, from i on, and
+    both halves of those readings hold at least half of the shift (not a noisy spell)."""
+    j, i = _decided(ext, POST - 1)
+    # Only a reading itself far from its baseline can start a shift (onset below): the
+    # medians after it are taken for those few.
+    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * floor[j]
+    j, i = j[far], i[far]
+    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * base.scale(i, floor[j])
+    j, i = j[far], i[far]
+    after = base.x[i[:, None] + np.arange(POST)]
+    post = np.median(after, axis=1)
+    shift = post - base.med[i]
+    z = shift / base.scale(i, floor[j])
+    halves = np.median(after.reshape(i.size, 2, POST // 2), axis=2) - base.med[i][:, None]
+    steady = (halves / np.where(shift == 0, 1.0, shift)[:, None] > 0.5).all(axis=1)
+    onset = (np.sign(base.resid[i]) == np.sign(shift)) & (np.abs(base.resid[i]) > np.abs(shift) / 2)
+    hit = (np.abs(z) > Z_SHIFT) & steady & onset
+    i, j = i[hit], j[hit]
+    ref = ext.f64("value")[i] - base.x[i]
+    return found_at(ext, "level_shift", i, j, z[hit], post[hit] + ref, _expected(ext, base, i))
+
+
+def _gaps(ext: Ext) -> Found:
+    """Silences: the interval before j against the longest of the W before it (bursty
+    reporting makes a low percentile of the intervals far shorter than the usual pause)."""
+    ts = ext.i64("ts")
+    dt = np.zeros(ts.size)
+    dt[1:] = np.where(ext.pos[1:] > 0, (ts[1:] - ts[:-1]) / NS, 0.0)
+    usual = _before(bn.move_max, dt, W)
+    hit = ext.new & (ext.pos > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
+    j = np.flatnonzero(hit)
+    return found_at(ext, "gap", j - 1, j, dt[j] / usual[j], dt[j], usual[j])
+
+
+def _out_of_range(ext: Ext, outside: Bools, lo: F64, hi: F64) -> Found:
+    j = np.flatnonzero(ext.new & outside)
+    value = ext.f64("value")[j]
+    width = np.where(np.isfinite(hi[j] - lo[j]), hi[j] - lo[j], 1.0)
+    excess = np.where(value > hi[j], value - hi[j], value - lo[j]) / width
+    return found_at(ext, "out_of_range", j, j, excess, value, np.clip(value, lo[j], hi[j]))
+
+
+def _expected(ext: Ext, base: Baseline, i: I64) -> F64:
+    out: F64 = ext.f64("value")[i] - base.resid[i]
+    return out
+
+
+def _before(moving: Callable[[F64, int], F64], a: F64, n: int) -> F64:
+    """Per row, `moving` (a bottleneck moving-window function) of the n rows before it."""
+    out = np.full(a.size, np.nan)
+    if a.size > n:  # bottleneck refuses a window longer than the array
+        out[1:] = moving(a, n)[:-1]
+    return out
