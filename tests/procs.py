@@ -177,6 +177,21 @@ class Pipeline:
     def manifest(self, key: str) -> dict[str, Any] | None:
         return self._json(f"{key}/_manifest.json")
 
+    def output_key(self, key: str, path: str) -> str:
+        """Where the manifest of `key` says its output `path` (e.g. `summary.json`) is: output
+        names carry the input version's tag."""
+        manifest = self.manifest(key)
+        assert manifest is not None, f"no manifest for {key}"
+        return next(str(o["key"]) for o in manifest["outputs"] if o.get("path") == path)
+
+    def output_json(self, key: str, path: str) -> Any:
+        return self._json(self.output_key(key, path))
+
+    def output_bytes(self, key: str, path: str) -> bytes:
+        obj = boto3.client("s3").get_object(Bucket=self.processed, Key=self.output_key(key, path))
+        data: bytes = obj["Body"].read()
+        return data
+
     def error_report(self, key: str) -> dict[str, Any] | None:
         return self._json(f"_errors/{key}.json")
 

@@ -15,7 +15,11 @@ from s3worker.processors.options import Options, load_config, load_local
 from s3worker.processors.registry import registry
 
 DATA = Path(__file__).parent / "data"
-BASE_ENV = {"S3WORKER_QUEUE_URL": "https://q", "S3WORKER_OUTPUT_BUCKET": "b"}
+BASE_ENV = {
+    "S3WORKER_QUEUE_URL": "https://q",
+    "S3WORKER_OUTPUT_BUCKET": "b",
+    "S3WORKER_INPUT_BUCKETS": "raw",
+}
 
 
 def run_with(src: Path, out: Path, kind: str, **options: object) -> dict[str, object]:

@@ -11,7 +11,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 from processing import sample
@@ -105,14 +104,11 @@ def test_daemon_reads_a_headerless_file_with_its_routes_options(
     manifest = pipeline.manifest(key)
     assert manifest is not None
     assert manifest["processor"]["name"] == "appointments"
-    summary = pipeline._json(f"{key}/summary.json")
+    summary = pipeline.output_json(key, "summary.json")
     assert summary is not None
     assert (summary["bookings"], summary["no_shows"], summary["cancellations"]) == (3, 1, 1)
     assert summary["conflicts"] == {"professional": 1, "patient": 0}
-    rows = boto3.client("s3").get_object(
-        Bucket=pipeline.processed, Key=f"{key}/appointments.parquet"
-    )
-    bookings = pd.read_parquet(io.BytesIO(rows["Body"].read()))
+    bookings = pd.read_parquet(io.BytesIO(pipeline.output_bytes(key, "appointments.parquet")))
     assert bookings["start"].dt.strftime("%H:%M").tolist() == ["12:00", "12:15", "13:00"]
 
 

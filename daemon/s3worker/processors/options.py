@@ -28,7 +28,16 @@ from typing import Any
 
 from s3worker.errors import ConfigError
 
-KEYS = ("mapping", "header", "delimiter", "decimal", "date_format", "timezone", "thresholds")
+KEYS = (
+    "mapping",
+    "header",
+    "delimiter",
+    "decimal",
+    "date_format",
+    "timezone",
+    "thresholds",
+    "format",
+)
 DECIMALS = (".", ",")
 MAX_HEADER = 2_000  # columns named in a header-less file's column list
 Route = tuple[str, str]
@@ -45,6 +54,9 @@ class Options:
     date_format: str | None = None  # strftime format tried before the usual ones
     timezone: str | None = None  # zone of timestamps without an offset (default UTC)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # The file's format, for a processor that reads several (applogs: clf, alb, s3, w3c...);
+    # the processor checks the name.
+    format: str | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> Options:
@@ -62,6 +74,7 @@ class Options:
             date_format=_date_format(raw.get("date_format"), f"{where}.date_format"),
             timezone=_timezone(raw.get("timezone"), f"{where}.timezone"),
             thresholds=_thresholds(raw.get("thresholds", {}), f"{where}.thresholds"),
+            format=_name(raw.get("format"), f"{where}.format"),
         )
 
 
@@ -253,6 +266,14 @@ def _date_format(raw: Any, where: str) -> str | None:
     if raw is not None and (not isinstance(raw, str) or "%" not in raw):
         raise ConfigError(f"{where}: a strftime format such as '%d/%m/%Y %H:%M', not {raw!r}")
     return raw
+
+
+def _name(raw: Any, where: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{where}: expected a format name such as 'alb'")
+    return raw.strip()
 
 
 def _timezone(raw: Any, where: str) -> str | None:

@@ -105,8 +105,7 @@ class AppLogsProcessor(Processor):
         # pandas loads here, in the worker process, never when routing.
         from s3worker.processors.applogs.analysis import run
 
-        options = getattr(ctx, "options", None) or {}  # per-route options, when configured
-        return run(src, out_dir, ctx, _chosen(options.get(FORMAT_OPTION)) or self.log_format)
+        return run(src, out_dir, ctx, _chosen(ctx.options.format) or self.log_format)
 
 
 def _chosen(name: str | None) -> str | None:
