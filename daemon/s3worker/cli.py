@@ -97,8 +97,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     try:
         with fresh_output(out) as staging:
             _process_into(src, staging, args.processor, args.chunk_rows)
-    except PermanentError as exc:
-        print(f"s3worker: {exc} (nothing written to {out}/)", file=sys.stderr)
+    except (PermanentError, OSError, EOFError) as exc:  # the file's fault: gzip, bad data
+        print(f"s3worker: {src}: {exc} (nothing written to {out}/)", file=sys.stderr)
         return exits.FAILED
     print((out / "summary.json").read_text(), end="")
     return exits.OK
@@ -132,7 +132,9 @@ def add_sample(sub: Sub) -> None:
         "--rows",
         type=int,
         default=10_000,
-        help="data rows (default: %(default)s); a few malformed lines are added on top",
+        help="about this many data rows (default: %(default)s; whole series or days are "
+        "kept, so a few more may come); a few malformed lines are planted on top; the "
+        "exact counts are printed",
     )
     p.add_argument("--out", required=True, help="file to write (- for standard output)")
     p.add_argument(
