@@ -65,6 +65,9 @@ tools: $(CHECKOV_STAMP)
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends systemd; }
 	@v=$$(systemd-analyze --version | awk 'NR==1{print $$2}'); [ "$$v" -ge 250 ] || { \
 	  echo "systemd-analyze $$v lacks 'security --offline' (needs >= 250, e.g. Debian 12, Ubuntu 24.04)"; exit 1; }
+	@command -v tmux >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends tmux; }
 
 $(CHECKOV_STAMP):
 	rm -rf $(TOOLS)/checkov
