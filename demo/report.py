@@ -66,7 +66,7 @@ def row_for(s3: Any, bucket: str, key: str) -> list[str]:
             return [key, "-", "", "not processed"]
         error = report["error"]
         return [key, "FAILED", "", f"{error['class']}: {error['message']}",
-                f"report s3://{bucket}/_errors/{key}.json"]  # fmt: skip
+                f"report: s3worker results {key}"]  # fmt: skip
     summary = _get(s3, bucket, f"{key}/summary.json") or {}
     name = manifest["processor"]["name"]
     rows = next((summary[f] for f in ROW_FIELDS if f in summary), None)
