@@ -256,7 +256,7 @@ def run(workdir: Path, keep: bool = False) -> None:
                     daemon.stop()
     print(f"\nDone in {time.monotonic() - started:.0f} s. Emulator stopped; no process left.")
     journals = f"{workdir}/<instance>/boot-N/journal.jsonl"
-    print(f"Worker journals (JSON lines, as journald keeps them): {journals}")
+    print(f"Worker journals (JSON lines, as journald keeps them):\n  {journals}")
 
 
 def canary_check(

@@ -103,9 +103,7 @@ def render() -> None:
                 Cluster("public subnets, 2 AZs", graph_attr=BOX),
                 Cluster("worker pool  (launch template, pool tag)", graph_attr=BOX),
             ):
-                workers = icon(
-                    EC2Instances, "EC2 workers\n0..MaxWorkers\nsystemd →\ns3worker"
-                )
+                workers = icon(EC2Instances, "EC2 workers\n0..MaxWorkers\nsystemd →\ns3worker")
                 scratch = icon(ElasticBlockStoreEBSVolume, "EBS scratch\n(gp3, encrypted)")
             endpoint = icon(Endpoint, "S3 gateway\nendpoint")
 
@@ -134,9 +132,13 @@ def render() -> None:
         start >> flow("queue depth", CONTROL, style="dashed", constraint=False) >> queue
         start >> flow("start / launch", CONTROL) >> workers
         # The headline: no work, no cost. The worker stops its own instance.
-        workers >> flow(
-            "idle (no job, queue empty):\nStopInstances on itself", CONTROL, constraint=False
-        ) >> workers
+        (
+            workers
+            >> flow(
+                "idle (no job, queue empty):\nStopInstances on itself", CONTROL, constraint=False
+            )
+            >> workers
+        )
 
         # The worker.
         workers >> flow("long poll, heartbeat, delete", WORK, constraint=False) >> queue

@@ -165,3 +165,9 @@ def test_interrupted_command_exits_130(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == exits.INTERRUPTED
     assert err.strip() == "s3worker: interrupted"
+
+
+def test_readme_documents_the_same_exit_codes() -> None:
+    section = (ROOT / "README.md").read_text().split("### Exit codes", 1)[1].split("\n#", 1)[0]
+    documented = [int(code) for code in re.findall(r"^\| `(\d+)` \|", section, re.M)]
+    assert documented == [code for code, _ in exits.TABLE]
