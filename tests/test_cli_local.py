@@ -128,3 +128,12 @@ def test_show_prints_json_results_as_they_are(tmp_path: Path, samples: dict[str,
     assert s3worker("process", str(samples["sales"]), "--out", str(out)).returncode == 0
     result = s3worker("show", str(out / "summary.json"))
     assert result.stdout == (out / "summary.json").read_text()
+
+
+def test_show_refuses_a_binary_file_that_is_not_a_table(tmp_path: Path) -> None:
+    blob = tmp_path / "data.gz"
+    blob.write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    result = s3worker("show", str(blob))
+    assert result.returncode == exits.USAGE
+    assert result.stderr == f"s3worker: {blob} is neither a Parquet table nor text\n"
+    assert result.stdout == ""

@@ -93,7 +93,10 @@ def show(path: Path, name: str, rows: int, as_csv: bool) -> None:
     if not is_parquet(path):
         if as_csv:
             raise UsageError(f"{name} is not a Parquet table; --csv applies to tables only")
-        sys.stdout.write(path.read_text(errors="replace"))
+        try:
+            sys.stdout.write(path.read_text())
+        except UnicodeDecodeError:
+            raise UsageError(f"{name} is neither a Parquet table nor text") from None
         return
     table = read_table(path)
     if as_csv:
