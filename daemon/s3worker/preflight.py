@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from s3worker.config import Settings
 from s3worker.errors import ConfigError, UnknownFormatError
 from s3worker.processors.registry import Registry, Route
+from s3worker.retry import RetryPolicy
 
 
 def unknown_routes(routes: tuple[Route, ...], processors: Registry) -> list[str]:
@@ -41,10 +42,12 @@ def scratch_problems(path: Path) -> list[str]:
     return []
 
 
-async def bucket_problems(s3: Any, bucket: str) -> list[str]:
-    """HeadBucket (s3:ListBucket, which the worker role has): exists, and we may use it."""
+async def bucket_problems(s3: Any, bucket: str, retry: RetryPolicy) -> list[str]:
+    """HeadBucket (s3:ListBucket, which the worker role has): exists, and we may use it.
+
+    Through the shared retry policy: throttling or a 5xx at start is not a configuration error."""
     try:
-        await s3.head_bucket(Bucket=bucket)
+        await retry.call(s3.head_bucket, Bucket=bucket)
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status == 404:
@@ -55,11 +58,11 @@ async def bucket_problems(s3: Any, bucket: str) -> list[str]:
     return []
 
 
-async def check(settings: Settings, s3: Any, processors: Registry) -> None:
+async def check(settings: Settings, s3: Any, processors: Registry, retry: RetryPolicy) -> None:
     """Local problems first (they need no network), then the bucket."""
     local = unknown_routes(settings.routes, processors) + scratch_problems(settings.scratch_dir)
     _raise(local)
-    _raise(await bucket_problems(s3, settings.output_bucket))
+    _raise(await bucket_problems(s3, settings.output_bucket, retry))
 
 
 def _raise(problems: list[str]) -> None:

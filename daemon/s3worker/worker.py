@@ -94,7 +94,7 @@ class Worker:
     # -- startup ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        await preflight.check(self.settings, self.clients.s3, self.jobs.registry)
+        await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
         removed = self.scratch.wipe()
         info = await self.queue.info()
         await self._resolve_dlq(info.dlq_arn)
