@@ -30,7 +30,7 @@ pytest: venv tools
 # The whole pipeline on this machine: stack from deploy/cloudformation.yaml in an embedded AWS
 # (moto), sample batch, start Lambda, daemons, idle stop, results. Work files in .demo/.
 demo: venv
-	$(BIN)/python -m demo
+	$(BIN)/python -m demo $(if $(KEEP),--keep)
 
 # Issue 7: every benchmark against its baseline in one run (long: 2,000 files, 0.5-2 GiB inputs);
 # writes bench/results/bench.{json,md} and the README's Benchmarks section.
@@ -85,6 +85,9 @@ tools: $(CHECKOV_STAMP)
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends systemd; }
 	@v=$$(systemd-analyze --version | awk 'NR==1{print $$2}'); [ "$$v" -ge 250 ] || { \
 	  echo "systemd-analyze $$v lacks 'security --offline' (needs >= 250, e.g. Debian 12, Ubuntu 24.04)"; exit 1; }
+	@command -v tmux >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends tmux; }
 
 $(CHECKOV_STAMP):
 	rm -rf $(TOOLS)/checkov
@@ -131,10 +134,33 @@ package: venv
 STACK ?=
 REGION ?=
 PARAMS ?=
+PREVIEW ?=
 AWS := aws --region $(REGION)
 
-deploy: package
-	@[ -n "$(STACK)" ] && [ -n "$(REGION)" ] || { echo "usage: make deploy STACK=name REGION=region"; exit 1; }
+# Checked before anything is built: the arguments, the AWS CLI, credentials for the region.
+.PHONY: deploy-args deploy-preview
+deploy-args:
+	@[ -n "$(STACK)" ] && [ -n "$(REGION)" ] || { \
+	  echo "usage: make deploy STACK=name REGION=region [ARCH=arm64|x86_64] [PARAMS=\"K=V ...\"]"; \
+	  echo "       make deploy-preview STACK=name REGION=region   (change set only, nothing applied)"; \
+	  exit 2; }
+	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH"; exit 2; }
+	@$(AWS) sts get-caller-identity --query Arn --output text >/dev/null || { \
+	  echo "no usable AWS credentials for $(REGION): set AWS_PROFILE or run aws configure"; exit 2; }
+
+# The same build and upload as deploy, then a change set that is described, not executed.
+deploy-preview:
+	@$(MAKE) --no-print-directory deploy PREVIEW=1
+
+PREVIEW_CHANGES = id=$$($(AWS) cloudformation list-change-sets --stack-name $(STACK) \
+	  --query 'sort_by(Summaries,&CreationTime)[-1].ChangeSetId' --output text); \
+	$(AWS) cloudformation describe-change-set --change-set-name $$id --output table \
+	  --query 'Changes[].ResourceChange.[Action,LogicalResourceId,ResourceType,Replacement]'; \
+	echo "change set $$id not executed: apply with make deploy, or delete it in the console"
+
+# deploy-args runs first (prerequisites run left to right): nothing is built for a deploy
+# that could not start.
+deploy: deploy-args package
 	set -euo pipefail; \
 	account=$$($(AWS) sts get-caller-identity --query Account --output text); \
 	bucket=$${ARTIFACT_BUCKET:-s3worker-artifacts-$$account-$(REGION)}; \
@@ -149,9 +175,11 @@ deploy: package
 	  --s3-prefix lambda --output-template-file $(DIST)/packaged.yaml; \
 	$(AWS) cloudformation deploy --template-file $(DIST)/packaged.yaml --stack-name $(STACK) \
 	  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
+	  $(if $(PREVIEW),--no-execute-changeset) \
 	  --parameter-overrides ArtifactBucket=$$bucket ArtifactKey=$$key Architecture=$(ARCH) $(PARAMS); \
+	if [ -n "$(PREVIEW)" ]; then $(PREVIEW_CHANGES); else \
 	$(AWS) cloudformation describe-stacks --stack-name $(STACK) \
-	  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+	  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text; fi
 
 # --- the architecture picture (issue 6): docs/architecture.py -> docs/architecture.png -------
 # The `docs` extra (diagrams) in its own venv, and Graphviz; `make test` needs neither.
@@ -171,3 +199,27 @@ $(DOCS_STAMP): setup.cfg pyproject.toml
 	$(DOCS_VENV)/bin/pip install --quiet --upgrade pip
 	$(DOCS_VENV)/bin/pip install --quiet -e '.[docs]'
 	touch $@
+
+# --- make help (issue 17): every target, one line each ---------------------------------------
+.PHONY: help
+help:
+	@echo "make demo [KEEP=1]    the whole pipeline on this machine (KEEP=1: leave it up, print exports)"
+	@echo "make test             every check: lint, typecheck, cfn-lint, checkov, pytest"
+	@echo "make lint             ruff check and format check"
+	@echo "make typecheck        mypy"
+	@echo "make pytest           the test suite only"
+	@echo "make venv             create .venv with the package and its dev tools"
+	@echo "make tools            checkov and systemd-analyze for the checks"
+	@echo "make cfn-lint         lint deploy/cloudformation.yaml"
+	@echo "make checkov          security checks of the template"
+	@echo "make bench            every benchmark (long); bench-quick: a short run"
+	@echo "make bench-quick      a short benchmark run, README untouched"
+	@echo "make bench-processors processor throughput against pandas' CSV floor"
+	@echo "make chaos            faults and kills across 400 files"
+	@echo "make package [ARCH=]  build the worker bundle and the Lambda zip in dist/"
+	@echo "make deploy STACK= REGION= [ARCH=] [PARAMS=]   package, upload, deploy the stack"
+	@echo "make deploy-preview STACK= REGION=   the same, but only show the change set"
+	@echo "make deploy-args      check the deploy's arguments and credentials (deploy runs it)"
+	@echo "make diagram          re-render docs/architecture.png from docs/architecture.py"
+	@echo "make clean            remove .venv, .tools and dist"
+	@echo "make help             this list"

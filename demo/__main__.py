@@ -7,14 +7,15 @@ the daemon as systemd runs it, the processors. What the emulator cannot do is br
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,11 @@ from demo.emulator import (
     pool_instances,
     worker_env_file,
 )
-from demo.report import print_results
+from demo.report import describe_actions, planted_text, print_keep_instructions, print_results
 
 STACK = "s3worker-demo"
+WIDTH = 100  # columns of the demo's output
+TETHER = Path(__file__).resolve().with_name("tether.py")
 READY_TIMEOUT_SECONDS = 30
 # Shorter than the stack's defaults (600 s idle, 60 s confirmation, 20 s long polls) so the
 # demo shows a worker stopping itself within seconds. The idle rule is checked after each
@@ -62,8 +65,12 @@ def step(n: int, text: str) -> None:
     print(f"\n\033[1m{text}\033[0m" if sys.stdout.isatty() else f"\n{text}", flush=True)
 
 
-def say(text: str) -> None:
-    print(f"      {text}")
+def say(text: str, hang: int = 2) -> None:
+    """One line of a step, wrapped at 100 columns; continuation lines hang under it."""
+    lead = "      " + " " * (len(text) - len(text.lstrip()))
+    print(textwrap.fill(text.strip(), WIDTH, initial_indent=lead,
+                        subsequent_indent=lead + " " * hang,
+                        break_long_words=False, break_on_hyphens=False))  # fmt: skip
 
 
 @dataclass
@@ -109,8 +116,10 @@ def boot(instance_id: str, env_file: dict[str, str], aws: EmbeddedAws, workdir: 
     )
     log = home / "journal.jsonl"
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "s3worker", "run"],
+    # Through the tether: the daemon and its children die with the demo, even on kill -9.
+    command = [sys.executable, "-m", "s3worker", "run"]
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and files)
+        [sys.executable, str(TETHER), str(os.getpid()), *command],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -153,14 +162,13 @@ def generate_samples(workdir: Path) -> list[tuple[str, Path]]:
         path = workdir / "batch" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         truth = write_sample(kind, rows, path, fmt, gz, seed=len(files) + 1)
-        planted = ", ".join(f"{len(v)} {k}" for k, v in truth.planted.items())
-        planted += f", {truth.broken_lines} malformed rows"
-        say(f"{key:<36} {kind:<12} {rows:>6} rows  planted: {planted}")
+        say(f"{key:<32} {kind:<12} {truth.rows:>6,} rows")
+        say(f"{'':<2} planted: {planted_text(truth)}", hang=9)
         files.append((key, path))
     corrupt = workdir / "batch" / CORRUPT_KEY
     corrupt.parent.mkdir(parents=True, exist_ok=True)
     corrupt.write_bytes((workdir / "batch" / SAMPLES[1][0]).read_bytes()[:5000])
-    say(f"{CORRUPT_KEY:<36} {'sensors':<12} {'':>6}       a truncated gzip, to show a failure")
+    say(f"{CORRUPT_KEY:<32} {'sensors':<12} a truncated gzip, to show a failure")
     files.append((CORRUPT_KEY, corrupt))
     return files
 
@@ -190,7 +198,7 @@ def wait_for_drain(daemons: list[Daemon], outputs: dict[str, str], expected: int
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
         done = sum(k.endswith("/_manifest.json") for k in keys)
         failed = sum(k.startswith("_errors/") for k in keys)
-        line = f"results: {done}/{expected} processed, {failed} failed; " + ", ".join(
+        line = f"results: {done} of {expected} processed, {failed} failed; " + ", ".join(
             f"{d.instance_id} {'running' if d.process.poll() is None else 'exited'}"
             for d in daemons
         )
@@ -200,7 +208,7 @@ def wait_for_drain(daemons: list[Daemon], outputs: dict[str, str], expected: int
         time.sleep(0.5)
 
 
-def run(workdir: Path) -> None:
+def run(workdir: Path, keep: bool = False) -> None:
     started = time.monotonic()
     with EmbeddedAws() as aws:
         bridge = LambdaBridge(aws.endpoint)
@@ -234,19 +242,21 @@ def run(workdir: Path) -> None:
                         say(
                             f"{instance}: READY=1 after {d.ready_after:.2f} s (pid {d.process.pid})"
                         )
-                wait_for_drain(daemons[1:], outputs, len(SAMPLES))
+                wait_for_drain(daemons[1:], outputs, len(files))
                 step(7, "Idle: each worker stopped its own instance")
                 for instance, state in states(pool_tag).items():
                     say(f"{instance}: {state}")
                 reconcile(bridge, outputs)
                 step(8, "Results")
                 print_results(outputs, [key for key, _ in files], [d.log for d in daemons])
+                if keep:
+                    keep_up(aws, env_file, pool_tag, workdir, daemons)
             finally:
                 for daemon in daemons:
                     daemon.stop()
     print(f"\nDone in {time.monotonic() - started:.0f} s. Emulator stopped; no process left.")
     journals = f"{workdir}/<instance>/boot-N/journal.jsonl"
-    print(f"Worker journals (JSON lines, as journald keeps them): {journals}")
+    print(f"Worker journals (JSON lines, as journald keeps them):\n  {journals}")
 
 
 def canary_check(
@@ -268,12 +278,8 @@ def show_lambda(bridge: LambdaBridge, pool_tag: str) -> None:
     events = [i for i in bridge.invocations if i.event.get("detail-type") == "Object Created"]
     say(f"the rule delivered {len(events)} events to the start Lambda (run in-process)")
     for inv in events:
-        result = inv.result or {}
-        actions = {
-            k: v for k, v in result.items() if k in ("started", "launched", "deferred") and v
-        }
-        if actions or inv.error:
-            say(f"  {inv.event['detail']['object']['key']}: {actions or inv.error}")
+        if text := describe_actions(inv.result or {}) or inv.error:
+            say(f"  {inv.event['detail']['object']['key']}: {text}")
     say("pool now: " + ", ".join(f"{i} {s}" for i, s in states(pool_tag).items()))
 
 
@@ -286,7 +292,7 @@ def reconcile(bridge: LambdaBridge, outputs: dict[str, str]) -> None:
     )
     env = {k: str(v) for k, v in function.environment_vars.items()}
     result = bridge.invoke(outputs["StartWorkerFunctionName"], env, event)
-    say(f"reconciler (every 5 minutes on AWS): {json.dumps(result, default=str)[:160]}")
+    say("reconciler (every 5 minutes on AWS): " + ", ".join(f"{k} {v}" for k, v in result.items()))
 
 
 GAPS = [
@@ -294,8 +300,8 @@ GAPS = [
     "EventBridge's Lambda target is run in-process: lambda/start_worker.py gets the rule's event",
     "the CloudFormation custom resource (pool cleanup) runs the same handler in-process",
     "each 'instance' is the daemon started as systemd would, with a local IMDSv2 for its id",
-    "instance boot (user data) is skipped: the daemon uses the env file the user data writes,",
-    "  with shorter idle and poll times (4 s idle, 2 s confirmation, 1 s polls)",
+    "instance boot (user data) is skipped: the daemon uses the env file the user data writes, "
+    "with shorter idle and poll times (4 s idle, 2 s confirmation, 1 s polls)",
 ]
 
 
@@ -303,17 +309,52 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    # Ctrl-C and SIGTERM end the demo cleanly, nothing left behind; SIGINT explicitly, as a
-    # shell may have started us with it ignored.
+def keep_up(
+    aws: EmbeddedAws, env_file: dict[str, str], pool_tag: str, workdir: Path, daemons: list[Daemon]
+) -> None:
+    """`--keep`: the stack stays up; each instance the start Lambda starts is booted, until
+    Ctrl-C. The operator CLI works against it from another terminal."""
+    print_keep_instructions(aws.endpoint, STACK, [k for k, *_ in SAMPLES])
+    while True:
+        live = {d.instance_id for d in daemons if d.process.poll() is None}
+        for instance, state in states(pool_tag).items():
+            if state in ("pending", "running") and instance not in live:
+                daemons.append(boot(instance, env_file, aws, workdir))
+                pid = daemons[-1].process.pid
+                say(f"{instance}: started by the start Lambda, READY=1 (pid {pid})")
+        for d in daemons:
+            if d.instance_id in live and d.process.poll() is not None:
+                say(f"{d.instance_id}: idle, stopped its own instance")
+        time.sleep(1)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack up after the tour and print the exports for the s3worker CLI",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # `| tee` sees each step
+    # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) end the demo cleanly, nothing left
+    # behind; SIGINT explicitly, as a shell may have started us with it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     workdir = Path(__file__).resolve().parent.parent / ".demo"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     try:
-        run(workdir)
+        run(workdir, keep=args.keep)
     except KeyboardInterrupt:
+        if args.keep:
+            print("\nstopped: workers and emulator; no process left")
+            return 0
         print("\ninterrupted: workers and emulator stopped", file=sys.stderr)
         return 130
     return 0

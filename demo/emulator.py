@@ -275,6 +275,11 @@ def quiet_emulator() -> None:
     for name in ("werkzeug", "moto", "botocore.credentials"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\..*")
+    # moto asks Docker which host its custom-resource callbacks should name, and prints a
+    # "WARNING" when there is no Docker; the bridge rewrites that URL anyway (`invoke`).
+    import moto.settings
+
+    setattr(moto.settings, "moto_server_host", lambda: "http://host.docker.internal")  # noqa: B010
 
 
 def lambda_zip() -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,15 @@ def _get(s3: Any, bucket: str, key: str) -> Json | None:
 
 
 def row_for(s3: Any, bucket: str, key: str) -> list[str]:
+    """[input, processor, counts, findings]; a failure's findings is its whole error line."""
     manifest = _get(s3, bucket, f"{key}/_manifest.json")
     if manifest is None:
         report = _get(s3, bucket, f"_errors/{key}.json")
         if report is None:
-            return [key, "-", "-", "-", "not processed", "-"]
+            return [key, "-", "", "not processed"]
         error = report["error"]
-        return [key, "-", "-", "-", f"FAILED {error['class']}: {error['message'][:60]}",
-                f"s3://{bucket}/_errors/{key}.json"]  # fmt: skip
+        return [key, "FAILED", "", f"{error['class']}: {error['message']}",
+                f"report: s3worker results {key}"]  # fmt: skip
     # The manifest names the summary: output file names carry the input version's tag.
     summary_key = next(
         (o["key"] for o in manifest["outputs"] if o.get("path") == "summary.json"),
@@ -72,26 +74,76 @@ def row_for(s3: Any, bucket: str, key: str) -> list[str]:
     )
     summary = _get(s3, bucket, summary_key) or {}
     name = manifest["processor"]["name"]
-    rows = next((summary[f] for f in ROW_FIELDS if f in summary), "-")
-    findings = FINDINGS.get(name, _fields)(summary)
-    return [key, name, str(rows), str(summary.get("rejected_rows", 0)), findings,
-            f"s3://{bucket}/{key}/"]  # fmt: skip
+    rows = next((summary[f] for f in ROW_FIELDS if f in summary), None)
+    counts = f"{rows:,} rows, {summary.get('rejected_rows', 0):,} rejected" if rows else ""
+    return [key, name, counts, FINDINGS.get(name, _fields)(summary)]
 
 
 def print_results(outputs: dict[str, str], keys: list[str], journals: list[Path]) -> None:
+    """One block per input, fitted to 100 columns: what ran and what it found."""
     s3 = boto3.client("s3")
     bucket = outputs["ProcessedBucketName"]
-    header = ["input", "processor", "rows", "rejected", "findings", "results"]
-    rows = [header] + [row_for(s3, bucket, key) for key in keys]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    for n, row in enumerate(rows):
-        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
-        print("  " + "  ".join(cells))
-        if n == 0:
-            print("  " + "  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    rows = [row_for(s3, bucket, key) for key in keys]
+    width = max(len(r[0]) for r in rows)
+    for key, processor, counts, findings, *more in rows:
+        print(f"  {key:<{width}}  {processor:<12}  {counts}".rstrip())
+        for line in textwrap.wrap(findings, 92) + more:
+            print(f"      {line}")
+    print(f"\n  results: s3://{bucket}/<input>/ (`s3worker results <input>`)")
     jobs = [json.loads(line) for j in journals if j.exists() for line in j.read_text().splitlines()
             if line.startswith("{") and '"event": "job"' in line]  # fmt: skip
     if jobs:
         slowest = max(jobs, key=lambda j: j.get("duration_s", 0))
-        print(f"\n  {len(jobs)} canonical job log lines; slowest: {slowest['key']} "
+        print(f"  {len(jobs)} canonical job log lines; slowest: {slowest['key']} "
               f"{slowest.get('duration_s')} s ({slowest.get('outcome')})")  # fmt: skip
+
+
+# What a sample generator's truth holds: items planted (counted), or expected totals.
+PLANTED_LABELS = {
+    "professional": "professional double bookings",
+    "patient": "patient double bookings",
+    "zscore": "spikes",
+    "out_of_range": "out-of-range readings",
+    "flatline": "flatlines",
+    "gap": "gaps",
+    "malformed": "malformed rows",
+}
+EXPECTED_TOTALS = {"revenue": "revenue", "requests": "requests", "status_5xx": "5xx responses"}
+
+
+def planted_text(truth: Any) -> str:
+    parts = []
+    for kind, items in truth.planted.items():
+        if kind in EXPECTED_TOTALS:
+            parts.append(f"{EXPECTED_TOTALS[kind]} {items[0]:,} (expected)")
+        else:
+            parts.append(f"{len(items)} {PLANTED_LABELS.get(kind, kind.replace('_', ' '))}")
+    if truth.broken_lines:
+        parts.append(f"{truth.broken_lines} unparseable line(s)")
+    return ", ".join(parts)
+
+
+def describe_actions(result: Json) -> str:
+    """The start Lambda's answer, in words: `started i-1, launched i-2`."""
+    return ", ".join(
+        f"{verb} {' '.join(map(str, result[verb]))}"
+        for verb in ("started", "launched", "deferred")
+        if result.get(verb)
+    )
+
+
+def print_keep_instructions(endpoint: str, stack: str, keys: list[str]) -> None:
+    exports = (
+        f"export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=demo "
+        f"AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 S3WORKER_STACK={stack}"
+    )
+    print("\nThe stack stays up (--keep) until Ctrl-C. In another terminal, from this directory:")
+    for line in (
+        exports,
+        ".venv/bin/s3worker status",
+        f".venv/bin/s3worker results {keys[0]}",
+        ".venv/bin/s3worker dlq list",
+        ".venv/bin/s3worker upload .demo/batch --prefix again/   # the Lambda starts a worker",
+    ):
+        print(f"  {line}")
+    print("Each instance the start Lambda starts is booted here, as in step 6.", flush=True)

@@ -30,19 +30,21 @@ DOCS = Path(__file__).resolve().parent
 IMAGE = DOCS / "architecture.png"
 STAMP = DOCS / "architecture.sha256"
 
+# Top to bottom, so the picture is narrow: the README shows it about 1,000 px wide, and
+# the fonts are sized so its labels read at that width (checked by viewing the PNG scaled).
 GRAPH = {
-    "pad": "0.4",
-    "nodesep": "0.55",
-    "ranksep": "0.9",
+    "pad": "0.3",
+    "nodesep": "1.0",
+    "ranksep": "0.45",
     "fontname": "Helvetica",
-    "fontsize": "28",
+    "fontsize": "34",
     "labelloc": "t",
     "splines": "spline",
 }
-NODE = {"fontname": "Helvetica", "fontsize": "15"}
-EDGE = {"fontname": "Helvetica", "fontsize": "15"}
+NODE = {"fontname": "Helvetica", "fontsize": "24"}
+EDGE = {"fontname": "Helvetica", "fontsize": "22"}
 # Cluster titles: bigger than diagrams' 12 so they stay legible when GitHub scales the image.
-BOX = {"fontname": "Helvetica", "fontsize": "17"}
+BOX = {"fontname": "Helvetica", "fontsize": "24"}
 
 # Edge colours: the work path, the control path (starting workers), failures, observation.
 WORK = "#1f6fb2"
@@ -51,12 +53,12 @@ FAILURE = "#b3261e"
 WATCH = "#6b6b6b"
 
 
-VPC_TITLE = "VPC: no inbound rules; HTTPS out via the internet gateway to SQS, EC2, SSM"
+VPC_TITLE = "VPC: no inbound rules;\nHTTPS out to SQS, EC2, SSM"
 
 
 def icon(kind: type[Node], label: str) -> Node:
     """A node whose label, at the bigger font, stays clear of its icon."""
-    return kind(label, height=f"{2.1 + 0.45 * label.count(chr(10)):.2f}")
+    return kind(label, height=f"{2.3 + 0.5 * label.count(chr(10)):.2f}")
 
 
 def flow(label: str, color: str, *, style: str = "solid", constraint: bool = True) -> Edge:
@@ -76,7 +78,7 @@ def render() -> None:
         "s3worker: a file lands in S3, is processed on EC2, results land in S3",
         filename=str(IMAGE.with_suffix("")),
         outformat="png",
-        direction="LR",
+        direction="TB",
         show=False,
         graph_attr=GRAPH,
         node_attr=NODE,
@@ -86,24 +88,22 @@ def render() -> None:
         raw = icon(SimpleStorageServiceS3Bucket, "raw bucket\n(versioned)")
 
         with Cluster("EventBridge", graph_attr=BOX):
-            rule = icon(Eventbridge, 'rule\n"Object Created"')
-            schedule = icon(EventbridgeScheduler, "reconciler schedule\nrate(5 minutes)")
+            rule = icon(Eventbridge, 'rule\n"Object\nCreated"')
+            schedule = icon(EventbridgeScheduler, "reconciler\nschedule\nevery 5 min")
 
         with Cluster("SQS", graph_attr=BOX):
             queue = icon(SimpleQueueServiceSqsQueue, "work queue")
-            dlq = icon(SimpleQueueServiceSqsQueue, "dead-letter queue\n(after MaxReceiveCount)")
-            events_dlq = icon(SimpleQueueServiceSqsQueue, "events DLQ\n(undeliverable events)")
+            dlq = icon(SimpleQueueServiceSqsQueue, "dead-letter\nqueue")
+            events_dlq = icon(SimpleQueueServiceSqsQueue, "events DLQ\n(undelivered\nevents)")
 
-        start = icon(Lambda, "start Lambda\nstart_worker.py\n(reserved concurrency 1)")
+        start = icon(Lambda, "start Lambda\nstart_worker.py")
 
         with Cluster(VPC_TITLE, graph_attr=BOX):
             with (
                 Cluster("public subnets, 2 AZs", graph_attr=BOX),
                 Cluster("worker pool  (launch template, pool tag)", graph_attr=BOX),
             ):
-                workers = icon(
-                    EC2Instances, "EC2 workers\n0..MaxWorkers, canary\nsystemd → s3worker"
-                )
+                workers = icon(EC2Instances, "EC2 workers\n0..MaxWorkers\nsystemd →\ns3worker")
                 scratch = icon(ElasticBlockStoreEBSVolume, "EBS scratch\n(gp3, encrypted)")
             endpoint = icon(Endpoint, "S3 gateway\nendpoint")
 
@@ -114,10 +114,10 @@ def render() -> None:
         with Cluster("operations", graph_attr=BOX):
             alarms = icon(
                 CloudwatchAlarm,
-                "CloudWatch alarms\nDLQs, oldest message,\nboot failures, Lambda errors",
+                "CloudWatch\nalarms",
             )
-            email = icon(SimpleNotificationServiceSnsEmailNotification, "SNS e-mail\n(optional)")
-            ssm = icon(SystemsManager, "Session Manager\n(shell, no SSH)")
+            email = icon(SimpleNotificationServiceSnsEmailNotification, "SNS e-mail")
+            ssm = icon(SystemsManager, "Session\nManager")
 
         # The work path.
         user >> flow("upload", WORK) >> raw
@@ -131,6 +131,14 @@ def render() -> None:
         schedule >> flow("every 5 min", CONTROL) >> start
         start >> flow("queue depth", CONTROL, style="dashed", constraint=False) >> queue
         start >> flow("start / launch", CONTROL) >> workers
+        # The headline: no work, no cost. The worker stops its own instance.
+        (
+            workers
+            >> flow(
+                "idle (no job, queue empty):\nStopInstances on itself", CONTROL, constraint=False
+            )
+            >> workers
+        )
 
         # The worker.
         workers >> flow("long poll, heartbeat, delete", WORK, constraint=False) >> queue

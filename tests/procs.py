@@ -142,6 +142,9 @@ class Pipeline:
         return cls(f"{name}-raw", f"{name}-processed", queue_url, dlq_url)
 
     def env(self, scratch: Path, **extra: Any) -> dict[str, str]:
+        # The scratch mount exists before the daemon starts (the boot mounts it); the daemon
+        # refuses a missing one rather than creating it.
+        scratch.mkdir(parents=True, exist_ok=True)
         env = {
             "S3WORKER_QUEUE_URL": self.queue_url,
             "S3WORKER_OUTPUT_BUCKET": self.processed,

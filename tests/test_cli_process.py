@@ -46,5 +46,5 @@ def test_forced_processor_and_unknown_file(
     src.write_text("hello\n")
     assert main(["process", str(src), "--out", str(tmp_path / "o")]) == 1
     assert "no processor recognises" in capsys.readouterr().err
-    assert main(["process", str(src), "--processor", "nope"]) == 1
+    assert main(["process", str(src), "--processor", "nope"]) == 2
     assert "no processor named 'nope'" in capsys.readouterr().err

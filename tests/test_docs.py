@@ -92,3 +92,12 @@ def test_image_is_the_rendering_of_the_current_script() -> None:
         name = f"docs/{path.name}"
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         assert recorded.get(name) == actual, f"{name} changed since `make diagram`: run it"
+
+
+def test_picture_shows_the_idle_self_stop_and_reads_at_1000_px() -> None:
+    # The headline of the product is in the picture, as in the drawio
+    assert "StopInstances on itself" in SCRIPT.read_text()
+    # And at README width (about 1,000 px) the 24-point labels (32 px in the PNG) keep
+    # at least 60% of their size: 19 px or more
+    width = int.from_bytes(IMAGE.read_bytes()[16:20], "big")  # the PNG's IHDR width
+    assert width <= 1700, width

@@ -44,8 +44,8 @@ def test_failed_input_shows_the_error_report(
     drain(pipeline, scratch, tmp_path / "runlog")
     # When the operator asks for its results
     code, out, _ = cli(capsys, "results", "bad/corrupt.txt", "--stack", name)
-    # Then the error report's class and message are shown, with exit code 3
-    assert code == 3
+    # Then the error report's class and message are shown, with exit code 1 (the work failed)
+    assert code == 1
     assert "FAILED after 1 attempt(s)" in out
     assert "BadDataError: line 1: this file is corrupt on purpose" in out
     assert f"s3://{pipeline.processed}/_errors/bad/corrupt.txt.json" in out
@@ -60,10 +60,10 @@ def test_missing_input_is_not_processed_yet(
     # When the operator asks for both
     code, out, _ = cli(capsys, "results", "queued/b.txt", "--stack", name)
     code2, out2, _ = cli(capsys, "results", "never/c.txt", "--stack", name, "--json")
-    # Then both say "not processed yet" with exit code 1, telling the two cases apart
-    assert code == 1
+    # Then both say "not processed yet" with exit code 3, telling the two cases apart
+    assert code == 3
     assert "queued/b.txt: not processed yet (uploaded" in out
-    assert code2 == 1
+    assert code2 == 3
     assert json.loads(out2) == {"key": "never/c.txt", "state": "pending", "location": ""}
 
 
@@ -80,7 +80,7 @@ def test_results_follow_the_stack_output_prefix(
     # Then the stack's parameter locates the results; the override is honoured
     assert code == 0
     assert f"s3://{pipeline.processed}/results/p/a.txt/" in out
-    assert wrong == 1
+    assert wrong == 3
 
 
 def test_unknown_stack_and_missing_output_are_clear_errors(

@@ -354,9 +354,11 @@ def test_deploys_into_moto(deployed: tuple[str, LambdaBridge], template: Json) -
         "RedriveCommand",
     ):
         assert outputs[key], key
+    # The commands the README teaches, not raw `aws` calls.
     assert outputs["UploadCommand"].startswith(
-        f"aws s3 cp ./batch s3://{outputs['RawBucketName']}/"
+        f"s3worker upload ./batch --prefix incoming/ --stack {name} "
     )
+    assert outputs["RedriveCommand"].startswith(f"s3worker dlq redrive --stack {name} ")
 
     # Buckets exist and are encrypted. moto's CloudFormation (5.2.5) ignores the buckets'
     # VersioningConfiguration, PublicAccessBlockConfiguration, LifecycleConfiguration and

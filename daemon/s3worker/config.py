@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from s3worker.errors import ConfigError
 from s3worker.processors.options import ProcessorConfig, load_config
@@ -60,43 +60,90 @@ class Settings:
     def from_env(
         cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None
     ) -> Settings:
-        """Read every S3WORKER_* variable; `overrides` (CLI flags) win over `env`."""
+        """Read every S3WORKER_* variable; `overrides` (CLI flags) win over `env`.
+
+        Every missing or invalid variable is reported in one ConfigError, not one per start.
+        """
         e = {**(os.environ if env is None else env), **(overrides or {})}
+        r = _Reader(e)
         tty = sys.stdout.isatty()
-        concurrency = _parse(e, "S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1)
-        processors = _processor_config(e, "S3WORKER_PROCESSOR_CONFIG")
-        return cls(
-            queue_url=_required(e, "S3WORKER_QUEUE_URL"),
-            output_bucket=_required(e, "S3WORKER_OUTPUT_BUCKET"),
-            input_buckets=_buckets(e, "S3WORKER_INPUT_BUCKETS"),
+        concurrency = r.parse("S3WORKER_CONCURRENCY", int, os.cpu_count() or 1, lo=1)
+        processors = r.processor_config("S3WORKER_PROCESSOR_CONFIG")
+        settings = cls(
+            queue_url=r.required("S3WORKER_QUEUE_URL"),
+            output_bucket=r.required("S3WORKER_OUTPUT_BUCKET"),
+            input_buckets=r.buckets("S3WORKER_INPUT_BUCKETS"),
             output_prefix=e.get("S3WORKER_OUTPUT_PREFIX", "").strip("/"),
             scratch_dir=Path(e.get("S3WORKER_SCRATCH_DIR", "/var/lib/s3worker")),
             concurrency=concurrency,
             # Files held at once: downloads and uploads of some overlap the processing of
             # others (small files spend most of their time in S3 calls).
-            max_in_flight=_parse(
-                e, "S3WORKER_MAX_IN_FLIGHT", int, IN_FLIGHT_PER_PROCESS * concurrency, lo=1
+            max_in_flight=r.parse(
+                "S3WORKER_MAX_IN_FLIGHT", int, IN_FLIGHT_PER_PROCESS * concurrency, lo=1
             ),
-            idle_seconds=_parse(e, "S3WORKER_IDLE_SECONDS", float, 600.0, lo=0),
-            idle_confirm_seconds=_parse(e, "S3WORKER_IDLE_CONFIRM_SECONDS", float, 60.0, lo=0),
-            idle_action=_choice(e, "S3WORKER_IDLE_ACTION", IDLE_ACTIONS, "none"),
+            idle_seconds=r.parse("S3WORKER_IDLE_SECONDS", float, 600.0, lo=0),
+            idle_confirm_seconds=r.parse("S3WORKER_IDLE_CONFIRM_SECONDS", float, 60.0, lo=0),
+            idle_action=r.choice("S3WORKER_IDLE_ACTION", IDLE_ACTIONS, "none"),
             # The longest prefix wins; on a tie, the processor config's route.
-            routes=processors.route_rules() + parse_routes(e.get("S3WORKER_ROUTES", "")),
-            log_format=_choice(e, "S3WORKER_LOG_FORMAT", LOG_FORMATS, "console" if tty else "json"),
+            routes=processors.route_rules() + r.routes(e.get("S3WORKER_ROUTES", "")),
+            log_format=r.choice("S3WORKER_LOG_FORMAT", LOG_FORMATS, "console" if tty else "json"),
             dlq_url=e.get("S3WORKER_DLQ_URL") or None,
-            drain_seconds=_parse(e, "S3WORKER_DRAIN_SECONDS", float, 90.0, lo=0),
-            poll_seconds=_parse(e, "S3WORKER_POLL_SECONDS", int, MAX_POLL_SECONDS, 0, 20),
-            scratch_max_bytes=_parse(e, "S3WORKER_SCRATCH_MAX_BYTES", int, None, lo=1),
-            max_attempts=_parse(e, "S3WORKER_MAX_ATTEMPTS", int, 5, lo=1),
-            job_timeout_seconds=_parse(
-                e, "S3WORKER_JOB_TIMEOUT_SECONDS", float, 6 * 3600.0, 1, MAX_JOB_SECONDS
+            drain_seconds=r.parse("S3WORKER_DRAIN_SECONDS", float, 90.0, lo=0),
+            poll_seconds=r.parse(
+                "S3WORKER_POLL_SECONDS", int, MAX_POLL_SECONDS, 0, MAX_POLL_SECONDS
             ),
-            job_memory_bytes=_parse(
-                e, "S3WORKER_JOB_MEMORY_MB", int, default_job_memory_mb(concurrency),
+            scratch_max_bytes=r.parse("S3WORKER_SCRATCH_MAX_BYTES", int, None, lo=1),
+            max_attempts=r.parse("S3WORKER_MAX_ATTEMPTS", int, 5, lo=1),
+            job_timeout_seconds=r.parse(
+                "S3WORKER_JOB_TIMEOUT_SECONDS", float, 6 * 3600.0, 1, MAX_JOB_SECONDS
+            ),
+            job_memory_bytes=r.parse(
+                "S3WORKER_JOB_MEMORY_MB", int, default_job_memory_mb(concurrency),
                 lo=MIN_JOB_MEMORY_MB,
             ) * 2**20,
             processor_config=processors,
         )  # fmt: skip
+        r.raise_problems()
+        return settings
+
+
+class _Reader:
+    """The readers below, collecting their ConfigErrors instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def required(self, name: str) -> str:
+        return self._call("", _required, self.env, name)
+
+    def parse(self, name: str, kind: Callable[[str], T], default: T, *bounds: Any, **kw: Any) -> T:
+        return self._call(default, _parse, self.env, name, kind, default, *bounds, **kw)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        return self._call(default, _choice, self.env, name, choices, default)
+
+    def routes(self, text: str) -> tuple[Route, ...]:
+        return self._call((), parse_routes, text)
+
+    def buckets(self, name: str) -> tuple[str, ...]:
+        return self._call((), _buckets, self.env, name)
+
+    def processor_config(self, name: str) -> ProcessorConfig:
+        return self._call(ProcessorConfig(), _processor_config, self.env, name)
+
+    def _call(self, default: T, read: Callable[..., T], *args: Any, **kw: Any) -> T:
+        try:
+            return read(*args, **kw)
+        except ConfigError as exc:
+            self.problems.append(str(exc))
+            return default
+
+    def raise_problems(self) -> None:
+        if len(self.problems) == 1:
+            raise ConfigError(self.problems[0])
+        if self.problems:
+            raise ConfigError(f"{len(self.problems)} problems: " + "; ".join(self.problems))
 
 
 def default_job_memory_mb(concurrency: int) -> int:

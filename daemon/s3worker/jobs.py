@@ -89,7 +89,8 @@ class JobRunner:
                 decision = await self._failed(ref, message, exc)
                 line.update(outcome=decision.verdict.value, error=f"{type(exc).__name__}: {exc}")
             line["duration_s"] = round(time.monotonic() - started, 3)
-            log.info("job", **line)
+            # A dead-lettered file needs a person: `journalctl -p warning` must show it.
+            (log.warning if decision.verdict is Verdict.DEAD_LETTER else log.info)("job", **line)
         return decision
 
     async def _process_once(self, ref: ObjectRef, message: Message) -> dict[str, Any]:

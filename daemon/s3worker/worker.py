@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from s3worker import logs
+from s3worker import logs, preflight
 from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
 from s3worker.errors import ConfigError
@@ -99,6 +99,7 @@ class Worker:
     # -- startup ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
         removed = self.scratch.wipe()
         info = await self.queue.info()
         await self._resolve_dlq(info.dlq_arn)

@@ -11,3 +11,11 @@ from s3worker.errors import S3WorkerError
 
 class OperatorError(S3WorkerError):
     """An expected failure of an operator command: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class UnreachableError(OperatorError):
+    """AWS (or AWS_ENDPOINT_URL) did not answer: worth trying again; exit code 4."""
+
+    exit_code = 4

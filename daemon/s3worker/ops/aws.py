@@ -27,7 +27,7 @@ from botocore.exceptions import (
 from botocore.utils import InstanceMetadataRegionFetcher
 
 from s3worker.instance import ENDPOINT_VARIABLE
-from s3worker.ops import OperatorError
+from s3worker.ops import OperatorError, UnreachableError
 from s3worker.regions import configured_region
 
 ACCESS_DENIED_CODES = frozenset(
@@ -116,7 +116,7 @@ def explained() -> Iterator[None]:
             f"{exc} (set AWS_PROFILE/AWS_REGION or pass --profile/--region)"
         ) from exc
     except EndpointConnectionError as exc:
-        raise OperatorError(f"cannot reach AWS: {exc}") from exc
+        raise UnreachableError(f"cannot reach AWS: {exc}; check the network, try again") from exc
     except BotoCoreError as exc:
         raise OperatorError(f"AWS client error: {exc}") from exc
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
@@ -20,13 +21,20 @@ if TYPE_CHECKING:
 def stack_options() -> argparse.ArgumentParser:
     """--stack, --profile, --region: shared by every operator command."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--stack", required=True, help="the CloudFormation stack's name")
+    p.add_argument(
+        "--stack",
+        default=os.environ.get(STACK_VARIABLE),
+        help=f"the CloudFormation stack's name (default: ${STACK_VARIABLE})",
+    )
     p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or the default)")
     p.add_argument(
         "--region",
         help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, the instance's)",
     )
     return p
+
+
+STACK_VARIABLE = "S3WORKER_STACK"
 
 
 def add_upload(sub: Sub) -> None:
@@ -36,6 +44,7 @@ def add_upload(sub: Sub) -> None:
     p.add_argument(
         "--concurrency", type=int, default=8, help="files at once (default: %(default)s)"
     )
+    p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_upload)
 
 
@@ -60,6 +69,7 @@ def add_dlq(sub: Sub) -> None:
     rd.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     rd.add_argument("--limit", type=int, default=100_000, help="most messages to move by hand")
     rd.add_argument("--wait", type=float, default=300, help="seconds to wait for the move task")
+    rd.add_argument("--json", action="store_true", help="machine-readable result")
     rd.set_defaults(func=cmd_dlq_redrive)
 
 
@@ -71,10 +81,27 @@ def add_results(sub: Sub) -> None:
     p.set_defaults(func=cmd_results)
 
 
+def add_show(sub: Sub) -> None:
+    p = sub.add_parser(
+        "show",
+        parents=[stack_options()],
+        help="print a result table (Parquet) as text or CSV",
+        description="FILE: a local result file; KEY: a result object in the processed bucket "
+        "(as `s3worker results` lists it, or s3://BUCKET/KEY; needs --stack).",
+    )
+    p.add_argument("source", metavar="KEY|FILE", help="a result key or a local file")
+    p.add_argument("--rows", type=int, default=20, help="rows to print (default: %(default)s)")
+    p.add_argument("--csv", action="store_true", help="every row, as CSV, on standard output")
+    p.set_defaults(func=cmd_show)
+
+
 def _connect(args: argparse.Namespace, pool: int = 10) -> tuple[Aws, Stack]:
+    from s3worker.ops import OperatorError
     from s3worker.ops.aws import Aws
     from s3worker.ops.stack import load_stack
 
+    if not args.stack:
+        raise OperatorError(f"no stack: pass --stack NAME or set {STACK_VARIABLE}")
     aws = Aws(profile=args.profile, region=args.region, pool=pool)
     return aws, load_stack(aws, args.stack)
 
@@ -94,7 +121,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
     progress = Progress(len(files), sum(f.size for f in files))
     report = Uploader(aws.client("s3"), stack.raw_bucket, progress).run(files, args.concurrency)
     progress.close()
-    print(report.summary())
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(report.summary())
     return 1 if report.failed else 0
 
 
@@ -123,11 +153,16 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from s3worker.ops.dlq import redrive, render_redrive
 
     aws, stack = _connect(args)
     result = redrive(aws, stack, args.dry_run, args.limit, args.wait)
-    print(render_redrive(result))
+    if args.json:
+        _print_json(asdict(result))
+    else:
+        print(render_redrive(result))
     return 1 if result.failed or result.status not in ("COMPLETED", "not moved") else 0
 
 
@@ -142,3 +177,20 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         print(render(outcome))
     return outcome.exit_code
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from s3worker.ops.show import local_copy, show
+
+    connected: list[tuple[Aws, Stack]] = []
+
+    def stack_and_client() -> tuple[Aws, Stack]:
+        if not connected:  # a local file needs no AWS at all
+            connected.append(_connect(args))
+        return connected[0]
+
+    with local_copy(
+        args.source, lambda: stack_and_client()[0].client("s3"), lambda: stack_and_client()[1]
+    ) as path:
+        show(path, args.source, args.rows, args.csv)
+    return 0

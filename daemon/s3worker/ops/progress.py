@@ -33,6 +33,8 @@ class Progress:
         self.interval = TTY_REFRESH_SECONDS if self.tty else interval
         self.done_files = 0
         self.done_bytes = 0
+        self.skipped_files = 0
+        self._drawn = False
         self.started = time.monotonic()
         self._last_draw = self.started
         self._lock = threading.Lock()
@@ -43,6 +45,12 @@ class Progress:
             self.done_bytes += nbytes
             self._maybe_draw()
 
+    def skip(self, nbytes: int) -> None:
+        """A file that need not be sent (unchanged): it leaves the bar's bytes and throughput."""
+        with self._lock:
+            self.total_bytes -= nbytes
+            self.skipped_files += 1
+
     def file_done(self) -> None:
         with self._lock:
             self.done_files += 1
@@ -50,6 +58,8 @@ class Progress:
 
     def close(self) -> None:
         with self._lock:
+            if self.skipped_files == self.files and not self._drawn:
+                return  # nothing was sent: the summary line says it all
             self._draw()
             if self.tty:
                 self.stream.write("\n")
@@ -62,6 +72,7 @@ class Progress:
             self._draw()
 
     def _draw(self) -> None:
+        self._drawn = True
         if self.tty:
             self.stream.write("\r" + self.line())
         else:
@@ -74,8 +85,9 @@ class Progress:
         fraction = min(max(fraction, 0.0), 1.0)
         filled = int(fraction * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        unchanged = f" ({self.skipped_files} unchanged)" if self.skipped_files else ""
         return (
-            f"upload [{bar}] {fraction:4.0%}  {self.done_files}/{self.files} files  "
+            f"upload [{bar}] {fraction:4.0%}  {self.done_files}/{self.files} files{unchanged}  "
             f"{size(self.done_bytes)}/{size(self.total_bytes)}  "
             f"{size(self.done_bytes / elapsed)}/s"
         )

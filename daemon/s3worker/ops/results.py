@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from s3worker import exits
 from s3worker.ops import OperatorError, fmt
 from s3worker.ops.aws import Aws, explained, http_status
 from s3worker.ops.s3read import get_json, split_s3_uri
@@ -15,14 +16,14 @@ from s3worker.ops.stack import Stack
 from s3worker.processors.base import SUMMARY_NAME
 from s3worker.storage import Layout
 
-# Exit codes: processed, not processed yet, failed (2 is taken by usage and operator errors).
-EXIT_PROCESSED, EXIT_PENDING, EXIT_FAILED = 0, 1, 3
+# Exit codes (s3worker/exits.py): processed or skipped 0, failed 1, not processed yet 3.
+EXIT_CODES = {"processed": exits.OK, "skipped": exits.OK, "failed": exits.FAILED}
 
 
 @dataclass
 class Outcome:
     key: str
-    state: str  # "processed", "failed" or "pending"
+    state: str  # "processed", "skipped" (nothing to process), "failed" or "pending"
     manifest: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     error_report: dict[str, Any] | None = None
@@ -31,7 +32,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return {"processed": EXIT_PROCESSED, "failed": EXIT_FAILED}.get(self.state, EXIT_PENDING)
+        return EXIT_CODES.get(self.state, exits.PENDING)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -61,7 +62,13 @@ def lookup(aws: Aws, stack: Stack, layout: Layout, key: str) -> Outcome:
             return Outcome(
                 key, "failed", error_report=report, location=f"s3://{bucket}/{error_key}"
             )
-        return Outcome(key, "pending", raw_object=_raw(s3, stack.raw_bucket, key))
+        raw = _raw(s3, stack.raw_bucket, key)
+        return Outcome(key, "skipped" if is_skipped(key, raw) else "pending", raw_object=raw)
+
+
+def is_skipped(key: str, raw: dict[str, Any] | None) -> bool:
+    """What the daemon acknowledges without work (events.py): folder markers, empty objects."""
+    return key.endswith("/") or (raw is not None and raw.get("size") == 0)
 
 
 def _summary_key(manifest: dict[str, Any], layout: Layout, key: str) -> str:
@@ -103,6 +110,11 @@ def render(outcome: Outcome) -> str:
             "fix the cause, then: s3worker dlq redrive --stack <stack>",
         ])  # fmt: skip
     raw = outcome.raw_object
+    if outcome.state == "skipped":
+        return (
+            f"{outcome.key}: skipped, nothing to process (the daemon skips empty objects "
+            "and folder markers); upload a file with content to process it"
+        )
     if raw:
         return (
             f"{outcome.key}: not processed yet (uploaded {raw['last_modified']}, "

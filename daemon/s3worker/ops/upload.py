@@ -51,6 +51,13 @@ class UploadReport:
     skipped_bytes: int = 0
     seconds: float = 0.0
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket, "uploaded": self.uploaded, "skipped": self.skipped,
+            "failed": self.failed, "uploaded_bytes": self.uploaded_bytes,
+            "skipped_bytes": self.skipped_bytes, "seconds": round(self.seconds, 3),
+        }  # fmt: skip
+
     def summary(self) -> str:
         from s3worker.ops.fmt import size
 
@@ -135,7 +142,8 @@ class Uploader:
             sha256, md5 = digests(file.path)
             head = self._head(file.key)
             if head is not None and is_unchanged(head, file.size, sha256, md5):
-                self._advance(file.size)
+                if self.progress:
+                    self.progress.skip(file.size)
                 return "skipped"
             self.s3.upload_file(
                 str(file.path), self.bucket, file.key,
