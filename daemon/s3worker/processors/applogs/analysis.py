@@ -30,7 +30,7 @@ from s3worker.processors.applogs.logformats import (
 )
 from s3worker.processors.applogs.loglines import iter_log_lines
 from s3worker.processors.applogs.logparse import Fields, iso_times, parse_lines
-from s3worker.processors.base import JobContext, ProcessResult, read_sample
+from s3worker.processors.base import JobContext, ProcessResult, Sample, read_sample
 from s3worker.processors.sniffing import detect_format
 from s3worker.processors.tabular.columns import (
     BoolArray,
@@ -71,9 +71,11 @@ METHOD = r"^[A-Z]{3,12}$"  # anything else (binary probes, typos) counts as OTHE
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None) -> ProcessResult:
-    fmt = log_format or file_format(src)
+    # The sample routing read travels with the job; read it here only when run on its own.
+    sample = ctx.sample or read_sample(src, key=ctx.key)
+    fmt = log_format or file_format(sample)
     traffic, rejected = agg.Traffic(), RejectSink(out_dir)
-    for frame, rejects in _frames(src, fmt, ctx.chunk_rows):
+    for frame, rejects in _frames(src, fmt, ctx, sample):
         rejected.add(rejects)
         traffic.add(frame)
     rows = rejected.close()
@@ -86,7 +88,7 @@ def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None
     rows |= write_frame(out_dir, "methods.parquet", methods, agg.METHOD_SCHEMA)
     rows |= write_frame(out_dir, "top_paths.parquet", top, agg.PATH_SCHEMA)
     summary = {
-        "encoding": input_encoding(src),
+        "encoding": input_encoding(src, sample),
         "format": fmt,
         "latency_unit": "ms",
         **agg.summary(traffic, minutes, codes, methods),
@@ -97,18 +99,20 @@ def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None
     return ProcessResult(summary=summary, rows=rows)
 
 
-def file_format(src: Path) -> str:
+def file_format(sample: Sample) -> str:
     """A log line format when the content has its signature, else csv/json/jsonl."""
-    text = read_sample(src, key=src.name).text
+    text = sample.text
     return detect_line_format(text) or detect_format(text)
 
 
-def _frames(src: Path, fmt: str, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+def _frames(
+    src: Path, fmt: str, ctx: JobContext, sample: Sample
+) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
     if fmt in LINE_FORMATS:
-        yield from _line_frames(src, fmt, chunk_rows)
+        yield from _line_frames(src, fmt, ctx.chunk_rows, input_encoding(src, sample))
         return
     cols: dict[str, str] | None = None
-    for chunk in iter_chunks(src, chunk_rows):
+    for chunk in iter_chunks(src, ctx.chunk_rows, sample, ctx.options):
         if cols is None:
             cols = resolve(chunk.table, ALIASES)
             if not {"time", "status", "path"} <= cols.keys():
@@ -125,9 +129,8 @@ def _frames(src: Path, fmt: str, chunk_rows: int) -> Iterator[tuple[pd.DataFrame
 
 
 def _line_frames(
-    src: Path, fmt: str, chunk_rows: int
+    src: Path, fmt: str, chunk_rows: int, encoding: str
 ) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
-    encoding = input_encoding(src)
     fields: list[str] = []  # W3C: the latest #Fields header
     for start, lines, bad in iter_log_lines(src, chunk_rows, encoding):
         for offset, part, part_bad, header in _segments(lines, bad, fmt):
