@@ -7,11 +7,14 @@ import errno
 import json
 from pathlib import Path
 
+import boto3
 import pytest
-from procs import Pipeline, echo_registry
+from procs import Pipeline, echo_registry, runs
 from s3worker.errors import BadDataError, SupersededError, TransientError
+from s3worker.events import ObjectRef
+from s3worker.publish import version_tag
 from s3worker.sqs import fit_message, message_bytes
-from s3worker.verdict import UNKNOWN_ATTEMPTS, Verdict, verdict_for
+from s3worker.verdict import UNKNOWN_ATTEMPTS, Verdict, is_final_receive, verdict_for
 from test_worker import run_worker
 
 ACK, DEAD, RELEASE = Verdict.ACK, Verdict.DEAD_LETTER, Verdict.RELEASE
@@ -28,7 +31,9 @@ ACK, DEAD, RELEASE = Verdict.ACK, Verdict.DEAD_LETTER, Verdict.RELEASE
         (MemoryError(), 1, 5, DEAD),
         (OSError(errno.ENOSPC, "No space left on device"), 1, 5, RELEASE),
         (OSError(errno.ENOSPC, "No space left on device"), 5, 5, DEAD),  # the last receive
-        (TransientError("throttled"), 4, 5, RELEASE),
+        (TransientError("throttled"), 3, 5, RELEASE),
+        # The 4th of 5 receives is the last attempt: the 5th is kept to report a dead attempt.
+        (TransientError("throttled"), 4, 5, DEAD),
         (TransientError("throttled"), 5, 5, DEAD),
         (TransientError("throttled"), 50, None, RELEASE),  # no redrive policy: SQS decides
         (KeyError("a bug"), 1, 5, RELEASE),
@@ -157,3 +162,44 @@ def test_a_dlq_message_at_the_queue_size_limit_still_arrives(
     report = pipeline._json(pipeline.error_reports()[0])
     assert report is not None
     assert report["message"]["body"] == body
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_receives", "final"),
+    [(1, 1, False), (1, 2, False), (2, 2, True), (4, 5, False), (5, 5, True), (9, None, False)],
+)
+def test_the_final_receive_is_kept_for_reporting_a_dead_attempt(
+    attempt: int, max_receives: int | None, final: bool
+):
+    assert is_final_receive(attempt, max_receives) is final
+
+
+def test_a_message_whose_every_attempt_died_is_reported_not_left_to_the_redrive(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given a queue allowing 3 receives, and a file whose two attempts died without a verdict
+    # (the message came back each time, as after a SIGKILL), one leaving an output behind
+    pipeline = Pipeline.create(name, max_receive=3)
+    event = pipeline.upload("dies/twice.txt", b"echo\n")
+    obj = event["detail"]["object"]
+    tag = version_tag(
+        ObjectRef(pipeline.raw, obj["key"], obj["size"], obj["etag"], obj["version-id"])
+    )
+    left = f"dies/twice.txt/lines.{tag}.json"
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.put_object(Bucket=pipeline.processed, Key=left, Body=b"[]")
+    for _ in range(2):
+        msg = sqs.receive_message(QueueUrl=pipeline.queue_url, WaitTimeSeconds=1)["Messages"][0]
+        sqs.change_message_visibility(
+            QueueUrl=pipeline.queue_url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0
+        )
+    runlog = tmp_path / "runlog"
+    # When a worker gets its third and final receive
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    # Then it did not process it again: it wrote the report and sent the DLQ message itself,
+    # and removed what the dead attempt had uploaded
+    assert runs(runlog) == []
+    report = pipeline.assert_failed_once("AttemptsExhaustedError")
+    assert report["attempts"] == 3
+    assert "no attempt finished" in report["error"]["message"]
+    assert left not in pipeline.result_keys()

@@ -51,6 +51,10 @@ class KeyTooLongError(PermanentError):
     """A result key would exceed S3's 1,024-byte key limit."""
 
 
+class AttemptsExhaustedError(PermanentError):
+    """Every attempt the queue allows ended without a verdict (the worker died or was stopped)."""
+
+
 class TransientError(S3WorkerError):
     """Worth retrying later: throttling, 5xx, timeouts, a full disk, a crashed worker process."""
 

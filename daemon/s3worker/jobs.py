@@ -18,6 +18,7 @@ import structlog
 from s3worker import __version__
 from s3worker.config import Settings
 from s3worker.errors import (
+    AttemptsExhaustedError,
     BadDataError,
     JobTimeoutError,
     PermanentError,
@@ -33,7 +34,14 @@ from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.sqs import Message
 from s3worker.storage import Output, Storage
-from s3worker.verdict import Decision, Verdict, combine, kind_of, verdict_for
+from s3worker.verdict import (
+    Decision,
+    Verdict,
+    combine,
+    is_final_receive,
+    kind_of,
+    verdict_for,
+)
 
 log = structlog.get_logger("s3worker.job")
 
@@ -122,6 +130,14 @@ class JobRunner:
         if previous.done:
             await self.publisher.drop(previous.replaced)  # in case a kill came before it
             return {"outcome": "duplicate", "size": ref.size}
+        if is_final_receive(message.receive_count, self.max_receives):
+            await self.publisher.sweep(ref)  # what the dead attempts uploaded
+            raise AttemptsExhaustedError(
+                f"s3://{ref.bucket}/{ref.key[:200]} was received {message.receive_count} times "
+                "and no attempt finished: each ended with its worker (killed, stopped or out of "
+                "memory without a report). Check the workers' journals for the receives of "
+                f"message {message.id}, then redrive it (s3worker dlq redrive)"
+            )
         line, written, manifest = await self._process(ref, message)
         metadata = {"source-etag": ref.etag or "", "source-version-id": ref.version_id or ""}
         try:

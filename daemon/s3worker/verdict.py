@@ -7,9 +7,12 @@
   delivers it again;
 - anything else (a bug, a library's surprise): released too, but at most UNKNOWN_ATTEMPTS times.
 
-The last attempt of *anything* (ApproximateReceiveCount reaching the queue's maxReceiveCount)
-is reported and sent to the DLQ by the daemon with its error attributes: nothing may reach the
-DLQ through the redrive policy alone, without a report saying why.
+The last attempt of *anything* is reported and sent to the DLQ by the daemon with its error
+attributes: nothing may reach the DLQ through the redrive policy alone, without a report saying
+why. A worker can die during that attempt (SIGKILL, a lost instance), so the daemon keeps the
+queue's final receive for itself: with maxReceiveCount N >= 2 it processes a message on
+receives 1..N-1 (N-1 is the last attempt), and a message that comes back an Nth time, because
+its last attempt ended without any verdict, is reported as such without being processed again.
 """
 
 from __future__ import annotations
@@ -68,10 +71,25 @@ def verdict_for(exc: BaseException, receive_count: int, max_receives: int | None
 
 
 def is_last_attempt(kind: Kind, receive_count: int, max_receives: int | None) -> bool:
-    """No further delivery will come (or may come, for an unknown error)."""
-    if max_receives is not None and receive_count >= max_receives:
+    """No further attempt will come (or may come, for an unknown error)."""
+    if max_receives is not None and receive_count >= attempts_allowed(max_receives):
         return True
     return kind is Kind.UNKNOWN and receive_count >= UNKNOWN_ATTEMPTS
+
+
+def attempts_allowed(max_receives: int) -> int:
+    """Receives that process the message: all but the final one, which is kept for reporting
+    an attempt that died (a queue allowing one receive gets that one attempt)."""
+    return max(1, max_receives - 1)
+
+
+def is_final_receive(receive_count: int, max_receives: int | None) -> bool:
+    """The queue's last delivery, after every attempt ended without a verdict: report it."""
+    return (
+        max_receives is not None
+        and max_receives >= 2
+        and receive_count > attempts_allowed(max_receives)
+    )
 
 
 def combine(decisions: list[Decision]) -> Decision:
