@@ -25,6 +25,8 @@ APACHE = DATA / "apache_combined_elastic.log"
 CLOUDFRONT = DATA / "cloudfront_scogs.log.gz"
 ALB = DATA / "alb_awsdocs.log"
 S3 = DATA / "s3_access_awsdocs.log"
+IIS_EC2 = DATA / "iis_webknowit.log"
+IIS_7 = DATA / "iis_waikolai.log"
 
 
 def run_as(fmt: str, src: Path, out: Path) -> ProcessResult:
@@ -311,6 +313,57 @@ def test_iis_w3c_log_space_separated_time_taken_in_ms(tmp_path: Path) -> None:
     assert s["user_agents"] == {"bot": 1, "human": 1, "unknown": 0}
     minute = pd.read_parquet(tmp_path / "out" / "per_minute.parquet").iloc[0]
     assert minute["p99_ms"] == pytest.approx(250, rel=0.02)
+
+
+def iis_agents(src: Path, column: int) -> tuple[int, int, int]:
+    """(bots, humans, unknown) by CrawlerDetect's own matcher, `+` read as IIS's space."""
+    detector, counts = CrawlerDetect(), [0, 0, 0]
+    for line in src.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        agent = line.split(" ")[column].replace("+", " ")
+        counts[2 if agent == "-" else 0 if detector.is_crawler(agent) else 1] += 1
+    return counts[0], counts[1], counts[2]
+
+
+def test_real_iis_8_5_log_of_an_ec2_site_with_a_header_per_restart(tmp_path: Path) -> None:
+    # IIS writes a #Software/#Version/#Date/#Fields block each time it resumes logging:
+    # grep -c '^#Fields' -> 25 blocks for 28 requests
+    assert registry.route(read_sample(IIS_EC2, IIS_EC2.name)).name == "applogs"
+    result = run("applogs", IIS_EC2, tmp_path)
+    s = result.summary
+    # grep -v '^#' | awk '{print $12}' | sort | uniq -c; awk '{print $4}'; awk '{print $9}'
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("w3c", 28, 0)
+    assert s["status_codes"] == {"200": 9, "304": 8, "404": 11}
+    assert s["methods"] == {"GET": 25, "HEAD": 3}
+    assert s["unique_clients"] == 12
+    assert s["minutes"] == 28  # one request a minute at most
+    # Googlebot x4, curl and the Nmap scanner (its agent only matches with `+` as a space)
+    assert iis_agents(IIS_EC2, 9) == (6, 10, 12)
+    assert s["user_agents"] == {"bot": 6, "human": 10, "unknown": 12}
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet")
+    assert minutes["bot_requests"].sum() == 6
+    # awk '{print $15}' | sort -n | tail -1: the curl HEAD of 04:18 took 2575 ms
+    assert minutes["p99_ms"].max() == pytest.approx(2575, rel=0.02)
+
+
+def test_real_iis_7_log_with_site_name_and_byte_counts(tmp_path: Path) -> None:
+    result = run("applogs", IIS_7, tmp_path)
+    s = result.summary
+    # grep -v '^#' | awk '{print $12}' | sort | uniq -c; awk '{print $10}' | sort -u | wc -l
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("w3c", 16, 0)
+    assert s["status_codes"] == {"200": 7, "304": 3, "404": 6}
+    assert s["methods"] == {"GET": 16}
+    assert s["unique_clients"] == 8
+    assert iis_agents(IIS_7, 10) == (14, 2, 0)  # crawlers but for two Internet Explorers
+    assert s["user_agents"] == {"bot": 14, "human": 2, "unknown": 0}
+    # awk '{print $1, substr($2,1,5)}' | sort | uniq -c: 12 minutes, four of them with 2
+    assert s["minutes"] == 12
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet").set_index("minute")
+    assert (minutes["requests"] == 2).sum() == 4
+    assert s["busiest_minute"] == "2010-08-15 03:53:00+00:00"  # the first of the four
+    # awk '{print $17}' | sort -n | tail -1: time-taken in ms (robots.txt for YandexBot)
+    assert minutes["p99_ms"].max() == pytest.approx(1051, rel=0.02)
 
 
 def test_gzip_alb_log_of_two_members(tmp_path: Path) -> None:

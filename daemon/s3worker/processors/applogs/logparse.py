@@ -187,13 +187,16 @@ def _w3c(lines: pa.Array, fields: Sequence[str]) -> Fields:
     stamp = pc.binary_join_element_wise(col("date"), col("time"), "T")
     unit = 1000.0 if any(name.startswith("x-edge-") for name in index) else 1.0
     path = col("cs-uri-stem")
+    agent = col("cs(user-agent)")
+    if separator == " ":  # IIS: fields cannot hold a space, so it writes `+` for one
+        agent = _chunked(pc.replace_substring(agent, "+", " "))
     return Fields(
         time=iso_times(stamp),
         status=_status(col("sc-status")),
         method=col("cs-method"),
         path=pc.fill_null(path, "-"),
         client=_forwarded_or(col("x-forwarded-for"), col("c-ip")),
-        agent=url_decoded(col("cs(user-agent)")),
+        agent=url_decoded(agent),
         latency_ms=to_float(col("time-taken")) * unit,
         unparsed=_nulls(parts),
     )
