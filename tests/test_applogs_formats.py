@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,22 @@ CLOUDFRONT = DATA / "cloudfront_scogs.log.gz"
 ALB = DATA / "alb_awsdocs.log"
 S3 = DATA / "s3_access_awsdocs.log"
 IIS_EC2 = DATA / "iis_webknowit.log"
+NGINX = DATA / "nginx_zanbil.log"
 IIS_7 = DATA / "iis_waikolai.log"
+
+
+def crawler_counts(agents: Iterable[str]) -> tuple[int, int]:
+    """(bots, lines without a user agent) by CrawlerDetect's own matcher, one by one."""
+    detector, bots, unknown = CrawlerDetect(), 0, 0
+    for agent in agents:
+        unknown += agent == "-"
+        bots += agent != "-" and detector.is_crawler(agent)
+    return bots, unknown
+
+
+def quoted_agents(src: Path) -> list[str]:
+    """The user agent of each Combined Log Format line: its third quoted field."""
+    return [line.split('"')[5] for line in src.read_text().splitlines()]
 
 
 def run_as(fmt: str, src: Path, out: Path) -> ProcessResult:
@@ -61,11 +77,7 @@ def test_apache_combined_log_from_a_real_site(tmp_path: Path) -> None:
 
 
 def test_bots_are_told_from_humans_as_crawlerdetect_tells_them(tmp_path: Path) -> None:
-    detector, bots, unknown = CrawlerDetect(), 0, 0
-    for line in APACHE.read_text().splitlines():
-        agent = line.split('"')[5]
-        unknown += agent == "-"
-        bots += agent != "-" and detector.is_crawler(agent)
+    bots, unknown = crawler_counts(quoted_agents(APACHE))
     assert (bots, unknown) == (369, 53)
     # awk -F'"' '{print $6}' | grep -ciE 'bot|spider|crawl': the obvious ones
     obvious = sum(
@@ -315,15 +327,37 @@ def test_iis_w3c_log_space_separated_time_taken_in_ms(tmp_path: Path) -> None:
     assert minute["p99_ms"] == pytest.approx(250, rel=0.02)
 
 
+def test_real_nginx_main_log_of_a_shop_with_forwarded_for_and_local_offset(
+    tmp_path: Path,
+) -> None:
+    assert registry.route(read_sample(NGINX, NGINX.name)).name == "applogs"
+    result = run("applogs", NGINX, tmp_path)
+    s = result.summary
+    # awk '{print $9}' | sort | uniq -c; awk -F'"' '{split($2,a," "); print a[1]}' | ...
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("clf", 1000, 0)
+    assert s["status_codes"] == {"200": 938, "301": 11, "302": 20, "304": 7, "404": 24}
+    assert s["methods"] == {"GET": 976, "HEAD": 10, "POST": 14}
+    # 101 peers, but Google's proxies (66.249.83.x) forward for one client: 96 clients
+    assert s["unique_clients"] == 96
+    # [22/Jan/2019:03:58 +0330] is 00:28 UTC: 331 requests, the busiest of 4 minutes
+    assert s["minutes"] == 4
+    assert s["busiest_minute"] == "2019-01-22 00:28:00+00:00"
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet").set_index("minute")
+    assert minutes["requests"].tolist() == [242, 287, 331, 140]
+    assert minutes["p50_ms"].isna().all()  # the trailing "-" is X-Forwarded-For, no time
+    assert crawler_counts(quoted_agents(NGINX)) == (342, 5)
+    assert s["user_agents"] == {"bot": 342, "human": 653, "unknown": 5}
+    # awk -F'"' '{split($2,a," "); sub(/\?.*/,"",a[2]); print a[2]}' | sort | uniq -c
+    paths = pd.read_parquet(tmp_path / "top_paths.parquet")
+    assert paths["path"].iloc[0] == "/settings/logo"
+    assert paths["requests"].iloc[0] == 34
+
+
 def iis_agents(src: Path, column: int) -> tuple[int, int, int]:
-    """(bots, humans, unknown) by CrawlerDetect's own matcher, `+` read as IIS's space."""
-    detector, counts = CrawlerDetect(), [0, 0, 0]
-    for line in src.read_text().splitlines():
-        if line.startswith("#"):
-            continue
-        agent = line.split(" ")[column].replace("+", " ")
-        counts[2 if agent == "-" else 0 if detector.is_crawler(agent) else 1] += 1
-    return counts[0], counts[1], counts[2]
+    """(bots, humans, unknown) of an IIS log, with `+` read as the space IIS wrote."""
+    rows = [ln for ln in src.read_text().splitlines() if not ln.startswith("#")]
+    bots, unknown = crawler_counts(ln.split(" ")[column].replace("+", " ") for ln in rows)
+    return bots, len(rows) - bots - unknown, unknown
 
 
 def test_real_iis_8_5_log_of_an_ec2_site_with_a_header_per_restart(tmp_path: Path) -> None:
