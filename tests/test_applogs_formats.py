@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,23 @@ APACHE = DATA / "apache_combined_elastic.log"
 CLOUDFRONT = DATA / "cloudfront_scogs.log.gz"
 ALB = DATA / "alb_awsdocs.log"
 S3 = DATA / "s3_access_awsdocs.log"
+IIS_EC2 = DATA / "iis_webknowit.log"
+NGINX = DATA / "nginx_zanbil.log"
+IIS_7 = DATA / "iis_waikolai.log"
+
+
+def crawler_counts(agents: Iterable[str]) -> tuple[int, int]:
+    """(bots, lines without a user agent) by CrawlerDetect's own matcher, one by one."""
+    detector, bots, unknown = CrawlerDetect(), 0, 0
+    for agent in agents:
+        unknown += agent == "-"
+        bots += agent != "-" and detector.is_crawler(agent)
+    return bots, unknown
+
+
+def quoted_agents(src: Path) -> list[str]:
+    """The user agent of each Combined Log Format line: its third quoted field."""
+    return [line.split('"')[5] for line in src.read_text().splitlines()]
 
 
 def run_as(fmt: str, src: Path, out: Path) -> ProcessResult:
@@ -59,11 +77,7 @@ def test_apache_combined_log_from_a_real_site(tmp_path: Path) -> None:
 
 
 def test_bots_are_told_from_humans_as_crawlerdetect_tells_them(tmp_path: Path) -> None:
-    detector, bots, unknown = CrawlerDetect(), 0, 0
-    for line in APACHE.read_text().splitlines():
-        agent = line.split('"')[5]
-        unknown += agent == "-"
-        bots += agent != "-" and detector.is_crawler(agent)
+    bots, unknown = crawler_counts(quoted_agents(APACHE))
     assert (bots, unknown) == (369, 53)
     # awk -F'"' '{print $6}' | grep -ciE 'bot|spider|crawl': the obvious ones
     obvious = sum(
@@ -311,6 +325,79 @@ def test_iis_w3c_log_space_separated_time_taken_in_ms(tmp_path: Path) -> None:
     assert s["user_agents"] == {"bot": 1, "human": 1, "unknown": 0}
     minute = pd.read_parquet(tmp_path / "out" / "per_minute.parquet").iloc[0]
     assert minute["p99_ms"] == pytest.approx(250, rel=0.02)
+
+
+def test_real_nginx_main_log_of_a_shop_with_forwarded_for_and_local_offset(
+    tmp_path: Path,
+) -> None:
+    assert registry.route(read_sample(NGINX, NGINX.name)).name == "applogs"
+    result = run("applogs", NGINX, tmp_path)
+    s = result.summary
+    # awk '{print $9}' | sort | uniq -c; awk -F'"' '{split($2,a," "); print a[1]}' | ...
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("clf", 1000, 0)
+    assert s["status_codes"] == {"200": 938, "301": 11, "302": 20, "304": 7, "404": 24}
+    assert s["methods"] == {"GET": 976, "HEAD": 10, "POST": 14}
+    # 101 peers, but Google's proxies (66.249.83.x) forward for one client: 96 clients
+    assert s["unique_clients"] == 96
+    # [22/Jan/2019:03:58 +0330] is 00:28 UTC: 331 requests, the busiest of 4 minutes
+    assert s["minutes"] == 4
+    assert s["busiest_minute"] == "2019-01-22 00:28:00+00:00"
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet").set_index("minute")
+    assert minutes["requests"].tolist() == [242, 287, 331, 140]
+    assert minutes["p50_ms"].isna().all()  # the trailing "-" is X-Forwarded-For, no time
+    assert crawler_counts(quoted_agents(NGINX)) == (342, 5)
+    assert s["user_agents"] == {"bot": 342, "human": 653, "unknown": 5}
+    # awk -F'"' '{split($2,a," "); sub(/\?.*/,"",a[2]); print a[2]}' | sort | uniq -c
+    paths = pd.read_parquet(tmp_path / "top_paths.parquet")
+    assert paths["path"].iloc[0] == "/settings/logo"
+    assert paths["requests"].iloc[0] == 34
+
+
+def iis_agents(src: Path, column: int) -> tuple[int, int, int]:
+    """(bots, humans, unknown) of an IIS log, with `+` read as the space IIS wrote."""
+    rows = [ln for ln in src.read_text().splitlines() if not ln.startswith("#")]
+    bots, unknown = crawler_counts(ln.split(" ")[column].replace("+", " ") for ln in rows)
+    return bots, len(rows) - bots - unknown, unknown
+
+
+def test_real_iis_8_5_log_of_an_ec2_site_with_a_header_per_restart(tmp_path: Path) -> None:
+    # IIS writes a #Software/#Version/#Date/#Fields block each time it resumes logging:
+    # grep -c '^#Fields' -> 25 blocks for 28 requests
+    assert registry.route(read_sample(IIS_EC2, IIS_EC2.name)).name == "applogs"
+    result = run("applogs", IIS_EC2, tmp_path)
+    s = result.summary
+    # grep -v '^#' | awk '{print $12}' | sort | uniq -c; awk '{print $4}'; awk '{print $9}'
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("w3c", 28, 0)
+    assert s["status_codes"] == {"200": 9, "304": 8, "404": 11}
+    assert s["methods"] == {"GET": 25, "HEAD": 3}
+    assert s["unique_clients"] == 12
+    assert s["minutes"] == 28  # one request a minute at most
+    # Googlebot x4, curl and the Nmap scanner (its agent only matches with `+` as a space)
+    assert iis_agents(IIS_EC2, 9) == (6, 10, 12)
+    assert s["user_agents"] == {"bot": 6, "human": 10, "unknown": 12}
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet")
+    assert minutes["bot_requests"].sum() == 6
+    # awk '{print $15}' | sort -n | tail -1: the curl HEAD of 04:18 took 2575 ms
+    assert minutes["p99_ms"].max() == pytest.approx(2575, rel=0.02)
+
+
+def test_real_iis_7_log_with_site_name_and_byte_counts(tmp_path: Path) -> None:
+    result = run("applogs", IIS_7, tmp_path)
+    s = result.summary
+    # grep -v '^#' | awk '{print $12}' | sort | uniq -c; awk '{print $10}' | sort -u | wc -l
+    assert (s["format"], s["requests"], s["rejected_rows"]) == ("w3c", 16, 0)
+    assert s["status_codes"] == {"200": 7, "304": 3, "404": 6}
+    assert s["methods"] == {"GET": 16}
+    assert s["unique_clients"] == 8
+    assert iis_agents(IIS_7, 10) == (14, 2, 0)  # crawlers but for two Internet Explorers
+    assert s["user_agents"] == {"bot": 14, "human": 2, "unknown": 0}
+    # awk '{print $1, substr($2,1,5)}' | sort | uniq -c: 12 minutes, four of them with 2
+    assert s["minutes"] == 12
+    minutes = pd.read_parquet(tmp_path / "per_minute.parquet").set_index("minute")
+    assert (minutes["requests"] == 2).sum() == 4
+    assert s["busiest_minute"] == "2010-08-15 03:53:00+00:00"  # the first of the four
+    # awk '{print $17}' | sort -n | tail -1: time-taken in ms (robots.txt for YandexBot)
+    assert minutes["p99_ms"].max() == pytest.approx(1051, rel=0.02)
 
 
 def test_gzip_alb_log_of_two_members(tmp_path: Path) -> None:

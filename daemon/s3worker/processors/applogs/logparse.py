@@ -193,22 +193,25 @@ def _w3c(lines: pa.Array, fields: Sequence[str]) -> Fields:
         method=col("cs-method"),
         path=pc.fill_null(path, "-"),
         client=_forwarded_or(col("x-forwarded-for"), col("c-ip")),
-        agent=url_decoded(col("cs(user-agent)")),
+        # IIS (space-separated) cannot hold a space in a field: it writes `+` for one
+        agent=url_decoded(col("cs(user-agent)"), plus=separator == " "),
         latency_ms=to_float(col("time-taken")) * unit,
         unparsed=_nulls(parts),
     )
 
 
-def url_decoded(agents: pa.ChunkedArray) -> pa.ChunkedArray:
+def url_decoded(agents: pa.ChunkedArray, plus: bool = False) -> pa.ChunkedArray:
     """CloudFront URL-encodes the user agent, sometimes twice (`%2520`): decode each
-    distinct value until no escape is left (at most twice)."""
+    distinct value until no escape is left (at most twice); `plus`: `+` is a space."""
     enc = pc.dictionary_encode(agents).combine_chunks()
-    values = [_unquote(v) for v in enc.dictionary.to_pylist()]
+    values = [_unquote(v, plus) for v in enc.dictionary.to_pylist()]
     decoded = pa.array(values, pa.string()).take(enc.indices)
     return _chunked(decoded)
 
 
-def _unquote(value: str | None) -> str | None:
+def _unquote(value: str | None, plus: bool) -> str | None:
+    if plus and value is not None:
+        value = value.replace("+", " ")
     for _ in range(2):
         if value is None or "%" not in value:
             break
