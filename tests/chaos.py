@@ -424,6 +424,7 @@ def main() -> int:
     args = parser.parse_args()
     import logging
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # demo/, as pytest's pythonpath
     from conftest import CREDENTIALS, free_port
     from moto.server import ThreadedMotoServer
 

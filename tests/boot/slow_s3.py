@@ -97,7 +97,10 @@ def _handler(host: str, port: int, traffic: Traffic) -> type[BaseHTTPRequestHand
                 for k, v in response.getheaders():
                     if k.lower() not in SKIP_HEADERS:
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD has no body but says the object's size, as S3 does: the daemon
+                # sizes its scratch reservation (and skips empty objects) by it.
+                size = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", size or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self._send(data, plan)
