@@ -75,6 +75,7 @@ def test_run_refuses_a_missing_scratch_dir_and_an_unknown_route(tmp_path: Path) 
     env = worker_env(
         S3WORKER_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/1/q",
         S3WORKER_OUTPUT_BUCKET="b",
+        S3WORKER_INPUT_BUCKETS="raw-bucket",
         S3WORKER_SCRATCH_DIR=str(missing),
         S3WORKER_ROUTES="weather/=weather",
     )
@@ -90,6 +91,7 @@ def test_run_refuses_a_scratch_dir_it_cannot_write() -> None:
     env = worker_env(
         S3WORKER_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/1/q",
         S3WORKER_OUTPUT_BUCKET="b",
+        S3WORKER_INPUT_BUCKETS="raw-bucket",
         S3WORKER_SCRATCH_DIR="/proc",
     )
     result = s3worker("run", env=env)
@@ -101,6 +103,7 @@ def test_run_against_an_unreachable_endpoint_is_one_line_exit_4(tmp_path: Path) 
     env = worker_env(
         S3WORKER_QUEUE_URL="http://127.0.0.1:9/123456789012/q",
         S3WORKER_OUTPUT_BUCKET="b",
+        S3WORKER_INPUT_BUCKETS="raw-bucket",
         S3WORKER_SCRATCH_DIR=str(tmp_path),
         AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens on the discard port
     )

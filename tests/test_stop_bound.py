@@ -22,7 +22,12 @@ STOP_MARGIN_SECONDS = 15
 
 def test_the_units_stop_timeout_covers_the_daemons_whole_stop() -> None:
     env = template_worker_env()
-    drain = Settings.from_env({**env, "S3WORKER_QUEUE_URL": "q", "S3WORKER_OUTPUT_BUCKET": "b"})
+    stack = {
+        "S3WORKER_QUEUE_URL": "q",
+        "S3WORKER_OUTPUT_BUCKET": "b",
+        "S3WORKER_INPUT_BUCKETS": "raw",
+    }
+    drain = Settings.from_env({**env, **stack})
     timeout_stop = int(directives(UNIT.read_text())["TimeoutStopSec"][0])
     assert "S3WORKER_DRAIN_SECONDS" in env  # the bound is the product's, not a default
     needed = HAND_BACK_GRACE_SECONDS + drain.drain_seconds + STOP_MARGIN_SECONDS

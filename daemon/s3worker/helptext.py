@@ -27,6 +27,7 @@ examples:
 VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("S3WORKER_QUEUE_URL", "the work queue", "required"),
     ("S3WORKER_OUTPUT_BUCKET", "the processed bucket (checked at start)", "required"),
+    ("S3WORKER_INPUT_BUCKETS", "buckets whose events are accepted (comma list)", "required"),
     ("S3WORKER_OUTPUT_PREFIX", "prefix for all results", "empty"),
     ("S3WORKER_SCRATCH_DIR", "scratch space; must exist (the EBS mount)", "/var/lib/s3worker"),
     ("S3WORKER_CONCURRENCY", "files processed at once (worker processes)", "CPU count"),
@@ -42,6 +43,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("S3WORKER_SCRATCH_MAX_BYTES", "cap on the scratch bytes used", "the file system's size"),
     ("S3WORKER_MAX_ATTEMPTS", "attempts of one AWS call on transient errors", "5"),
     ("S3WORKER_JOB_TIMEOUT_SECONDS", "longest a file may be processed (at most 11 h)", "21600"),
+    ("S3WORKER_JOB_MEMORY_MB", "address space of one job's process", "memory / concurrency"),
+    ("S3WORKER_PROCESSOR_CONFIG", "per-route processor options: a JSON/TOML file or JSON", "none"),
     ("AWS_REGION", "the region (else AWS_DEFAULT_REGION, the profile's, the instance's)", "-"),
 )
 

@@ -14,7 +14,6 @@ import structlog
 from s3worker import logs, preflight
 from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
-from s3worker.errors import ConfigError
 from s3worker.instance import instance_id, stop_instance
 from s3worker.jobs import JobRunner
 from s3worker.pool import ProcessPool
@@ -348,18 +347,6 @@ class Worker:
         return True
 
 
-def check_routes(settings: Settings, processors: Registry) -> None:
-    """A route to a processor that does not exist would fail every file it matches: refuse
-    to start instead."""
-    known = set(processors.names())
-    for prefix, name in settings.routes:
-        if name not in known:
-            raise ConfigError(
-                f"S3WORKER_ROUTES: {prefix}={name} names no processor; known: "
-                f"{', '.join(sorted(known)) or 'none'}"
-            )
-
-
 async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: Any) -> ExitReason:
     """Run one worker until it exits; install the signal handlers that ask it to."""
     # Handlers first: a SIGTERM during start-up must stop the daemon cleanly, not kill it.
@@ -370,7 +357,6 @@ async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: 
     if stop_signals:  # received before the loop ran
         early.set()
     try:
-        check_routes(settings, kwargs.get("processors", registry))
         return await _serve(settings, early, **kwargs)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,8 +12,8 @@ a gap of moto's, none in the product:
 - a role's inline policies created by moto's CloudFormation are kept as dicts, which moto's
   IAMPolicy cannot read (KeyError 'policy_document'): read as the JSON they stand for;
 - moto names an action after the request's signing name and API operation; IAM does not
-  always: CloudWatch signs as `monitoring`, and SQS authorizes its batch calls as the single
-  action (`IAM_ACTIONS`); SQS's StartMessageMoveTask names its queue by SourceArn, which
+  always: CloudWatch signs as `monitoring`, S3 authorizes HeadBucket as ListBucket, and SQS
+  authorizes its batch calls as the single action (`IAM_ACTIONS`); SQS's StartMessageMoveTask names its queue by SourceArn, which
   moto's resource lookup (QueueUrl only) misses;
 - EC2 and CloudFormation calls are authorized by `iam.evaluate` with the context of
   `iam.context` (moto checks them on Resource "*" with conditions treated as met).
@@ -37,6 +37,9 @@ from iam.evaluate import ALLOW, decide
 
 EVALUATED_HERE = ("ec2:", "cloudformation:")
 IAM_ACTIONS = {
+    # HeadBucket is authorized as s3:ListBucket (there is no s3:HeadBucket action):
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html
+    "s3:HeadBucket": "s3:ListBucket",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
