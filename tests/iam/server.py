@@ -13,8 +13,8 @@ a gap of moto's, none in the product:
   IAMPolicy cannot read (KeyError 'policy_document'): read as the JSON they stand for;
 - moto names an action after the request's signing name and API operation; IAM does not
   always: CloudWatch signs as `monitoring`, S3 authorizes HeadBucket as ListBucket, and SQS
-  authorizes its batch calls as the single action (`IAM_ACTIONS`); SQS's StartMessageMoveTask names its queue by SourceArn, which
-  moto's resource lookup (QueueUrl only) misses;
+  authorizes its batch calls as the single action (`IAM_ACTIONS`); SQS's StartMessageMoveTask
+  names its queue by SourceArn, which moto's resource lookup (QueueUrl only) misses;
 - EC2 and CloudFormation calls are authorized by `iam.evaluate` with the context of
   `iam.context` (moto checks them on Resource "*" with conditions treated as met).
 """
@@ -28,7 +28,7 @@ from typing import Any
 from moto.cloudformation import urls as cfn_urls
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import TYPE_RESPONSE
-from moto.iam.access_control import IAMPolicy, IAMRequest
+from moto.iam.access_control import IAMPolicy, IAMRequest, S3IAMRequest
 from moto.server import ThreadedMotoServer
 
 from demo.emulator import LambdaBridge, quiet_emulator
@@ -108,7 +108,8 @@ def _policy_init(self: Any, policy: Any) -> None:
 def install() -> None:
     pattern = next(p for p in cfn_urls.url_paths if p.endswith("cfnresponse$"))
     cfn_urls.url_paths[pattern] = _cfn_response
-    setattr(IAMRequest, "check_action_permitted", _check_action_permitted)  # noqa: B010
+    for request in (IAMRequest, S3IAMRequest):
+        setattr(request, "check_action_permitted", _check_action_permitted)  # noqa: B010
     setattr(IAMPolicy, "__init__", _policy_init)  # noqa: B010
 
 
