@@ -158,20 +158,28 @@ class SeriesState:
         first_of_g = np.ones(starts.size, dtype=bool)
         first_of_g[1:] = g[1:] != g[:-1]
         last_of_g = np.append(first_of_g[1:], True)
-        cont = first_of_g & (v[starts] == self.run_val[g]) & (self.run_len[g] > 0)
-        group_head = np.maximum.accumulate(np.where(first_of_g, np.arange(starts.size), 0))
-        before = self.runs[g] + np.arange(starts.size) - group_head - cont[group_head]
-        lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
-        self.runs += np.bincount(g[~cont], minlength=self.size)
+        # Most runs are one reading long: what concerns a series' first run (continuing
+        # the carried one) is worked out on those first runs alone.
+        heads = np.flatnonzero(first_of_g)
+        hg = g[heads]
+        carried = self.run_len[hg] > 0
+        cont_h = carried & (v[starts[heads]] == self.run_val[hg])
+        cont = np.zeros(starts.size, dtype=bool)
+        cont[heads] = cont_h
+        lengths = ends - starts + 1
+        lengths[heads[cont_h]] += self.run_len[hg[cont_h]]
         # A carried run that this chunk's first reading does not continue ended with the
         # last chunk.
-        ended = g[first_of_g & ~cont & (self.run_len[g] > 0)]
+        ended = hg[~cont_h & carried]
         ended = ended[_flat(self.run_len[ended], self.run_t[ended])]
         closed = _flat_found(ended, self.run_len[ended], self.run_t[ended], self.run_val[ended])
         # Only runs that can be flat, and each series' open run, go further.
-        keep = last_of_g | (lengths >= FLAT_MIN)
-        starts, ends, g, cont, before = starts[keep], ends[keep], g[keep], cont[keep], before[keep]
-        lengths, last_of_g = lengths[keep], last_of_g[keep]
+        k = np.flatnonzero(last_of_g | (lengths >= FLAT_MIN))
+        head = heads[np.searchsorted(heads, k, side="right") - 1]
+        before = self.runs[g[k]] + k - head - cont[head]
+        self.runs += np.bincount(g[~cont], minlength=self.size)
+        starts, ends, g, cont = starts[k], ends[k], g[k], cont[k]
+        lengths, last_of_g = lengths[k], last_of_g[k]
         spans = self._spans(ext, rows[starts], rows[ends], g, cont, before)
         done = ~last_of_g & _flat(lengths, spans)
         lg = g[last_of_g]

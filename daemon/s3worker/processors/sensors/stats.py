@@ -94,10 +94,7 @@ class Stats:
         self._add_hourly(r)
 
     def _add_hourly(self, r: Readings) -> None:
-        frame = pd.DataFrame({"gid": r.gid, "hour": r.ts // HOUR_NS, "v": r.value})
-        part = frame.groupby(["gid", "hour"]).agg(
-            n=("v", "size"), s=("v", "sum"), lo=("v", "min"), hi=("v", "max")
-        )
+        part = _hourly_part(r)
         self._hourly.append(part)
         self._hourly_rows += len(part)
         if self._hourly_rows > COMPACT_ROWS and len(self._hourly) > 1:
@@ -115,6 +112,24 @@ class Stats:
     def count_anomalies(self, f: Found, size: int) -> None:
         self.anomalies += np.bincount(f.gid, minlength=size)[: self.anomalies.size]
         self.reasons.update(f.reason.tolist())
+
+
+def _hourly_part(r: Readings) -> pd.DataFrame:
+    """A chunk's (gid, hour) groups. Grouped on one int64 key (gid, then hour within the
+    chunk's hours), which pandas groups at half the cost of the two columns; same groups,
+    same order and the same sums (each group's values in file order)."""
+    hour = r.ts // HOUR_NS
+    if not hour.size:
+        no = np.zeros(0, dtype=np.int64)
+        index = pd.MultiIndex.from_arrays([no, no], names=["gid", "hour"])
+        return pd.DataFrame({"n": no, "s": r.value, "lo": r.value, "hi": r.value}, index=index)
+    first, span = hour.min(), int(hour.max() - hour.min()) + 1
+    g = pd.Series(r.value).groupby(r.gid * span + (hour - first))
+    part = pd.DataFrame({"n": g.size(), "s": g.sum(), "lo": g.min(), "hi": g.max()})
+    key = part.index.to_numpy()
+    levels = [key // span, key % span + first]
+    part.index = pd.MultiIndex.from_arrays(levels, names=["gid", "hour"])
+    return part
 
 
 def write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) -> dict[str, int]:

@@ -64,7 +64,7 @@ class Tails:
 
     def extend(self, gid: I64, cols: Columns) -> Ext:
         """The new rows (`gid`, `cols`, in file order) after their series' tails."""
-        present = np.unique(gid)
+        present = np.flatnonzero(np.bincount(gid, minlength=self.length.size))  # no sort
         tl = self.length[present]
         t_gid = np.repeat(present, tl)
         starts = np.repeat(np.cumsum(tl) - tl, tl)
