@@ -120,7 +120,10 @@ class SeriesState:
         step[1:] = np.abs(np.diff(value))
         step = np.where(counted, step, 0.0)
         total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
-        n = ext.group_cumsum(counted.astype(float)) + self.diff_n[ext.gid]
+        # Counted rows are a series' new rows after its tail (its first row if none): their
+        # running count is arithmetic, not a second cumulative sum.
+        first_counted = np.maximum(self.tails.length[ext.gid], 1)
+        n = np.maximum(ext.pos - first_counted + 1, 0) + self.diff_n[ext.gid]
         quantum = self._resolution(ext, np.where(step > 0, step, np.inf))
         last = ext.last_of_group
         g = ext.gid[last]
