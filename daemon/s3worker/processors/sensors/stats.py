@@ -14,6 +14,7 @@ from s3worker.processors.sensors.series import Found, Readings
 from s3worker.processors.tabular.output import write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
+MS = 1_000_000  # ns
 COMPACT_ROWS = 1_000_000  # partial hourly rows kept before they are merged
 STATS_SCHEMA = pa.schema(
     [
@@ -150,8 +151,10 @@ def _write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) 
             "std": np.sqrt(np.maximum(var, 0.0)),
             "min": stats.vmin,
             "max": stats.vmax,
-            "first_seen": pd.to_datetime(stats.tmin, utc=True),
-            "last_seen": pd.to_datetime(stats.tmax, utc=True),
+            # Floored to the millisecond of the schema (as anomalies' times): the cast to
+            # timestamp[ms] refuses microseconds (access logs and some sensors carry them).
+            "first_seen": pd.to_datetime(stats.tmin // MS * MS, utc=True),
+            "last_seen": pd.to_datetime(stats.tmax // MS * MS, utc=True),
             "anomalies": stats.anomalies,
         }
     ).sort_values(["device", "metric"])
