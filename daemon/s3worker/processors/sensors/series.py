@@ -25,6 +25,7 @@ RECENT = 30  # readings before a run whose repeat rate counts too
 NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
 LIMIT = 1e150  # readings beyond are read as +-LIMIT (still a spike or out of range)
 ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
+FEW_SERIES = 64  # series with a new smallest step that are run one by one
 
 __all__ = ["Found", "Readings", "SeriesState"]
 
@@ -143,11 +144,19 @@ class SeriesState:
         g = ext.gid[starts]
         smaller = np.minimum.reduceat(steps, starts) < self.quantum[g]
         quantum = self.quantum[ext.gid]
-        if smaller.any():
-            rows = np.flatnonzero(np.isin(ext.gid, g[smaller]))
+        which = np.flatnonzero(smaller)
+        if which.size > FEW_SERIES:
+            rows = np.flatnonzero(np.isin(ext.gid, g[which]))
             running = pd.Series(steps[rows]).groupby(ext.gid[rows]).cummin().to_numpy()
             quantum[rows] = np.minimum(running, quantum[rows])
-            self.quantum[g[smaller]] = quantum[rows][ext.last_of_group[rows]]
+            self.quantum[g[which]] = quantum[rows][ext.last_of_group[rows]]
+            return quantum
+        # Past the first chunk only a few series find a smaller step: a running minimum
+        # over each one's rows costs less than pandas' grouping of them all.
+        for start in starts[which].tolist():
+            end = start + int(ext.size_of_group[start])
+            quantum[start:end] = np.minimum(np.minimum.accumulate(steps[start:end]), quantum[start])
+            self.quantum[ext.gid[start]] = quantum[end - 1]
         return quantum
 
     def _flat_runs(self, ext: Ext) -> Found:
@@ -251,15 +260,16 @@ def flat_length(spans: I64) -> F64:
 
 def _recent_repeats(ext: Ext, rows: I64) -> I64:
     """At `rows` of `ext`, the share (in millionths) of the RECENT readings before each that
-    repeat the reading before them."""
+    repeat the reading before them. Taken on those rows' windows alone (runs that can be
+    flat and each series' last: a few in a thousand rows), not by a sum over every row."""
     value = ext.f64("value")
-    repeat = np.zeros(value.size)
-    repeat[1:] = (value[1:] == value[:-1]) & (ext.pos[1:] > 0)
-    c = np.cumsum(repeat)
     lo = np.maximum(rows - RECENT, ext.group_start[rows])
     prev = np.maximum(rows - 1, lo)
     pairs = prev - lo
-    share = np.where(pairs > 0, (c[prev] - c[lo]) / np.maximum(pairs, 1), 0.0)
+    step = np.arange(1, RECENT + 1)
+    at = np.minimum(lo[:, None] + step, prev[:, None])  # pairs (at - 1, at) in lo..prev
+    repeats = ((value[at] == value[at - 1]) & (step <= pairs[:, None])).sum(axis=1)
+    share = np.where(pairs > 0, repeats / np.maximum(pairs, 1), 0.0)
     out: I64 = np.round(share * 1e6).astype(np.int64)
     return out
 
