@@ -115,3 +115,16 @@ def test_wide_format_is_read_one_column_per_metric(tmp_path: Path) -> None:
     assert anomalies["reason"].tolist().count("out_of_range") == 1
     assert "flatline" in set(anomalies["reason"])  # humidity never moves
     assert result.summary["rejected_rows"] == 1
+
+
+def test_sub_millisecond_timestamps_are_kept_to_the_millisecond(tmp_path: Path) -> None:
+    # given readings stamped to the microsecond
+    src = tmp_path / "micro.csv"
+    rows = [f"2024-06-01T12:00:{s:02d}.{s * 1000 + 675:06d}Z,p1,{20 + s % 3}" for s in range(40)]
+    src.write_text("timestamp,device,temperature\n" + "\n".join(rows) + "\n")
+    # when they are processed
+    run("sensors", src, tmp_path / "out")
+    # then the series' first and last times are those readings', to the millisecond
+    stats = pd.read_parquet(tmp_path / "out" / "device_stats.parquet")
+    assert stats["first_seen"].tolist() == [pd.Timestamp("2024-06-01T12:00:00.000Z")]
+    assert stats["last_seen"].tolist() == [pd.Timestamp("2024-06-01T12:00:39.039Z")]

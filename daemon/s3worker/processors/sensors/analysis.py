@@ -73,17 +73,21 @@ class Series:
         d_idx = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         m_idx = m.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         combined = d_idx * len(m.dictionary) + m_idx
-        present, first = np.unique(combined, return_index=True)
         lut = np.zeros(len(d.dictionary) * len(m.dictionary), dtype=np.int64)
+        # Counting, not sorting, finds the pairs present: np.unique's sort was most of this
+        # function's time, and once the series are known no first rows are needed.
+        present = np.flatnonzero(np.bincount(combined, minlength=lut.size)).tolist()
         d_names, m_names = d.dictionary.to_pylist(), m.dictionary.to_pylist()
+        keys = [(d_names[c // len(m_names)], m_names[c % len(m_names)]) for c in present]
+        fresh = [k not in self.ids for k in keys]
+        first = np.unique(combined, return_index=True)[1] if any(fresh) else np.zeros(0)
         new: list[tuple[str, str, float]] = []
-        for code, row in zip(present.tolist(), first.tolist(), strict=True):
-            key = (d_names[code // len(m_names)], m_names[code % len(m_names)])
-            if key not in self.ids:
+        for n, (code, key) in enumerate(zip(present, keys, strict=True)):
+            if fresh[n]:
                 self.ids[key] = len(self.ids)
                 self.devices.append(key[0])
                 self.metrics.append(key[1])
-                new.append((*key, float(value[row])))
+                new.append((*key, float(value[first[n]])))
             lut[code] = self.ids[key]
         if new:
             limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])

@@ -61,16 +61,21 @@ def point_anomalies(ext: Ext, base: Baseline, floor: F64, lo: F64, hi: F64) -> F
     )
 
 
-def _decided(ext: Ext, lag: int) -> tuple[I64, I64]:
-    """Rows j of this chunk deciding row i = j - lag of the same, warmed-up series."""
-    j = np.flatnonzero(ext.new & (ext.pos >= 2 * W + lag))
+def _far_decided(ext: Ext, base: Baseline, lag: int, far: float, floor: F64) -> tuple[I64, I64]:
+    """Rows j of this chunk deciding row i = j - lag of the same, warmed-up series, where
+    |resid[i]| > far * floor[j]. Compared on shifted slices rather than gathered rows:
+    the test runs on every row of the chunk, and contiguous arrays are the cheap way."""
+    if ext.gid.size <= lag:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at_j = ext.new[lag:] & (ext.pos[lag:] >= 2 * W + lag)
+    at_j &= np.abs(base.resid[:-lag]) > far * floor[lag:]
+    j = np.flatnonzero(at_j) + lag
     return j, j - lag
 
 
 def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
-    j, i = _decided(ext, SPIKE_BACK)
-    far = np.abs(base.resid[i]) > Z_SPIKE * floor[j]  # the spread is never below the floor
-    j, i = j[far], i[far]
+    # The spread is never below the floor: only readings that far can be spikes.
+    j, i = _far_decided(ext, base, SPIKE_BACK, Z_SPIKE, floor)
     z = base.resid[i] / base.scale(i, floor[j])
     back = np.abs(base.x[j] - base.med[i]) < 0.5 * np.abs(base.resid[i])
     hit = (np.abs(z) > Z_SPIKE) & back & ~outside[i]
@@ -81,11 +86,9 @@ def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
 def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
     """The median of POST readings from i on differs from i's baseline, from i on, and
     both halves of those readings hold at least half of the shift (not a noisy spell)."""
-    j, i = _decided(ext, POST - 1)
     # Only a reading itself far from its baseline can start a shift (onset below): the
     # medians after it are taken for those few.
-    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * floor[j]
-    j, i = j[far], i[far]
+    j, i = _far_decided(ext, base, POST - 1, Z_SHIFT / 2, floor)
     far = np.abs(base.resid[i]) > Z_SHIFT / 2 * base.scale(i, floor[j])
     j, i = j[far], i[far]
     after = base.x[i[:, None] + np.arange(POST)]

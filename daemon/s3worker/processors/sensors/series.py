@@ -25,6 +25,7 @@ RECENT = 30  # readings before a run whose repeat rate counts too
 NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
 LIMIT = 1e150  # readings beyond are read as +-LIMIT (still a spike or out of range)
 ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
+FEW_SERIES = 64  # series with a new smallest step that are run one by one
 
 __all__ = ["Found", "Readings", "SeriesState"]
 
@@ -120,7 +121,10 @@ class SeriesState:
         step[1:] = np.abs(np.diff(value))
         step = np.where(counted, step, 0.0)
         total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
-        n = ext.group_cumsum(counted.astype(float)) + self.diff_n[ext.gid]
+        # Counted rows are a series' new rows after its tail (its first row if none): their
+        # running count is arithmetic, not a second cumulative sum.
+        first_counted = np.maximum(self.tails.length[ext.gid], 1)
+        n = np.maximum(ext.pos - first_counted + 1, 0) + self.diff_n[ext.gid]
         quantum = self._resolution(ext, np.where(step > 0, step, np.inf))
         last = ext.last_of_group
         g = ext.gid[last]
@@ -140,11 +144,19 @@ class SeriesState:
         g = ext.gid[starts]
         smaller = np.minimum.reduceat(steps, starts) < self.quantum[g]
         quantum = self.quantum[ext.gid]
-        if smaller.any():
-            rows = np.flatnonzero(np.isin(ext.gid, g[smaller]))
+        which = np.flatnonzero(smaller)
+        if which.size > FEW_SERIES:
+            rows = np.flatnonzero(np.isin(ext.gid, g[which]))
             running = pd.Series(steps[rows]).groupby(ext.gid[rows]).cummin().to_numpy()
             quantum[rows] = np.minimum(running, quantum[rows])
-            self.quantum[g[smaller]] = quantum[rows][ext.last_of_group[rows]]
+            self.quantum[g[which]] = quantum[rows][ext.last_of_group[rows]]
+            return quantum
+        # Past the first chunk only a few series find a smaller step: a running minimum
+        # over each one's rows costs less than pandas' grouping of them all.
+        for start in starts[which].tolist():
+            end = start + int(ext.size_of_group[start])
+            quantum[start:end] = np.minimum(np.minimum.accumulate(steps[start:end]), quantum[start])
+            self.quantum[ext.gid[start]] = quantum[end - 1]
         return quantum
 
     def _flat_runs(self, ext: Ext) -> Found:
@@ -158,20 +170,28 @@ class SeriesState:
         first_of_g = np.ones(starts.size, dtype=bool)
         first_of_g[1:] = g[1:] != g[:-1]
         last_of_g = np.append(first_of_g[1:], True)
-        cont = first_of_g & (v[starts] == self.run_val[g]) & (self.run_len[g] > 0)
-        group_head = np.maximum.accumulate(np.where(first_of_g, np.arange(starts.size), 0))
-        before = self.runs[g] + np.arange(starts.size) - group_head - cont[group_head]
-        lengths = ends - starts + 1 + np.where(cont, self.run_len[g], 0)
-        self.runs += np.bincount(g[~cont], minlength=self.size)
+        # Most runs are one reading long: what concerns a series' first run (continuing
+        # the carried one) is worked out on those first runs alone.
+        heads = np.flatnonzero(first_of_g)
+        hg = g[heads]
+        carried = self.run_len[hg] > 0
+        cont_h = carried & (v[starts[heads]] == self.run_val[hg])
+        cont = np.zeros(starts.size, dtype=bool)
+        cont[heads] = cont_h
+        lengths = ends - starts + 1
+        lengths[heads[cont_h]] += self.run_len[hg[cont_h]]
         # A carried run that this chunk's first reading does not continue ended with the
         # last chunk.
-        ended = g[first_of_g & ~cont & (self.run_len[g] > 0)]
+        ended = hg[~cont_h & carried]
         ended = ended[_flat(self.run_len[ended], self.run_t[ended])]
         closed = _flat_found(ended, self.run_len[ended], self.run_t[ended], self.run_val[ended])
         # Only runs that can be flat, and each series' open run, go further.
-        keep = last_of_g | (lengths >= FLAT_MIN)
-        starts, ends, g, cont, before = starts[keep], ends[keep], g[keep], cont[keep], before[keep]
-        lengths, last_of_g = lengths[keep], last_of_g[keep]
+        k = np.flatnonzero(last_of_g | (lengths >= FLAT_MIN))
+        head = heads[np.searchsorted(heads, k, side="right") - 1]
+        before = self.runs[g[k]] + k - head - cont[head]
+        self.runs += np.bincount(g[~cont], minlength=self.size)
+        starts, ends, g, cont = starts[k], ends[k], g[k], cont[k]
+        lengths, last_of_g = lengths[k], last_of_g[k]
         spans = self._spans(ext, rows[starts], rows[ends], g, cont, before)
         done = ~last_of_g & _flat(lengths, spans)
         lg = g[last_of_g]
@@ -240,15 +260,16 @@ def flat_length(spans: I64) -> F64:
 
 def _recent_repeats(ext: Ext, rows: I64) -> I64:
     """At `rows` of `ext`, the share (in millionths) of the RECENT readings before each that
-    repeat the reading before them."""
+    repeat the reading before them. Taken on those rows' windows alone (runs that can be
+    flat and each series' last: a few in a thousand rows), not by a sum over every row."""
     value = ext.f64("value")
-    repeat = np.zeros(value.size)
-    repeat[1:] = (value[1:] == value[:-1]) & (ext.pos[1:] > 0)
-    c = np.cumsum(repeat)
     lo = np.maximum(rows - RECENT, ext.group_start[rows])
     prev = np.maximum(rows - 1, lo)
     pairs = prev - lo
-    share = np.where(pairs > 0, (c[prev] - c[lo]) / np.maximum(pairs, 1), 0.0)
+    step = np.arange(1, RECENT + 1)
+    at = np.minimum(lo[:, None] + step, prev[:, None])  # pairs (at - 1, at) in lo..prev
+    repeats = ((value[at] == value[at - 1]) & (step <= pairs[:, None])).sum(axis=1)
+    share = np.where(pairs > 0, repeats / np.maximum(pairs, 1), 0.0)
     out: I64 = np.round(share * 1e6).astype(np.int64)
     return out
 

@@ -24,15 +24,15 @@ class Ext:
 
     def __init__(self, gid: I64, cols: Columns, new: Bools) -> None:
         self.gid, self.cols, self.new = gid, cols, new
-        idx = np.arange(gid.size)
         boundary = np.ones(gid.size, dtype=bool)
         boundary[1:] = gid[1:] != gid[:-1]
-        self.group_start = np.maximum.accumulate(np.where(boundary, idx, 0))
-        self.pos = idx - self.group_start
         starts = np.flatnonzero(boundary)
         sizes = np.diff(np.append(starts, gid.size))
+        self.group_start = np.repeat(starts, sizes)
+        self.pos = np.arange(gid.size) - self.group_start
         self.size_of_group = np.repeat(sizes, sizes)
-        self.last_of_group = self.pos == self.size_of_group - 1
+        self.last_of_group = np.zeros(gid.size, dtype=bool)
+        self.last_of_group[starts + sizes - 1] = True
 
     def f64(self, name: str) -> F64:
         out: F64 = self.cols[name].astype(np.float64, copy=False)
@@ -64,7 +64,7 @@ class Tails:
 
     def extend(self, gid: I64, cols: Columns) -> Ext:
         """The new rows (`gid`, `cols`, in file order) after their series' tails."""
-        present = np.unique(gid)
+        present = np.flatnonzero(np.bincount(gid, minlength=self.length.size))  # no sort
         tl = self.length[present]
         t_gid = np.repeat(present, tl)
         starts = np.repeat(np.cumsum(tl) - tl, tl)
