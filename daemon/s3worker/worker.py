@@ -14,6 +14,7 @@ import structlog
 from s3worker import logs, preflight
 from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
+from s3worker.contract import DeadLetterNote, Layout
 from s3worker.errors import ConfigError
 from s3worker.instance import instance_id, stop_instance
 from s3worker.jobs import JobRunner
@@ -22,7 +23,7 @@ from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
 from s3worker.sqs import DeleteBatcher, Heartbeat, Message, Queue, queue_url_from_arn
-from s3worker.storage import Layout, Storage
+from s3worker.storage import Storage
 from s3worker.systemd import Notifier
 from s3worker.verdict import Decision, Verdict
 
@@ -244,17 +245,14 @@ class Worker:
     async def _dead_letter(self, message: Message, decision: Decision) -> None:
         if self.dlq:
             error = decision.error
-            await self.dlq.send(
-                message.body,
-                {
-                    "s3worker-error-class": type(error).__name__ if error else "",
-                    "s3worker-error": str(error) if error else "",
-                    "s3worker-error-report": f"s3://{self.settings.output_bucket}/{decision.report_key}",
-                    "s3worker-source-message-id": message.id,
-                    "s3worker-attempts": str(message.receive_count),
-                },
-                self.dlq_max_bytes,
+            note = DeadLetterNote(
+                error_class=type(error).__name__ if error else "",
+                error=str(error) if error else "",
+                report=f"s3://{self.settings.output_bucket}/{decision.report_key}",
+                source_message_id=message.id,
+                attempts=str(message.receive_count),
             )
+            await self.dlq.send(message.body, note.render(), self.dlq_max_bytes)
         await self.queue.delete([message])
 
     async def _idle_confirmed(self) -> bool:
