@@ -123,10 +123,10 @@ def test_action_none_never_stops(aws: str, name: str, scratch: Path, tmp_path: P
 def test_idle_stop_without_an_instance_id_fails_loudly(
     aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import s3worker.worker as worker_module
+    import s3worker.instance as instance_module
 
     # Given no metadata service answers (the aws fixture points IMDS at a closed port)
-    monkeypatch.setattr(worker_module, "IMDS_RETRY_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(instance_module, "IMDS_RETRY_SECONDS", (0.0, 0.0))
     pipeline = Pipeline.create(name)
     settings = Settings.from_env(pipeline.env(scratch, S3WORKER_IDLE_ACTION="stop"))
     # When the worker goes idle with action `stop`
