@@ -16,6 +16,7 @@ from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
 from s3worker.contract import DeadLetterNote, Layout
 from s3worker.errors import ConfigError
+from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
 from s3worker.jobs import JobRunner
 from s3worker.pool import ProcessPool
@@ -84,8 +85,7 @@ class Worker:
         self._instance_id: str | None = None
         self._instance_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
-        self.last_activity = clock()
-        self._quiet_since: float | None = None
+        self.idle = IdlePolicy.from_settings(settings, clock())
         self._idle_logged = False
 
     def request_exit(self) -> None:
@@ -154,8 +154,7 @@ class Worker:
             for message in messages:
                 self._start(message)
             if messages:
-                self.last_activity = self.clock()
-                self._quiet_since = None
+                self.idle.active(self.clock())
             elif not self.tasks and await self._idle_confirmed():
                 return ExitReason.IDLE
         return ExitReason.SIGNAL
@@ -226,7 +225,7 @@ class Worker:
             if self.heartbeat:
                 self.heartbeat.untrack(message)
             self.tasks.pop(message.delivery, None)
-            self.last_activity = self.clock()
+            self.idle.active(self.clock())
             self._slot_freed.set()
             self.notifier.status(self._status())
 
@@ -258,25 +257,20 @@ class Worker:
         await self.queue.delete([message])
 
     async def _idle_confirmed(self) -> bool:
-        """Idle long enough, and the queue read empty throughout the confirmation window."""
+        """The idle rule (idle.py) on a fresh queue reading; then the configured action."""
         now = self.clock()
-        if now - self.last_activity < self.settings.idle_seconds:
+        if not self.idle.due(now):
             return False
+        backlog: int | None = None
         try:
             backlog = await self.queue.backlog()
         except Exception as exc:  # cannot confirm an empty queue: not idle, poll on
             log.warning("idle_check_failed", error=repr(exc))
-            backlog = -1
-        if backlog:
-            self._quiet_since = None
-            return False
-        if self._quiet_since is None:
-            self._quiet_since = now
-        if now - self._quiet_since < self.settings.idle_confirm_seconds:
+        if not self.idle.observe(now, backlog):
             return False
         if self.settings.idle_action == "none":
             if not self._idle_logged:
-                log.info("idle", action="none", idle_for_s=round(now - self.last_activity, 1))
+                log.info("idle", action="none", idle_for_s=round(self.idle.idle_for(now), 1))
                 self._idle_logged = True
             return False
         return True
