@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 from s3worker.contract import ATTR_ERROR_CLASS, Layout
-from s3worker.errors import BadDataError
+from s3worker.errors import BadDataError, KeyTooLongError
 from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
 from s3worker.processors.registry import Registry
 
@@ -181,7 +181,11 @@ class Pipeline:
         boto3.client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
 
     def manifest(self, key: str) -> dict[str, Any] | None:
-        return self._json(LAYOUT.manifest_key(key))
+        try:
+            where = LAYOUT.manifest_key(key)
+        except KeyTooLongError:  # no manifest can exist for it
+            return None
+        return self._json(where)
 
     def output_key(self, key: str, path: str) -> str:
         """Where the manifest of `key` says its output `path` (e.g. `summary.json`) is: output
