@@ -1,10 +1,9 @@
 """Scale and cost on paper: a discrete-event simulation of the pool.
 
 It drives the start Lambda's real `decide` (lambda/start_worker.py) on every upload event and on
-the reconciler schedule, and the daemon's real idle rule: `Worker._idle_confirmed` from
-s3worker/worker.py, called unchanged on a view that carries the attributes it reads (settings,
-clock, last_activity, the quiet-window state and a queue whose `backlog()` reads the simulated
-queue). The coroutine never suspends, so it is run with one `send(None)`.
+the reconciler schedule, and the daemon's real idle rule: `IdlePolicy` (s3worker/idle.py), the
+pure object the daemon's worker feeds, here fed with simulated time and the simulated queue's
+length through the same public calls (`active`, `due`, `observe`).
 
 Model (stated in the results): EC2 start → daemon polling after `boot_s`, a new launch after
 `launch_s`, `stopping` lasts `stop_s` and cannot be started; each worker runs `concurrency` files
@@ -23,7 +22,7 @@ from typing import Any
 
 from bench_start import sw  # the Lambda module, loaded by path
 from s3worker.config import Settings
-from s3worker.worker import Worker
+from s3worker.idle import IdlePolicy
 
 HOUR = 3600.0
 MONTH_HOURS = 730.0
@@ -52,32 +51,10 @@ class Model:
 class SimQueue:
     waiting: deque[float] = field(default_factory=deque)
 
-    async def backlog(self) -> int:  # what Worker._idle_confirmed awaits
-        return len(self.waiting)
 
-
-@dataclass
-class IdleView:
-    """The attributes `Worker._idle_confirmed` reads and writes, on simulated time."""
-
-    settings: Settings
-    queue: SimQueue
-    now: float
-    last_activity: float
-    _quiet_since: float | None = None
-    _idle_logged: bool = False
-
-    def clock(self) -> float:
-        return self.now
-
-
-def idle_confirmed(view: IdleView) -> bool:
-    coro = Worker._idle_confirmed(view)  # type: ignore[arg-type]
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return bool(done.value)
-    raise RuntimeError("the idle rule suspended; the simulation cannot drive it")
+def idle_confirmed(policy: IdlePolicy, queue: SimQueue, now: float) -> bool:
+    """What the daemon's idle check does after an empty poll: read the queue if due."""
+    return policy.due(now) and policy.observe(now, len(queue.waiting))
 
 
 @dataclass
@@ -88,7 +65,7 @@ class SimWorker:
     billed_since: float | None = None
     billed_s: float = 0.0
     tick_gen: int = 0
-    view: IdleView | None = None
+    idle: IdlePolicy | None = None
 
 
 class Sim:
@@ -162,24 +139,23 @@ class Sim:
             self.at(self.now + self.m.reconcile_s, "reconcile")
         elif kind == "ready":
             arg.state = "running"
-            arg.view = IdleView(self.settings, self.queue, self.now, last_activity=self.now)
+            arg.idle = IdlePolicy.from_settings(self.settings, self.now)
             self.dispatch()
         elif kind == "done":
             w, arrived = arg
             w.busy -= 1
-            assert w.view
-            w.view.last_activity = self.now
+            assert w.idle
+            w.idle.active(self.now)
             self.latencies.append(self.now - arrived)
             self.dispatch()
         elif kind == "tick":
             w, gen = arg
             if gen != w.tick_gen or w.state != "running" or w.busy or self.always_on:
                 return
-            assert w.view
-            w.view.now = self.now
+            assert w.idle
             if self.queue.waiting:
-                w.view.last_activity = self.now
-            if idle_confirmed(w.view):
+                w.idle.active(self.now)
+            if idle_confirmed(w.idle, self.queue, self.now):
                 self.stop(w)
             else:
                 self.schedule_tick(w)
@@ -190,7 +166,7 @@ class Sim:
         if self.always_on:
             self.workers.append(w := SimWorker("i-always"))
             w.state, w.billed_since = "running", 0.0
-            w.view = IdleView(self.settings, self.queue, 0.0, last_activity=0.0)
+            w.idle = IdlePolicy.from_settings(self.settings, 0.0)
         self.at(0.0, "reconcile")
         nxt = next(arrivals, None)
         last_arrival = 0.0
@@ -279,7 +255,7 @@ def run(model: Model) -> dict[str, Any]:
             "source": "README 'Deploy on AWS' → Cost (us-east-1 list prices, m7g.large + IPv4, "
             "gp3); requests, S3 storage and alarms are the same for every pool and left out",
         },
-        "idle_rule": "s3worker.worker.Worker._idle_confirmed, called unchanged",
+        "idle_rule": "s3worker.idle.IdlePolicy, the daemon's own",
         "decision": "start_worker.decide, called on every upload and reconciler tick with the "
         "live simulated queue (the Lambda's 5 s observation cache is not modelled)",
         "rows": rows,

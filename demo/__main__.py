@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+from s3worker.contract import ERRORS_DIR, MANIFEST_NAME
 
 from demo.emulator import (
     EmbeddedAws,
@@ -196,8 +197,8 @@ def wait_for_drain(daemons: list[Daemon], outputs: dict[str, str], expected: int
         if time.monotonic() > deadline:
             raise TimeoutError("the workers did not finish within two minutes")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-        done = sum(k.endswith("/_manifest.json") for k in keys)
-        failed = sum(k.startswith("_errors/") for k in keys)
+        done = sum(k.endswith(f"/{MANIFEST_NAME}") for k in keys)
+        failed = sum(k.startswith(f"{ERRORS_DIR}/") for k in keys)
         line = f"results: {done} of {expected} processed, {failed} failed; " + ", ".join(
             f"{d.instance_id} {'running' if d.process.poll() is None else 'exited'}"
             for d in daemons

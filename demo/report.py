@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from s3worker.contract import ErrorReport, Layout, Manifest
 
 Json = dict[str, Any]
 
@@ -59,21 +60,20 @@ def _get(s3: Any, bucket: str, key: str) -> Json | None:
 
 def row_for(s3: Any, bucket: str, key: str) -> list[str]:
     """[input, processor, counts, findings]; a failure's findings is its whole error line."""
-    manifest = _get(s3, bucket, f"{key}/_manifest.json")
-    if manifest is None:
-        report = _get(s3, bucket, f"_errors/{key}.json")
-        if report is None:
+    layout = Layout()  # the demo's stack writes results without a prefix
+    doc = _get(s3, bucket, layout.manifest_key(key))
+    if doc is None:
+        found = _get(s3, bucket, layout.error_key(key))
+        if found is None:
             return [key, "-", "", "not processed"]
-        error = report["error"]
-        return [key, "FAILED", "", f"{error['class']}: {error['message']}",
+        report = ErrorReport.parse(found)
+        return [key, "FAILED", "", f"{report.error_class}: {report.error_message}",
                 f"report: s3worker results {key}"]  # fmt: skip
     # The manifest names the summary: output file names carry the input version's tag.
-    summary_key = next(
-        (o["key"] for o in manifest["outputs"] if o.get("path") == "summary.json"),
-        f"{key}/summary.json",
-    )
-    summary = _get(s3, bucket, summary_key) or {}
-    name = manifest["processor"]["name"]
+    manifest = Manifest.parse(doc)
+    named = manifest.output_named("summary.json")
+    summary = _get(s3, bucket, named.key if named else f"{key}/summary.json") or {}
+    name = manifest.processor_name
     rows = next((summary[f] for f in ROW_FIELDS if f in summary), None)
     counts = f"{rows:,} rows, {summary.get('rejected_rows', 0):,} rejected" if rows else ""
     return [key, name, counts, FINDINGS.get(name, _fields)(summary)]

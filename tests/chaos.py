@@ -383,7 +383,7 @@ class Chaos:
 
 
 def _report_key(pipe: Pipeline, key: str) -> str:
-    from s3worker.storage import Layout
+    from s3worker.contract import Layout
 
     return Layout().error_key(key)
 

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from s3worker.errors import BadDataError
+from s3worker.contract import ATTR_ERROR_CLASS, Layout
+from s3worker.errors import BadDataError, KeyTooLongError
 from s3worker.processors.base import JobContext, Processor, ProcessResult, Sample
 from s3worker.processors.registry import Registry
 
 GATE_TIMEOUT_SECONDS = 60
+# The daemons these tests start write results without a prefix, one input bucket.
+LAYOUT = Layout()
 
 
 class EchoProcessor(Processor):
@@ -178,7 +181,11 @@ class Pipeline:
         boto3.client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
 
     def manifest(self, key: str) -> dict[str, Any] | None:
-        return self._json(f"{key}/_manifest.json")
+        try:
+            where = LAYOUT.manifest_key(key)
+        except KeyTooLongError:  # no manifest can exist for it
+            return None
+        return self._json(where)
 
     def output_key(self, key: str, path: str) -> str:
         """Where the manifest of `key` says its output `path` (e.g. `summary.json`) is: output
@@ -196,7 +203,7 @@ class Pipeline:
         return data
 
     def error_report(self, key: str) -> dict[str, Any] | None:
-        return self._json(f"_errors/{key}.json")
+        return self._json(LAYOUT.error_key(key))
 
     def _json(self, key: str) -> dict[str, Any] | None:
         try:
@@ -218,7 +225,7 @@ class Pipeline:
         return sum(int(v) for v in attrs.values())
 
     def error_reports(self) -> list[str]:
-        return [k for k in self.result_keys() if k.startswith("_errors/")]
+        return [k for k in self.result_keys() if k.startswith(LAYOUT.errors_root())]
 
     def assert_failed_once(self, error_class: str | None = None) -> dict[str, Any]:
         """Exactly one error report and one DLQ message, both naming the same error, and an
@@ -229,7 +236,7 @@ class Pipeline:
         assert report is not None
         dead = self.dlq_bodies()
         assert len(dead) == 1, dead
-        carried = dead[0]["attributes"]["s3worker-error-class"]["StringValue"]
+        carried = dead[0]["attributes"][ATTR_ERROR_CLASS]["StringValue"]
         assert carried == report["error"]["class"]
         if error_class:
             assert carried == error_class, report["error"]

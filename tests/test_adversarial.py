@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 from adversarial import JOB_MEMORY_MB, ROUTES, SCRATCH_MAX_BYTES, Case, Ctx, corpus
 from procs import EchoProcessor, Pipeline
+from s3worker.contract import Layout
 from s3worker.processors.registry import Registry
-from s3worker.storage import Layout
 from test_worker import run_worker
 
 

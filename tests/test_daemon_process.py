@@ -8,12 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from faults import FaultPlan, FaultProxy
 from procs import Pipeline, runs
+from s3worker import exits
 
 TESTS = Path(__file__).parent
 
@@ -147,6 +151,93 @@ def test_sigkill_mid_job_is_redone_once(aws: str, name: str, scratch: Path, tmp_
     ready = [e for e in log_events(log) if e["event"] == "ready"]
     assert ready[-1]["scratch_entries_wiped"] >= 1
     assert list(scratch.iterdir()) == []
+
+
+class HeldSqs(FaultPlan):
+    """No faults; while `held` is set, every SQS call waits at the proxy until it is cleared:
+    the daemon's main loop blocks on its poll, as on a connection that never answers."""
+
+    def __init__(self) -> None:
+        super().__init__(rates={})
+        self.held = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        self.released.clear()
+        self.held.set()
+
+    def release(self) -> None:
+        self.held.clear()
+        self.released.set()
+
+    def delay(self, service: str) -> float:
+        if service == "sqs" and self.held.is_set():
+            self.released.wait(60)
+        return 0.0
+
+
+def test_watchdog_pings_only_while_the_main_loop_turns(
+    aws: str, name: str, scratch: Path, tmp_path: Path, notify_socket: socket.socket
+):
+    pipeline = Pipeline.create(name)
+    plan = HeldSqs()
+    with FaultProxy(aws, plan) as proxy:
+        # Given a daemon under a 2 s watchdog, pinging while its loop polls the queue
+        proc = start(
+            pipeline, scratch, tmp_path / "runlog", tmp_path / "daemon.log",
+            AWS_ENDPOINT_URL=proxy.url, S3WORKER_IDLE_ACTION="none",
+            NOTIFY_SOCKET=notify_socket.getsockname(), WATCHDOG_USEC="2000000",
+        )  # fmt: skip
+        receive_until(notify_socket, "READY=1")
+        receive_until(notify_socket, "WATCHDOG=1")
+        # When its main loop stalls (its queue calls never answer)
+        plan.hold()
+        # Then the pings stop: between two "stalled" reports no WATCHDOG=1 is sent
+        until_stalled(notify_socket)
+        assert "WATCHDOG=1" not in until_stalled(notify_socket)
+        # And once the loop moves again, so do the pings
+        plan.release()
+        receive_until(notify_socket, "WATCHDOG=1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def until_stalled(sock: socket.socket) -> list[str]:
+    """The notifications up to and including the next that reports a stalled main loop."""
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while not any("main loop stalled" in line for line in lines):
+        assert time.monotonic() < deadline, f"no stalled report; seen {lines[-5:]}"
+        lines += sock.recv(4096).decode().splitlines()
+    return lines
+
+
+def test_a_second_signal_cuts_the_drain_short_and_releases(
+    aws: str, name: str, scratch: Path, tmp_path: Path, notify_socket: socket.socket
+):
+    pipeline = Pipeline.create(name, visibility_timeout=300)
+    gate = tmp_path / "gate"
+    pipeline.upload("term/c.txt", f"echo gate {gate}\n".encode())
+    log = tmp_path / "daemon.log"
+    # Given a daemon draining a job that will not finish (the unit's 90 s drain bound)
+    proc = start(
+        pipeline, scratch, tmp_path / "runlog", log, S3WORKER_IDLE_ACTION="none",
+        S3WORKER_DRAIN_SECONDS=90, NOTIFY_SOCKET=notify_socket.getsockname(),
+    )  # fmt: skip
+    wait_for(Path(f"{gate}.started"))
+    proc.send_signal(signal.SIGTERM)
+    receive_until(notify_socket, "STOPPING=1")
+    # When a second signal comes
+    proc.send_signal(signal.SIGINT)
+    # Then the daemon exits at once, non-zero, without the job's results
+    assert proc.wait(timeout=30) == exits.INTERRUPTED
+    assert pipeline.manifest("term/c.txt") is None
+    events = [e["event"] for e in log_events(log)]
+    assert "exit_forced" in events
+    assert "releasing_unfinished" in events
+    # And the message is back on the queue now, not after its 300 s visibility timeout
+    resp = boto3.client("sqs").receive_message(QueueUrl=pipeline.queue_url, WaitTimeSeconds=5)
+    assert len(resp.get("Messages", [])) == 1
 
 
 @pytest.mark.parametrize(

@@ -123,10 +123,10 @@ def test_action_none_never_stops(aws: str, name: str, scratch: Path, tmp_path: P
 def test_idle_stop_without_an_instance_id_fails_loudly(
     aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import s3worker.worker as worker_module
+    import s3worker.instance as instance_module
 
     # Given no metadata service answers (the aws fixture points IMDS at a closed port)
-    monkeypatch.setattr(worker_module, "IMDS_RETRY_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(instance_module, "IMDS_RETRY_SECONDS", (0.0, 0.0))
     pipeline = Pipeline.create(name)
     settings = Settings.from_env(pipeline.env(scratch, S3WORKER_IDLE_ACTION="stop"))
     # When the worker goes idle with action `stop`
@@ -135,18 +135,46 @@ def test_idle_stop_without_an_instance_id_fails_loudly(
     assert reason is ExitReason.IDLE_STOP_FAILED
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_failing_queue_read_means_not_idle(tmp_path: Path):
     from types import SimpleNamespace
 
     from s3worker.worker import Worker
 
-    settings = Settings(queue_url="q", output_bucket="b", scratch_dir=tmp_path, idle_seconds=0)
+    # Given a worker idle for long enough, whose confirmation window is 60 s
+    clock = Clock()
+    settings = Settings(
+        queue_url="q", output_bucket="b", scratch_dir=tmp_path, idle_seconds=0,
+        idle_confirm_seconds=60, idle_action="exit",
+    )  # fmt: skip
     clients = SimpleNamespace(s3=None, sqs=None, make_ec2=None)
-    worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"))  # type: ignore[arg-type]
+    worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"), clock=clock)  # type: ignore[arg-type]
+    reads: list[int | Exception] = [0, TimeoutError("GetQueueAttributes timed out"), 0, 0]
 
-    async def throttled() -> int:
-        raise TimeoutError("GetQueueAttributes timed out")
+    async def backlog() -> int:
+        read = reads.pop(0)
+        if isinstance(read, Exception):
+            raise read
+        return read
 
-    worker.queue.backlog = throttled  # type: ignore[method-assign]
-    # When the idle check cannot read the queue, Then it is not idle (and does not crash)
-    assert asyncio.run(worker._idle_confirmed()) is False
+    worker.queue.backlog = backlog  # type: ignore[method-assign]
+
+    async def check_at(moments: list[float]) -> list[bool]:
+        results = []
+        for moment in moments:
+            clock.now = moment
+            results.append(await worker._idle_confirmed())
+        return results
+
+    # When the queue reads empty at 0 s, cannot be read at 30 s, reads empty at 61 s and 121 s
+    confirmed = asyncio.run(check_at([0.0, 30.0, 61.0, 121.0]))
+    # Then the failed read is not idle (and does not crash) and restarts the window: 61 s after
+    # the first empty read is not confirmed, a full window after the failure is
+    assert confirmed == [False, False, False, True]

@@ -32,13 +32,12 @@ def test_the_idle_rule_keeps_a_worker_while_the_queue_reads_non_empty():
         idle_confirm_seconds=5,
     )  # fmt: skip
     queue = simulate.SimQueue()
-    view = simulate.IdleView(settings, queue, now=100.0, last_activity=0.0)
+    policy = simulate.IdlePolicy.from_settings(settings, 0.0)
     queue.waiting.append(0.0)
-    assert not simulate.idle_confirmed(view)  # backlog: never idle
+    assert not simulate.idle_confirmed(policy, queue, 100.0)  # backlog: never idle
     queue.waiting.clear()
-    assert not simulate.idle_confirmed(view)  # the confirmation window starts now
-    view.now = 106.0
-    assert simulate.idle_confirmed(view)
+    assert not simulate.idle_confirmed(policy, queue, 100.0)  # the confirmation window starts
+    assert simulate.idle_confirmed(policy, queue, 106.0)
 
 
 def test_a_burst_scales_to_the_cap_and_drains():

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from s3worker.contract import MAX_KEY_BYTES, Layout
 from s3worker.errors import KeyTooLongError
-from s3worker.storage import MAX_KEY_BYTES, Layout
 
 
 def test_results_follow_the_contract_paths():

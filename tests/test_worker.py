@@ -9,8 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-from procs import Pipeline, echo_registry, peak_running, runs
+from procs import LAYOUT, Pipeline, echo_registry, peak_running, runs
 from s3worker.config import Settings
+from s3worker.contract import CONTRACT_VERSION, MANIFEST_NAME, Manifest, source_metadata
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
 from s3worker.worker import ExitReason, serve
@@ -41,17 +42,22 @@ def test_fifty_uploads_give_fifty_manifests(aws: str, name: str, scratch: Path, 
     )
     # Then every file has a manifest at the contract path, and both queues are empty
     assert reason is ExitReason.IDLE
-    manifests = pipeline.result_keys("/_manifest.json")
-    assert sorted(manifests) == sorted(f"{k}/_manifest.json" for k in keys)
-    manifest = pipeline.manifest(keys[0])
-    assert manifest is not None
-    assert manifest["input"]["key"] == keys[0]
-    assert manifest["input"]["version_id"]
-    assert manifest["processor"] == {"name": "echo", "version": "1.0"}
-    outputs = {o["path"]: o for o in manifest["outputs"]}
-    assert outputs["lines.json"]["rows"] == 3
-    assert outputs["lines.json"]["key"].startswith(f"{keys[0]}/lines.")  # lines.<tag>.json
-    assert "summary.json" in outputs
+    manifests = pipeline.result_keys(f"/{MANIFEST_NAME}")
+    assert sorted(manifests) == sorted(LAYOUT.manifest_key(k) for k in keys)
+    manifest = Manifest.parse(pipeline.manifest(keys[0]))
+    assert manifest.contract == CONTRACT_VERSION
+    assert manifest.input.key == keys[0]
+    assert manifest.input.version_id
+    assert (manifest.processor_name, manifest.processor_version) == ("echo", "1.0")
+    lines = manifest.output_named("lines.json")
+    assert lines is not None
+    assert lines.rows == 3
+    assert lines.key.startswith(f"{keys[0]}/lines.")  # lines.<tag>.json
+    assert manifest.output_named("summary.json") is not None
+    # And the manifest object's metadata names the input version it is the result of
+    head = boto3.client("s3").head_object(Bucket=pipeline.processed, Key=manifests[0])
+    done = Manifest.parse(pipeline.manifest(manifests[0].removesuffix(f"/{MANIFEST_NAME}")))
+    assert head["Metadata"] == source_metadata(done.input.etag, done.input.version_id)
     assert pipeline.depth() == 0
     assert pipeline.depth(pipeline.dlq_url) == 0
     assert list(scratch.iterdir()) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,8 @@ ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL_SECONDS = "300"  # noqa: S105 (a lifetime, not a secret)
 TIMEOUT = aiohttp.ClientTimeout(total=2)
+# Further IMDS lookups before giving up on stopping this instance.
+IMDS_RETRY_SECONDS = (1.0, 2.0, 4.0)
 
 
 async def metadata(path: str, endpoint: str | None = None) -> str | None:
@@ -54,3 +58,26 @@ async def region(endpoint: str | None = None) -> str | None:
 async def stop_instance(ec2: Any, retry: RetryPolicy, instance: str) -> None:
     log.info("stopping_instance", instance_id=instance)
     await retry.call(ec2.stop_instances, InstanceIds=[instance])
+
+
+async def stop_self(
+    make_ec2: Callable[[], Awaitable[Any]], retry: RetryPolicy, known: str | None
+) -> bool:
+    """Stop this instance (`known`: its id if already looked up); False when that cannot be
+    done: the caller exits non-zero, and systemd's Restart= (and StartLimitAction=) take it
+    from there, rather than an instance that keeps running, billed, with no daemon."""
+    instance = known
+    for wait in IMDS_RETRY_SECONDS:  # the first lookup may have met a passing hiccup
+        if instance:
+            break
+        await asyncio.sleep(wait)
+        instance = await instance_id()
+    if not instance:
+        log.error("idle_stop_impossible", reason="no instance id from IMDS")
+        return False
+    try:
+        await stop_instance(await make_ec2(), retry, instance)
+    except Exception as exc:
+        log.error("idle_stop_failed", instance_id=instance, error=repr(exc))
+        return False
+    return True

@@ -9,7 +9,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,14 @@ import structlog
 
 from s3worker import __version__
 from s3worker.config import Settings
+from s3worker.contract import (
+    ErrorReport,
+    InputDoc,
+    Manifest,
+    OutputDoc,
+    WorkerDoc,
+    source_metadata,
+)
 from s3worker.errors import (
     AttemptsExhaustedError,
     BadDataError,
@@ -139,20 +146,20 @@ class JobRunner:
                 f"message {message.id}, then redrive it (s3worker dlq redrive)"
             )
         line, written, manifest = await self._process(ref, message)
-        metadata = {"source-etag": ref.etag or "", "source-version-id": ref.version_id or ""}
+        metadata = source_metadata(ref.etag, ref.version_id)
         try:
-            replaced = await self.publisher.commit(ref, manifest, metadata, previous)
+            committed = await self.publisher.commit(ref, manifest, metadata, previous)
         except SupersededError:
             await self.publisher.discard(ref, written)
             raise
-        if replaced is None:  # another worker finished this very version first
+        if committed is None:  # another worker finished this very version first
             return {**line, "outcome": "duplicate"}
-        await self.publisher.drop(manifest["replaced_outputs"])
+        await self.publisher.drop(committed.replaced_outputs)
         return line
 
     async def _process(
         self, ref: ObjectRef, message: Message
-    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], list[str], Manifest]:
         t: dict[str, Any] = {"started_at": _now()}
         t0 = time.monotonic()
         async with self.scratch.job(ref.size or 0) as job:
@@ -207,19 +214,20 @@ class JobRunner:
         result: ProcessResult,
         outputs: list[Output],
         timings: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> Manifest:
         timings = {k: round(v, 3) if isinstance(v, float) else v for k, v in timings.items()}
-        return {
-            "input": _input_doc(ref),
-            "processor": {"name": processor.name, "version": processor.version},
-            "outputs": [
-                {"key": o.key, "path": o.path, "bytes": o.bytes, "rows": result.rows.get(o.path)}
-                for o in outputs
-            ],
-            "timings": {**timings, "finished_at": _now()},
-            "worker": self._worker_doc(),
-            "message": {"id": message.id, "receive_count": message.receive_count},
-        }
+        return Manifest(
+            input=_input_doc(ref),
+            processor_name=processor.name,
+            processor_version=processor.version,
+            outputs=tuple(
+                OutputDoc(o.key, o.path, o.bytes, result.rows.get(o.path)) for o in outputs
+            ),
+            timings={**timings, "finished_at": _now()},
+            worker=self._worker_doc(),
+            message_id=message.id,
+            receive_count=message.receive_count,
+        )
 
     async def _failed(self, ref: ObjectRef | None, message: Message, exc: Exception) -> Decision:
         """The one rule (verdict.py) for every exception; a report for what is not retried."""
@@ -231,44 +239,44 @@ class JobRunner:
         if verdict is Verdict.ACK:
             return Decision(Verdict.ACK)
         log.warning("job_failure_reported", kind=kind, error=repr(exc))
-        report = {**self._error_doc(message, exc), "kind": kind}
+        layout = self.storage.layout
         if ref is None or isinstance(exc, WrongBucketError):
-            key = self.storage.layout.event_error_key(message.id)
+            report = self._error_report(message, exc, kind, None)
+            key = layout.event_error_key(message.id)
         else:
-            report = {"input": _input_doc(ref), **report}
-            key = self.storage.layout.error_key(self.storage.layout.source(ref.bucket, ref.key))
+            report = self._error_report(message, exc, kind, _input_doc(ref))
+            key = layout.error_key(layout.source(ref.bucket, ref.key))
         return await self._write_report(key, report, exc)
 
-    async def _write_report(self, key: str, report: dict[str, Any], exc: Exception) -> Decision:
+    async def _write_report(self, key: str, report: ErrorReport, exc: Exception) -> Decision:
         try:
-            await self.storage.put_json(key, report, {})
+            await self.storage.put_json(key, report.render(), {})
         except Exception as write_exc:  # cannot report it now: let SQS deliver it again
             log.error("error_report_failed", error=repr(write_exc))
             return Decision(Verdict.RELEASE, exc)
         return Decision(Verdict.DEAD_LETTER, exc, key)
 
-    def _error_doc(self, message: Message, exc: BaseException) -> dict[str, Any]:
-        return {
-            "error": {"class": type(exc).__name__, "message": str(exc)},
-            "attempts": message.receive_count,
-            "message": {"id": message.id, "body": message.body},
-            "worker": self._worker_doc(),
-            "at": _now(),
-        }
+    def _error_report(
+        self, message: Message, exc: BaseException, kind: str, source: InputDoc | None
+    ) -> ErrorReport:
+        return ErrorReport(
+            error_class=type(exc).__name__,
+            error_message=str(exc),
+            attempts=message.receive_count,
+            message_id=message.id,
+            message_body=message.body,
+            worker=self._worker_doc(),
+            at=_now(),
+            kind=kind,
+            input=source,
+        )
 
-    def _worker_doc(self) -> dict[str, Any]:
-        return {
-            "instance_id": self.instance_id(),
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-            "s3worker_version": __version__,
-        }
+    def _worker_doc(self) -> WorkerDoc:
+        return WorkerDoc(self.instance_id(), socket.gethostname(), os.getpid(), __version__)
 
 
-def _input_doc(ref: ObjectRef) -> dict[str, Any]:
-    doc = asdict(ref)
-    doc.pop("sequencer", None)
-    return doc
+def _input_doc(ref: ObjectRef) -> InputDoc:
+    return InputDoc(ref.bucket, ref.key, ref.size, ref.etag, ref.version_id)
 
 
 def _now() -> str:

@@ -24,11 +24,12 @@ newest version always ends up the only one.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from dataclasses import replace
 
 import structlog
 from botocore.exceptions import ClientError
 
+from s3worker.contract import Manifest
 from s3worker.errors import TransientError
 from s3worker.events import ObjectRef
 from s3worker.retry import error_code, http_status
@@ -54,22 +55,24 @@ class Publisher:
         self.storage = storage
 
     async def commit(
-        self, ref: ObjectRef, doc: dict[str, Any], metadata: dict[str, str], previous: Previous
-    ) -> Previous | None:
+        self, ref: ObjectRef, manifest: Manifest, metadata: dict[str, str], previous: Previous
+    ) -> Manifest | None:
         """Write the manifest if `ref` is still the input's current version.
 
-        Returns the manifest it replaced, or None when another run had already written this
-        version's manifest. Raises SupersededError when a newer version exists.
+        Returns the manifest written (naming the outputs it replaced), or None when another run
+        had already written this version's manifest. Raises SupersededError when a newer
+        version exists.
         """
         layout = self.storage.layout
         key = layout.manifest_key(layout.source(ref.bucket, ref.key))
         for _ in range(MAX_SWAPS):
             await self.storage.current(ref)
             condition = {"IfMatch": previous.etag} if previous.etag else {"IfNoneMatch": "*"}
-            doc["replaced_outputs"] = sorted(set(previous.outputs) - _outputs(doc))
+            stale = sorted(set(previous.outputs) - set(manifest.output_keys))
+            doc = replace(manifest, replaced_outputs=tuple(stale))
             try:
-                await self.storage.put_json(key, doc, metadata, **condition)
-                return previous
+                await self.storage.put_json(key, doc.render(), metadata, **condition)
+                return doc
             except ClientError as exc:
                 if error_code(exc) not in CONFLICT_CODES and http_status(exc) not in (409, 412):
                     raise
@@ -106,7 +109,3 @@ class Publisher:
             log.info("stale_results_removed", count=len(keys))
         except Exception as exc:
             log.error("stale_results_left", count=len(keys), error=repr(exc), keys=list(keys)[:10])
-
-
-def _outputs(doc: dict[str, Any]) -> set[str]:
-    return {str(o["key"]) for o in doc.get("outputs", [])}

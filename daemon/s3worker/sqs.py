@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from s3worker.contract import ATTR_BODY_TRUNCATED
 from s3worker.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -154,7 +155,7 @@ def fit_message(
     body = SQS_INVALID.sub("?", body) or "-"
     if message_bytes(body, values) <= max_bytes:
         return body, values
-    values["s3worker-body-truncated"] = f"{len(body.encode())} bytes"
+    values[ATTR_BODY_TRUNCATED] = f"{len(body.encode())} bytes"
     while (room := max_bytes - message_bytes("", values)) < MIN_BODY_BYTES:
         longest = max(values, key=lambda k: len(values[k].encode()))
         if len(values[longest]) <= 1:

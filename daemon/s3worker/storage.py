@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from s3worker.contract import Layout, Manifest
 from s3worker.errors import (
-    KeyTooLongError,
     ObjectGoneError,
     PermanentError,
     SupersededError,
@@ -21,10 +20,6 @@ from s3worker.errors import (
 from s3worker.events import ObjectRef
 from s3worker.retry import RetryPolicy, error_code, http_status
 
-# S3 limits: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
-MAX_KEY_BYTES = 1024
-MANIFEST_NAME = "_manifest.json"
-ERRORS_DIR = "_errors"
 CHUNK_BYTES = 1024 * 1024
 # Multipart above this size; parts of PART_BYTES (S3 needs >= 5 MiB for all but the last).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -32,61 +27,6 @@ PART_BYTES = 16 * 1024 * 1024
 MAX_DELETE_KEYS = 1000  # per DeleteObjects call
 GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
 SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Pure: where the results of an input go in the processed bucket.
-
-    `per_bucket`: results under `BUCKET/KEY/` rather than `KEY/`, for a daemon that accepts
-    events of several input buckets (the same key in two of them must not share results).
-    """
-
-    prefix: str = ""
-    per_bucket: bool = False
-
-    def _join(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-    def source(self, bucket: str, key: str) -> str:
-        """The path an input's results are named after."""
-        return f"{bucket}/{key}" if self.per_bucket else key
-
-    def result_key(self, key: str, name: str) -> str:
-        result = self._join(key, name)
-        size = len(result.encode("utf-8", "surrogatepass"))
-        if size > MAX_KEY_BYTES:
-            raise KeyTooLongError(
-                f"result key for {key[:60]!r}… would be {size} bytes; S3 allows "
-                f"{MAX_KEY_BYTES}: shorten the input's key"
-            )
-        return result
-
-    def output_key(self, key: str, rel: str, tag: str) -> str:
-        """An output's key: its name carries the input version's tag (`part-0.<tag>.parquet`),
-        so two versions of one input never write the same object (see `publish`)."""
-        folder, _, name = rel.rpartition("/")
-        stem, dot, ext = name.partition(".")
-        tagged = f"{stem}.{tag}{dot}{ext}" if dot else f"{name}.{tag}"
-        return self.result_key(key, f"{folder}/{tagged}" if folder else tagged)
-
-    def results_prefix(self, key: str) -> str:
-        return self._join(key) + "/"
-
-    def manifest_key(self, key: str) -> str:
-        return self.result_key(key, MANIFEST_NAME)
-
-    def error_key(self, key: str) -> str:
-        """`_errors/KEY.json`, or a hash of the key when that would be too long for S3."""
-        plain = self._join(ERRORS_DIR, f"{key}.json")
-        raw = plain.encode("utf-8", "surrogatepass")
-        if len(raw) <= MAX_KEY_BYTES and raw == plain.encode("utf-8", "replace"):
-            return plain
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return self._join(ERRORS_DIR, "_long-keys", f"{digest}.json")
-
-    def event_error_key(self, message_id: str) -> str:
-        return self._join(ERRORS_DIR, "_events", f"{message_id}.json")
 
 
 @dataclass(frozen=True)
@@ -154,19 +94,17 @@ class Storage:
         try:
             resp = await self.retry.call(self.s3.get_object, Bucket=self.bucket, Key=key)
             async with resp["Body"] as body:
-                manifest = json.loads(await body.read())
+                manifest = Manifest.parse(json.loads(await body.read()))
         except ClientError as exc:
             if http_status(exc) == 404 or error_code(exc) in GONE_CODES:
                 return Previous(done=False, outputs=())
             raise
-        source = manifest.get("input", {})
         if ref.version_id:
-            done = source.get("version_id") == ref.version_id
+            done = manifest.input.version_id == ref.version_id
         else:
-            done = bool(ref.etag) and source.get("etag") == ref.etag
-        outputs = tuple(o["key"] for o in manifest.get("outputs", []) if "key" in o)
-        replaced = tuple(str(k) for k in manifest.get("replaced_outputs", []))
-        return Previous(done, outputs, str(resp.get("ETag", "")).strip('"'), replaced)
+            done = bool(ref.etag) and manifest.input.etag == ref.etag
+        etag = str(resp.get("ETag", "")).strip('"')
+        return Previous(done, manifest.output_keys, etag, manifest.replaced_outputs)
 
     async def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

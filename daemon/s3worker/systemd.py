@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
+from collections.abc import Callable
 
 import structlog
 
@@ -55,3 +58,40 @@ class Notifier:
 
     def stopping(self, status: str) -> bool:
         return self.notify("STOPPING=1", f"STATUS={status}")
+
+
+class Watchdog:
+    """WATCHDOG=1 only while the main loop goes round.
+
+    The loop calls `turn()` on every pass; `ping()` (every half watchdog period) sends
+    WATCHDOG=1 only when the last turn is younger than the period. A loop stuck on an await
+    that never ends stops the pings, and systemd restarts the unit; a task that pinged by
+    itself would only prove that the event loop runs. A withheld ping says so in STATUS=.
+    """
+
+    def __init__(self, notifier: Notifier, clock: Callable[[], float] = time.monotonic) -> None:
+        self.notifier = notifier
+        self.clock = clock
+        self.last_turn = clock()
+
+    def turn(self) -> None:
+        self.last_turn = self.clock()
+
+    def ping(self) -> bool:
+        """Ping if the loop turned within the watchdog period; False (no ping) otherwise."""
+        period = self.notifier.watchdog_seconds
+        stalled = self.clock() - self.last_turn
+        if period is None or stalled < period:
+            self.notifier.watchdog()
+            return True
+        log.warning("watchdog_withheld", main_loop_stalled_s=round(stalled, 1))
+        self.notifier.status(f"main loop stalled for {stalled:.0f} s: watchdog withheld")
+        return False
+
+    async def run(self) -> None:
+        period = self.notifier.watchdog_seconds
+        assert period
+        self.turn()  # start-up counts: systemd's watchdog begins at READY
+        while True:
+            self.ping()
+            await asyncio.sleep(period / 2)

@@ -11,18 +11,21 @@ from typing import Any
 
 import structlog
 
-from s3worker import logs, preflight
+from s3worker import exits, logs, preflight
 from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
-from s3worker.instance import instance_id, stop_instance
+from s3worker.contract import DeadLetterNote, Layout
+from s3worker.idle import IdlePolicy
+from s3worker.instance import instance_id, stop_self
 from s3worker.jobs import JobRunner
 from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
 from s3worker.sqs import DeleteBatcher, Heartbeat, Message, Queue, queue_url_from_arn
-from s3worker.storage import Layout, Storage
-from s3worker.systemd import Notifier
+from s3worker.stopping import StopRequest
+from s3worker.storage import Storage
+from s3worker.systemd import Notifier, Watchdog
 from s3worker.verdict import Decision, Verdict
 
 log = structlog.get_logger("s3worker.worker")
@@ -30,16 +33,18 @@ log = structlog.get_logger("s3worker.worker")
 # A released message that failed transiently comes back after this (grows with attempts).
 RELEASE_BASE_SECONDS = 10
 RELEASE_MAX_SECONDS = 900
-# Further IMDS lookups before giving up on stopping this instance.
-IMDS_RETRY_SECONDS = (1.0, 2.0, 4.0)
 # How long a stop waits for the answer of a poll in flight before cutting the poll short.
 HAND_BACK_GRACE_SECONDS = 2.0
+# The longest the main loop waits for a free slot before going round again: a loop that waits
+# for its jobs still turns, so the watchdog tells it from a loop that hangs.
+TURN_SECONDS = 5.0
 
 
 class ExitReason(enum.Enum):
     SIGNAL = "signal"
     IDLE = "idle"
     IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
+    FORCED = "forced"  # a second stop signal cut the drain short; exits non-zero
 
 
 class Worker:
@@ -73,19 +78,19 @@ class Worker:
         self.heartbeat: Heartbeat | None = None
         self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
         self.counts = {"processed": 0, "dead_lettered": 0, "released": 0}
-        self._exit = asyncio.Event()
+        self.stop = StopRequest()
+        self.watchdog = Watchdog(self.notifier)
         self._slot_freed = asyncio.Event()
         self._instance_id: str | None = None
         self._instance_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
-        self.last_activity = clock()
-        self._quiet_since: float | None = None
+        self.idle = IdlePolicy.from_settings(settings, clock())
         self._idle_logged = False
 
     def request_exit(self) -> None:
-        """Signal handlers only set this; the loop notices and winds down."""
-        log.info("exit_requested")
-        self._exit.set()
+        """Signal handlers only call this: the loop notices and winds down; a second call
+        cuts the drain short (stopping.py)."""
+        self.stop.request()
 
     async def run(self) -> ExitReason:
         await self.startup()
@@ -93,7 +98,7 @@ class Worker:
             reason = await self.main_loop()
         finally:
             await self.shutdown()
-        return reason
+        return ExitReason.FORCED if self.stop.forced.is_set() else reason
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -107,7 +112,7 @@ class Worker:
         self.heartbeat.start()
         self._instance_task = asyncio.create_task(self._fetch_instance_id())
         if self.notifier.watchdog_seconds:
-            self._background.append(asyncio.create_task(self._watchdog()))
+            self._background.append(asyncio.create_task(self.watchdog.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
         log.info(
             "ready",
@@ -134,27 +139,21 @@ class Worker:
         else:
             log.warning("no_dlq", detail="permanent failures are reported and then deleted")
 
-    async def _watchdog(self) -> None:
-        assert self.notifier.watchdog_seconds
-        while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(self.notifier.watchdog_seconds / 2)
-
     # -- main loop -------------------------------------------------------------------------
 
     async def main_loop(self) -> ExitReason:
-        while not self._exit.is_set():
+        while not self.stop.requested.is_set():
+            self.watchdog.turn()
             free = self.settings.max_in_flight - len(self.tasks)
             if free <= 0:
-                await self._wait_for(self._slot_freed)
-                self._slot_freed.clear()
+                if await self._wait_for(self._slot_freed, TURN_SECONDS):
+                    self._slot_freed.clear()
                 continue
             messages = await self._receive(free)
             for message in messages:
                 self._start(message)
             if messages:
-                self.last_activity = self.clock()
-                self._quiet_since = None
+                self.idle.active(self.clock())
             elif not self.tasks and await self._idle_confirmed():
                 return ExitReason.IDLE
         return ExitReason.SIGNAL
@@ -187,11 +186,14 @@ class Worker:
             log.info("releasing_unstarted", messages=len(messages))
             await self.queue.change_visibility(messages, 0)
 
-    async def _wait_for(self, what: asyncio.Future[Any] | asyncio.Event) -> bool:
-        """Wait for `what` or an exit request; True when `what` finished first."""
+    async def _wait_for(
+        self, what: asyncio.Future[Any] | asyncio.Event, turn: float | None = None
+    ) -> bool:
+        """Wait for `what` or an exit request; True when `what` finished first. `turn`: give
+        up after that long (only for an Event: a future would be left running)."""
         fut = asyncio.ensure_future(what.wait()) if isinstance(what, asyncio.Event) else what
-        stop = asyncio.ensure_future(self._exit.wait())
-        await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop = asyncio.ensure_future(self.stop.requested.wait())
+        await asyncio.wait({fut, stop}, timeout=turn, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if isinstance(what, asyncio.Event) and not fut.done():
             fut.cancel()
@@ -222,7 +224,7 @@ class Worker:
             if self.heartbeat:
                 self.heartbeat.untrack(message)
             self.tasks.pop(message.delivery, None)
-            self.last_activity = self.clock()
+            self.idle.active(self.clock())
             self._slot_freed.set()
             self.notifier.status(self._status())
 
@@ -243,39 +245,31 @@ class Worker:
     async def _dead_letter(self, message: Message, decision: Decision) -> None:
         if self.dlq:
             error = decision.error
-            await self.dlq.send(
-                message.body,
-                {
-                    "s3worker-error-class": type(error).__name__ if error else "",
-                    "s3worker-error": str(error) if error else "",
-                    "s3worker-error-report": f"s3://{self.settings.output_bucket}/{decision.report_key}",
-                    "s3worker-source-message-id": message.id,
-                    "s3worker-attempts": str(message.receive_count),
-                },
-                self.dlq_max_bytes,
+            note = DeadLetterNote(
+                error_class=type(error).__name__ if error else "",
+                error=str(error) if error else "",
+                report=f"s3://{self.settings.output_bucket}/{decision.report_key}",
+                source_message_id=message.id,
+                attempts=str(message.receive_count),
             )
+            await self.dlq.send(message.body, note.render(), self.dlq_max_bytes)
         await self.queue.delete([message])
 
     async def _idle_confirmed(self) -> bool:
-        """Idle long enough, and the queue read empty throughout the confirmation window."""
+        """The idle rule (idle.py) on a fresh queue reading; then the configured action."""
         now = self.clock()
-        if now - self.last_activity < self.settings.idle_seconds:
+        if not self.idle.due(now):
             return False
+        backlog: int | None = None
         try:
             backlog = await self.queue.backlog()
         except Exception as exc:  # cannot confirm an empty queue: not idle, poll on
             log.warning("idle_check_failed", error=repr(exc))
-            backlog = -1
-        if backlog:
-            self._quiet_since = None
-            return False
-        if self._quiet_since is None:
-            self._quiet_since = now
-        if now - self._quiet_since < self.settings.idle_confirm_seconds:
+        if not self.idle.observe(now, backlog):
             return False
         if self.settings.idle_action == "none":
             if not self._idle_logged:
-                log.info("idle", action="none", idle_for_s=round(now - self.last_activity, 1))
+                log.info("idle", action="none", idle_for_s=round(self.idle.idle_for(now), 1))
                 self._idle_logged = True
             return False
         return True
@@ -293,15 +287,25 @@ class Worker:
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
         log.info("draining", running=len(self.tasks), bound_s=self.settings.drain_seconds)
         if self.tasks:
-            pending_tasks = [task for task, _ in self.tasks.values()]
-            _, pending = await asyncio.wait(pending_tasks, timeout=self.settings.drain_seconds)
-            await self._abandon(pending)
+            await self._abandon(await self._drain([task for task, _ in self.tasks.values()]))
         self.pool.shutdown(kill=bool(self.tasks))
         if self.heartbeat:
             await self.heartbeat.stop()
         for task in self._background:
             task.cancel()
         log.info("stopped", **self.counts)
+
+    async def _drain(self, tasks: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait for `tasks` within the drain bound, or until a second signal; the unfinished."""
+        finished = asyncio.ensure_future(asyncio.wait(tasks))
+        forced = asyncio.ensure_future(self.stop.forced.wait())
+        await asyncio.wait(
+            {finished, forced}, timeout=self.settings.drain_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )  # fmt: skip
+        finished.cancel()
+        forced.cancel()
+        return {task for task in tasks if not task.done()}
 
     async def _abandon(self, pending: set[asyncio.Task[None]]) -> None:
         """Jobs past the drain bound: cancel them and hand their messages back at once."""
@@ -328,23 +332,7 @@ class Worker:
         if self.settings.idle_action != "stop":
             log.info("idle_exit", action=self.settings.idle_action)
             return True
-        instance = await self._instance()
-        for wait in IMDS_RETRY_SECONDS:  # the first lookup may have met a passing hiccup
-            if instance:
-                break
-            await asyncio.sleep(wait)
-            instance = await instance_id()
-        if not instance:
-            # Exit non-zero: systemd's Restart= (and StartLimitAction=) take it from here,
-            # rather than an instance that keeps running, billed, with no daemon.
-            log.error("idle_stop_impossible", reason="no instance id from IMDS")
-            return False
-        try:
-            await stop_instance(await self.clients.ec2(), self.retry, instance)
-        except Exception as exc:
-            log.error("idle_stop_failed", instance_id=instance, error=repr(exc))
-            return False
-        return True
+        return await stop_self(self.clients.ec2, self.retry, await self._instance())
 
 
 async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: Any) -> ExitReason:
@@ -386,4 +374,5 @@ def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
     reason = asyncio.run(serve(settings, stop_signals))
-    return 1 if reason is ExitReason.IDLE_STOP_FAILED else 0
+    codes = {ExitReason.IDLE_STOP_FAILED: exits.FAILED, ExitReason.FORCED: exits.INTERRUPTED}
+    return codes.get(reason, exits.OK)

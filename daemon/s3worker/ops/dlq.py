@@ -10,13 +10,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3worker.contract import ERROR_ATTRIBUTE_PREFIX, DeadLetterNote, ErrorReport, Layout
 from s3worker.errors import BadEventError
 from s3worker.events import parse_body
 from s3worker.ops import OperatorError, fmt
 from s3worker.ops.aws import Aws, error_code, explained, http_status
 from s3worker.ops.s3read import get_json, split_s3_uri
 from s3worker.ops.stack import Stack
-from s3worker.storage import Layout
 
 # SQS limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
 BATCH = 10
@@ -24,12 +24,6 @@ BATCH = 10
 # once afterwards, and come back by themselves after this if the command is killed.
 PEEK_VISIBILITY_SECONDS = 60
 RECEIVE_WAIT_SECONDS = 1
-ATTR_CLASS, ATTR_ERROR, ATTR_REPORT = (
-    "s3worker-error-class",
-    "s3worker-error",
-    "s3worker-error-report",
-)
-OUR_ATTRIBUTE_PREFIX = "s3worker-error"
 # How StartMessageMoveTask fails where it does not exist (older endpoints, emulators): then the
 # messages are moved by hand. Any other failure (access denied...) is reported as it is.
 UNSUPPORTED_CODES = frozenset(
@@ -116,15 +110,16 @@ def describe(
     attrs = {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
     sysattrs = message.get("Attributes", {})
     keys, parse_error = _keys(message["Body"])
+    note = DeadLetterNote.parse(attrs)
     letter = DeadLetter(
         message_id=message["MessageId"], keys=keys, error_class="", error_message="",
-        error_source="none", report=attrs.get(ATTR_REPORT) or None,
+        error_source="none", report=note.report or None,
         # Minus this listing's own receive.
         receives=max(0, int(sysattrs.get("ApproximateReceiveCount", 1)) - 1),
         age_seconds=_age(sysattrs.get("SentTimestamp"), now), body=message["Body"],
     )  # fmt: skip
-    if attrs.get(ATTR_CLASS):
-        letter.error_class, letter.error_message = attrs[ATTR_CLASS], attrs.get(ATTR_ERROR, "")
+    if note.error_class:
+        letter.error_class, letter.error_message = note.error_class, note.error
         letter.error_source = "attributes"
         return letter
     _from_report(letter, s3, bucket, layout, parse_error)
@@ -140,11 +135,8 @@ def _from_report(
     candidates.append((bucket, layout.event_error_key(letter.message_id)))
     for where in candidates:
         if where and (doc := get_json(s3, *where)):
-            error = doc.get("error", {})
-            letter.error_class, letter.error_message = (
-                error.get("class", ""),
-                error.get("message", ""),
-            )
+            report = ErrorReport.parse(doc)
+            letter.error_class, letter.error_message = report.error_class, report.error_message
             letter.error_source, letter.report = "report", f"s3://{where[0]}/{where[1]}"
             return
     letter.error_class = "BadEvent" if parse_error else "MaxReceiveCountExceeded"
@@ -275,7 +267,7 @@ def _resend(message: dict[str, Any], index: int) -> dict[str, Any]:
     attrs = {
         k: {f: v for f, v in a.items() if f in ("DataType", "StringValue", "BinaryValue")}
         for k, a in message.get("MessageAttributes", {}).items()
-        if not k.startswith(OUR_ATTRIBUTE_PREFIX)
+        if not k.startswith(ERROR_ATTRIBUTE_PREFIX)
     }
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     if attrs:

@@ -9,12 +9,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from s3worker import exits
+from s3worker.contract import ErrorReport, Layout, Manifest
 from s3worker.ops import OperatorError, fmt
 from s3worker.ops.aws import Aws, explained, http_status
 from s3worker.ops.s3read import get_json, split_s3_uri
 from s3worker.ops.stack import Stack
 from s3worker.processors.base import SUMMARY_NAME
-from s3worker.storage import Layout
 
 # Exit codes (s3worker/exits.py): processed or skipped 0, failed 1, not processed yet 3.
 EXIT_CODES = {"processed": exits.OK, "skipped": exits.OK, "failed": exits.FAILED}
@@ -73,12 +73,13 @@ def is_skipped(key: str, raw: dict[str, Any] | None) -> bool:
 
 def _summary_key(manifest: dict[str, Any], layout: Layout, key: str) -> str:
     """The summary the manifest lists (the processor chose its outputs), else the usual place."""
-    for output in manifest.get("outputs", []):
-        # `path` is the processor's own name for it; the key carries the input version's tag.
-        if output.get("path") == SUMMARY_NAME or str(output.get("key", "")).endswith(
-            f"/{SUMMARY_NAME}"
-        ):
-            return str(output["key"])
+    doc = Manifest.parse(manifest)
+    # `path` is the processor's own name for it; the key carries the input version's tag.
+    if (named := doc.output_named(SUMMARY_NAME)) is not None:
+        return named.key
+    for output in doc.outputs:
+        if output.key.endswith(f"/{SUMMARY_NAME}"):
+            return output.key
     return layout.result_key(key, SUMMARY_NAME)
 
 
@@ -100,12 +101,11 @@ def render(outcome: Outcome) -> str:
     if outcome.state == "processed" and outcome.manifest is not None:
         return _render_processed(outcome, outcome.manifest)
     if outcome.state == "failed" and outcome.error_report is not None:
-        report = outcome.error_report
-        error = report.get("error", {})
+        report = ErrorReport.parse(outcome.error_report)
         return "\n".join([
-            f"{outcome.key}: FAILED after {report.get('attempts', '?')} attempt(s), "
-            f"at {report.get('at', '?')}",
-            f"error   {error.get('class', '?')}: {error.get('message', '')}",
+            f"{outcome.key}: FAILED after {report.attempts or '?'} attempt(s), "
+            f"at {report.at or '?'}",
+            f"error   {report.error_class or '?'}: {report.error_message}",
             f"report  {outcome.location}",
             "fix the cause, then: s3worker dlq redrive --stack <stack>",
         ])  # fmt: skip
@@ -124,23 +124,24 @@ def render(outcome: Outcome) -> str:
 
 
 def _render_processed(outcome: Outcome, manifest: dict[str, Any]) -> str:
-    inp, proc = manifest.get("input", {}), manifest.get("processor", {})
-    worker, timings = manifest.get("worker", {}), manifest.get("timings", {})
+    doc = Manifest.parse(manifest)
+    inp, proc = doc.input, f"{doc.processor_name or '?'} {doc.processor_version}".rstrip()
     lines = [
-        f"{outcome.key}: processed by {proc.get('name', '?')} {proc.get('version', '')}".rstrip(),
-        f"input    s3://{inp.get('bucket', '?')}/{inp.get('key', '?')}  {fmt.size(inp.get('size'))}"
-        f"  etag {inp.get('etag', '-')}  version {inp.get('version_id') or '-'}",
-        f"worker   {worker.get('instance_id') or '-'}  finished {timings.get('finished_at', '-')}",
+        f"{outcome.key}: processed by {proc}",
+        f"input    s3://{inp.bucket or '?'}/{inp.key or '?'}  {fmt.size(inp.size)}"
+        f"  etag {inp.etag or '-'}  version {inp.version_id or '-'}",
+        f"worker   {doc.worker.instance_id or '-'}  finished {doc.timings.get('finished_at', '-')}",
         f"results  {outcome.location}",
         "",
         fmt.table(
             ["OUTPUT", "BYTES", "ROWS"],
-            [
-                [o.get("key", ""), o.get("bytes", ""), o.get("rows", "-")]
-                for o in manifest.get("outputs", [])
-            ],
+            [[o.key, _or(o.bytes, ""), _or(o.rows, "-")] for o in doc.outputs],
         ),
     ]
     if outcome.summary is not None:
         lines += ["", "summary.json", json.dumps(outcome.summary, indent=2, ensure_ascii=False)]
     return "\n".join(lines)
+
+
+def _or(value: int | None, default: str) -> int | str:
+    return default if value is None else value

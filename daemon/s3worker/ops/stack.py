@@ -7,9 +7,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from s3worker.contract import Layout
 from s3worker.ops import OperatorError
 from s3worker.ops.aws import Aws, error_code, explained
-from s3worker.storage import Layout
 
 # The stack parameter the daemon's S3WORKER_OUTPUT_PREFIX is written from.
 OUTPUT_PREFIX_PARAMETER = "OutputPrefix"

@@ -8,11 +8,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3worker.contract import MANIFEST_NAME, ErrorReport, Layout, Manifest
 from s3worker.ops import fmt
 from s3worker.ops.aws import Aws, explained
 from s3worker.ops.s3read import get_json, list_objects
 from s3worker.ops.stack import Stack
-from s3worker.storage import ERRORS_DIR, MANIFEST_NAME, Layout
 
 DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
@@ -140,20 +140,19 @@ def recent_results(
     base = f"{layout.prefix}/" if layout.prefix else ""
     objects, truncated = list_objects(s3, bucket, base, scan)
     status.listing_truncated |= truncated
-    errors_root = f"{base}{ERRORS_DIR}/"
+    errors_root = layout.errors_root()
     manifests = [
         o for o in objects
         if o["Key"].endswith(f"/{MANIFEST_NAME}") and not o["Key"].startswith(errors_root)
     ]  # fmt: skip
     for obj in _latest(manifests, limit):
-        doc = get_json(s3, bucket, obj["Key"]) or {}
-        outputs = doc.get("outputs", [])
+        doc = Manifest.parse(get_json(s3, bucket, obj["Key"]))
         status.recent_results.append(
             {
                 "at": obj["LastModified"].isoformat(timespec="seconds"),
-                "key": doc.get("input", {}).get("key", obj["Key"]),
-                "processor": doc.get("processor", {}).get("name", ""),
-                "rows": sum(o.get("rows") or 0 for o in outputs),
+                "key": doc.input.key or obj["Key"],
+                "processor": doc.processor_name,
+                "rows": sum(o.rows or 0 for o in doc.outputs),
                 "manifest": f"s3://{bucket}/{obj['Key']}",
             }
         )
@@ -162,35 +161,25 @@ def recent_results(
 def recent_errors(
     s3: Any, bucket: str, layout: Layout, limit: int, scan: int, status: Status
 ) -> None:
-    root = errors_root(layout)
+    root = layout.errors_root()
     objects, truncated = list_objects(s3, bucket, root, scan)
     status.listing_truncated |= truncated
     for obj in _latest(objects, limit):
-        doc = get_json(s3, bucket, obj["Key"]) or {}
-        error = doc.get("error", {})
+        report = ErrorReport.parse(get_json(s3, bucket, obj["Key"]))
+        key = report.input.key if report.input else ""
         status.recent_errors.append(
             {
                 "at": obj["LastModified"].isoformat(timespec="seconds"),
-                "key": doc.get("input", {}).get("key") or f"(message {_message_id(doc)})",
-                "class": error.get("class", ""),
-                "message": error.get("message", ""),
+                "key": key or f"(message {report.message_id or '?'})",
+                "class": report.error_class,
+                "message": report.error_message,
                 "report": f"s3://{bucket}/{obj['Key']}",
             }
         )
 
 
-def errors_root(layout: Layout) -> str:
-    """`PREFIX/_errors/`, derived from the daemon's own Layout rather than spelled again."""
-    probe = layout.error_key("k")
-    return probe[: -len("k.json")]
-
-
 def _latest(objects: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return sorted(objects, key=lambda o: o["LastModified"], reverse=True)[:limit]
-
-
-def _message_id(doc: dict[str, Any]) -> str:
-    return str(doc.get("message", {}).get("id", "?"))
 
 
 def render(status: Status) -> str:
