@@ -30,6 +30,7 @@ def routed(path: Path) -> str:
         ("appointments/kaggle_noshow.csv", "appointments"),
         ("appointments/ebrain_agendamento.csv", "appointments"),
         ("appointments/health_track_clinic.csv", "appointments"),
+        ("appointments/salon_future_bookings.csv", "appointments"),
         ("sensors/skab_valve1_0.csv", "sensors"),
         ("sensors/kiel_holstenstrasse_hour.csv", "sensors"),
         ("sensors/household_power_consumption.txt", "sensors"),
@@ -103,6 +104,27 @@ def test_date_and_12_hour_time_slot_with_show_up_flag(tmp_path: Path) -> None:
     # [date + time_slot, + scheduled_duration) intervals, counted pair by pair: 13
     assert (s["bookings"], s["no_shows"], s["days"]) == (1000, 43, 30)
     assert s["conflicts"]["patient"] == 13
+
+
+def test_salon_booking_export_staff_us_dates_and_12_hour_clock(tmp_path: Path) -> None:
+    result = run("appointments", DATA / "appointments/salon_future_bookings.csv", tmp_path / "out")
+    s = result.summary
+    # start = pd.to_datetime(df.Date + " " + df.Time, format="%m/%d/%Y %I:%M:%S %p") (it agrees
+    # with TimeInt, minutes since midnight); start.dt.date.nunique(); df.Staff.nunique()
+    assert (s["bookings"], s["rejected_rows"], s["days"], s["professionals"]) == (1000, 0, 71, 6)
+    # per staff, sorted by start, bookings starting before an earlier one's 30-minute slot ends
+    assert s["conflicts"] == {"professional": 24, "patient": 0}
+    bookings = pd.read_parquet(tmp_path / "out/appointments.parquet")
+    assert str(bookings["start"].min()) == "2018-03-14 15:50:00+00:00"  # "3:50:00 PM"
+    assert str(bookings["start"].max()) == "2018-06-13 18:30:00+00:00"
+    daily = pd.read_parquet(tmp_path / "out/daily_professional.parquet")
+    per_day = daily.groupby(daily["day"].astype(str))["bookings"].sum()
+    # start.dt.date.value_counts(): the three busiest days
+    assert per_day[["2018-05-31", "2018-06-02", "2018-05-29"]].tolist() == [34, 32, 31]
+    # df.Staff.value_counts()
+    per_staff = daily.groupby("professional_id")["bookings"].sum().to_dict()
+    assert per_staff == {"JJ": 399, "BECKY": 198, "SINEAD": 177, "JOANNE": 113, "KELLY": 101,
+                         "HOUSE": 12}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ DATE_FORMATS = (
     "%Y-%m-%d %I:%M%p",  # a date and a 12-hour time slot ("9:00AM")
     "%Y-%m-%d %I:%M %p",
     "%d/%m/%Y %I:%M %p",
+    "%d/%m/%Y %I:%M:%S %p",
+    "%Y-%m-%d %I:%M:%S %p",
 )
 
 
@@ -46,7 +48,15 @@ ZONED = r"([Zz]|[+-]\d{2}:?\d{2}|^\s*\d+(\.\d+)?)\s*$"  # an offset, or epoch se
 # Timestamps outside this window are rejected as out of range: well inside what pandas'
 # nanoseconds hold (1677-2262), wide enough for birth dates and long contracts.
 TIME_WINDOW = (np.datetime64("1900-01-01", "us"), np.datetime64("2200-01-01", "us"))
-MONTH_FIRST = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%y %H:%M", "%m/%d/%y")
+MONTH_FIRST = (
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%m/%d/%y %H:%M",
+    "%m/%d/%y",
+    "%m/%d/%Y %I:%M:%S %p",  # US exports: a date and a 12-hour clock ("3:50:00 PM")
+    "%m/%d/%Y %I:%M %p",
+)
 ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%M:%S",
