@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from procs import Pipeline, echo_registry
 from s3worker.config import Settings
@@ -45,9 +46,17 @@ def test_an_exit_during_a_long_poll_is_not_held_by_the_poll(
 
     async def scenario() -> float:
         async with ClientsContext(1) as clients:
+            polling = asyncio.Event()
+            receive_message = clients.sqs.receive_message
+
+            async def observed(**kwargs: Any) -> Any:
+                polling.set()
+                return await receive_message(**kwargs)
+
+            clients.sqs.receive_message = observed
             worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"))
             receive = asyncio.create_task(worker._receive(1))
-            await asyncio.sleep(1)  # the poll is on the wire
+            await asyncio.wait_for(polling.wait(), 30)  # the poll is under way
             # When the stop is asked
             asked = time.monotonic()
             worker.request_exit()
