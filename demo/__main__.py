@@ -39,6 +39,7 @@ STACK = "s3worker-demo"
 WIDTH = 100  # columns of the demo's output
 TETHER = Path(__file__).resolve().with_name("tether.py")
 READY_TIMEOUT_SECONDS = 30
+KEEP_RECONCILE_SECONDS = 10  # the schedule rule's period, shortened as the idle times are
 # Shorter than the stack's defaults (600 s idle, 60 s confirmation, 20 s long polls) so the
 # demo shows a worker stopping itself within seconds. The idle rule is checked after each
 # empty poll, so the poll is shortened too.
@@ -251,7 +252,7 @@ def run(workdir: Path, keep: bool = False) -> None:
                 step(8, "Results")
                 print_results(outputs, [key for key, _ in files], [d.log for d in daemons])
                 if keep:
-                    keep_up(aws, env_file, pool_tag, workdir, daemons)
+                    keep_up(aws, bridge, outputs, env_file, workdir, daemons)
             finally:
                 for daemon in daemons:
                     daemon.stop()
@@ -284,7 +285,8 @@ def show_lambda(bridge: LambdaBridge, pool_tag: str) -> None:
     say("pool now: " + ", ".join(f"{i} {s}" for i, s in states(pool_tag).items()))
 
 
-def reconcile(bridge: LambdaBridge, outputs: dict[str, str]) -> None:
+def run_reconciler(bridge: LambdaBridge, outputs: dict[str, str]) -> dict[str, object]:
+    """The schedule rule's event, given to the start Lambda as EventBridge would."""
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     from moto.awslambda.models import lambda_backends
 
@@ -292,7 +294,11 @@ def reconcile(bridge: LambdaBridge, outputs: dict[str, str]) -> None:
         outputs["StartWorkerFunctionName"]
     )
     env = {k: str(v) for k, v in function.environment_vars.items()}
-    result = bridge.invoke(outputs["StartWorkerFunctionName"], env, event)
+    return bridge.invoke(outputs["StartWorkerFunctionName"], env, event)
+
+
+def reconcile(bridge: LambdaBridge, outputs: dict[str, str]) -> None:
+    result = run_reconciler(bridge, outputs)
     say("reconciler (every 5 minutes on AWS): " + ", ".join(f"{k} {v}" for k, v in result.items()))
 
 
@@ -311,12 +317,26 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def keep_up(
-    aws: EmbeddedAws, env_file: dict[str, str], pool_tag: str, workdir: Path, daemons: list[Daemon]
+    aws: EmbeddedAws,
+    bridge: LambdaBridge,
+    outputs: dict[str, str],
+    env_file: dict[str, str],
+    workdir: Path,
+    daemons: list[Daemon],
 ) -> None:
     """`--keep`: the stack stays up; each instance the start Lambda starts is booted, until
-    Ctrl-C. The operator CLI works against it from another terminal."""
+    Ctrl-C. The operator CLI works against it from another terminal. The schedule rule's
+    reconciler runs every KEEP_RECONCILE_SECONDS (every 5 minutes on AWS), as a late start
+    deferred by the event path is the reconciler's to make."""
+    pool_tag = outputs["PoolTag"]
     print_keep_instructions(aws.endpoint, STACK, [k for k, *_ in SAMPLES])
+    seen, next_reconcile = len(bridge.invocations), time.monotonic() + KEEP_RECONCILE_SECONDS
     while True:
+        seen = say_decisions(bridge, seen)
+        if time.monotonic() >= next_reconcile:
+            next_reconcile = time.monotonic() + KEEP_RECONCILE_SECONDS
+            if text := describe_actions(run_reconciler(bridge, outputs)):
+                say(f"reconciler: {text}")
         live = {d.instance_id for d in daemons if d.process.poll() is None}
         for instance, state in states(pool_tag).items():
             if state in ("pending", "running") and instance not in live:
@@ -327,6 +347,20 @@ def keep_up(
             if d.instance_id in live and d.process.poll() is not None:
                 say(f"{d.instance_id}: idle, stopped its own instance")
         time.sleep(1)
+
+
+def say_decisions(bridge: LambdaBridge, seen: int) -> int:
+    """Print the start Lambda's answer to each object event after the first `seen`
+    invocations; returns how many are now printed or passed over."""
+    for inv in bridge.invocations[seen:]:
+        if inv.event.get("detail-type") == "Object Created":
+            if inv.result is None and inv.error is None:
+                break  # still running: printed on a later turn
+            key = inv.event.get("detail", {}).get("object", {}).get("key", "?")
+            answer = inv.error or describe_actions(inv.result or {})
+            say(f"{key}: start Lambda: {answer or 'no start needed'}")
+        seen += 1
+    return seen
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

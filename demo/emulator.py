@@ -99,6 +99,9 @@ class LambdaBridge:
     )
     _idle: threading.Condition = field(default_factory=threading.Condition)
     _pending: int = 0
+    # One warm container runs one invocation at a time (the demo's reconciler and the
+    # rule's events share it).
+    _container: threading.Lock = field(default_factory=threading.Lock)
 
     def invoke(self, function: str, env: dict[str, str], event: Json) -> Json:
         """A synchronous invocation (CloudFormation's custom resources)."""
@@ -107,14 +110,15 @@ class LambdaBridge:
             event["ResponseURL"] = urlunsplit(
                 (target.scheme, target.netloc, parts.path, parts.query, "")
             )
-        runtime = self._runtime(function, env)
         record = Invocation(function, event)
         self.invocations.append(record)
-        try:
-            record.result = runtime.handle(event, _Context())
-        except Exception as exc:
-            record.error = repr(exc)
-            raise
+        with self._container:
+            runtime = self._runtime(function, env)
+            try:
+                record.result = runtime.handle(event, _Context())
+            except Exception as exc:
+                record.error = repr(exc)
+                raise
         return record.result or {}
 
     def invoke_async(self, function: str, env: dict[str, str], event: Json) -> None:

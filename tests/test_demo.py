@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,17 +92,37 @@ class Demo:
             text=True, start_new_session=True,
         )  # fmt: skip
         self.lines: list[str] = []
+        self._output: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._output.put(line)
+        self._output.put("")  # the end of its output
 
     def wait_for(self, pattern: str, timeout: float = 180) -> re.Match[str]:
-        assert self.process.stdout is not None
+        """The first line matching `pattern`; fails with the demo's last lines otherwise."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._output.get(timeout=left)
+            except queue.Empty:
+                break
             assert line, "the demo ended early:\n" + "".join(self.lines[-40:])
             self.lines.append(line)
             if match := re.search(pattern, line):
                 return match
-        raise AssertionError(f"no {pattern!r} within {timeout} s")
+        raise AssertionError(f"no {pattern!r} within {timeout} s:\n" + "".join(self.lines[-40:]))
+
+    def rest(self, timeout: float) -> str:
+        """What the demo prints until it ends."""
+        self.process.wait(timeout=timeout)
+        lines = []
+        while (line := self._output.get(timeout=timeout)) != "":
+            lines.append(line)
+        self.lines.extend(lines)
+        return "".join(lines)
 
     def pids(self) -> list[int]:
         return [int(p) for p in re.findall(r"\(pid (\d+)\)", "".join(self.lines))]
@@ -154,7 +176,7 @@ def test_keep_leaves_the_stack_up_for_the_operator_cli(tmp_path: Path):
         assert "processed by sales" in late.stdout
     finally:
         demo.process.send_signal(signal.SIGINT)  # Ctrl-C ends it
-        rest, _ = demo.process.communicate(timeout=120)
+        rest = demo.rest(timeout=120)
     assert demo.process.returncode == 0
     assert "stopped: workers and emulator; no process left" in rest
     assert gone_within(demo.pids(), 10)
