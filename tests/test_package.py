@@ -28,3 +28,14 @@ def test_a_second_build_of_the_same_sources_has_the_same_name(tmp_path: Path) ->
     )
     second = sorted(p.name for p in tmp_path.glob("s3worker-x86_64-*.tar.gz"))
     assert second == first
+
+
+def test_the_worker_bundle_carries_the_daemon_and_not_the_operator_extra() -> None:
+    import tarfile
+
+    (bundle,) = (ROOT / "dist").glob("s3worker-x86_64-*.tar.gz")
+    with tarfile.open(bundle) as tar:
+        wheels = {Path(n).name.split("-")[0].lower() for n in tar.getnames() if n.endswith(".whl")}
+    # What the daemon needs is there; boto3 (only the operator CLI uses it) is not.
+    assert {"s3worker", "aiobotocore", "botocore", "pandas", "pyarrow", "structlog"} <= wheels
+    assert not wheels & {"boto3", "s3transfer"}

@@ -12,7 +12,7 @@ from typing import TypeAlias
 from s3worker import __version__, exits, helptext
 from s3worker.errors import ConfigError
 from s3worker.exits import UsageError
-from s3worker.ops import OperatorError
+from s3worker.ops import OperatorError, missing_extra
 from s3worker.ops.commands import add_dlq, add_results, add_show, add_status, add_upload
 
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -218,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def explain(exc: BaseException) -> tuple[str, int] | None:
     """One line and the exit code for every failure a user can act on; None for bugs."""
+    if (text := missing_extra(exc)) is not None:
+        exc = OperatorError(text)
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}", exits.USAGE
     if isinstance(exc, OperatorError | UsageError):

@@ -19,6 +19,7 @@ CONTRACT_VERSION = 1
 # S3 limits: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 MAX_KEY_BYTES = 1024
 MANIFEST_NAME = "_manifest.json"
+SUMMARY_NAME = "summary.json"  # every processor's summary, beside its outputs
 ERRORS_DIR = "_errors"
 
 # User metadata on the manifest object (S3 sends it back as `x-amz-meta-NAME`).

@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 import structlog
 
+from s3worker.regions import ENDPOINT_VARIABLE
 from s3worker.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
 # botocore's variable for the metadata endpoint, so tests and the demo can point it elsewhere.
-ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL_SECONDS = "300"  # noqa: S105 (a lifetime, not a secret)
 TIMEOUT = aiohttp.ClientTimeout(total=2)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from s3worker.contract import SUMMARY_NAME
 from s3worker.exits import UsageError
-from s3worker.processors.base import SUMMARY_NAME
 
 
 def check_replaceable(out: Path) -> None:

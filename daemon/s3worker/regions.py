@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+# Where IMDS is (botocore honours it too); unset on EC2, a local server in the tests and demo.
+ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 
 
 def configured_region(

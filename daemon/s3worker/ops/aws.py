@@ -26,9 +26,8 @@ from botocore.exceptions import (
 )
 from botocore.utils import InstanceMetadataRegionFetcher
 
-from s3worker.instance import ENDPOINT_VARIABLE
 from s3worker.ops import OperatorError, UnreachableError
-from s3worker.regions import configured_region
+from s3worker.regions import ENDPOINT_VARIABLE, configured_region
 
 ACCESS_DENIED_CODES = frozenset(
     {

@@ -9,12 +9,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from s3worker import exits
-from s3worker.contract import ErrorReport, Layout, Manifest
+from s3worker.contract import SUMMARY_NAME, ErrorReport, Layout, Manifest
 from s3worker.ops import OperatorError, fmt
 from s3worker.ops.aws import Aws, explained, http_status
 from s3worker.ops.s3read import get_json, split_s3_uri
 from s3worker.ops.stack import Stack
-from s3worker.processors.base import SUMMARY_NAME
 
 # Exit codes (s3worker/exits.py): processed or skipped 0, failed 1, not processed yet 3.
 EXIT_CODES = {"processed": exits.OK, "skipped": exits.OK, "failed": exits.FAILED}

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from s3worker.contract import SUMMARY_NAME
 from s3worker.processors.options import Options
 
 GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_BYTES = 64 * 1024
 DAMAGE_BLOCK = 16 * 1024
-SUMMARY_NAME = "summary.json"
 # Byte-order marks, longest first; the encoding named is the one reported in summaries.
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 # What a byte the detected encoding cannot decode becomes in decoded text: a lone surrogate,
