@@ -30,6 +30,7 @@ from s3worker.progress import Progress
 from s3worker.worker import ExitReason, Worker
 
 from demo.emulator import FakeImds
+from tests.test_metrics import statistics
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 WAIT_SECONDS = 60
@@ -151,7 +152,11 @@ def test_a_notice_mid_job_loses_nothing_and_duplicates_nothing(
     pipeline = Pipeline.create(name, visibility_timeout=300)
     gates = {f"spot/{i}.txt": tmp_path / f"gate-{i}" for i in range(4)}
     events = {k: pipeline.upload(k, f"echo gate {gate}\n".encode()) for k, gate in gates.items()}
-    env = pipeline.env(scratch, S3WORKER_CONCURRENCY=2, S3WORKER_MAX_IN_FLIGHT=4)
+    namespace = f"S3worker/{name}"
+    env = pipeline.env(
+        scratch, S3WORKER_CONCURRENCY=2, S3WORKER_MAX_IN_FLIGHT=4,
+        S3WORKER_METRICS_NAMESPACE=namespace,
+    )  # fmt: skip
     env["S3WORKER_IDLE_ACTION"] = "none"  # only the notice ends this worker
     runlog = tmp_path / "runlog"
     worker = WorkerThread(Settings.from_env(env), runlog)
@@ -183,6 +188,10 @@ def test_a_notice_mid_job_loses_nothing_and_duplicates_nothing(
     assert sorted(runs(runlog)) == sorted(running)
     assert not any(Path(f"{gates[k]}.started").exists() for k in others if k not in running)
     assert list(scratch.iterdir()) == []
+    # And its metrics, sent before it exited, count the notice and the three messages handed back
+    assert statistics(namespace, "Interruptions", "Sum", Notice="interruption") == 1
+    assert statistics(namespace, "FilesReleased", "Sum") == 3
+    assert statistics(namespace, "Workers", "Sum", State="draining") >= 1
     # And a worker after it (no notice) completes each of them exactly once
     for gate in gates.values():
         gate.touch()

@@ -229,6 +229,7 @@ async def triage(
     held: dict[str, tuple[asyncio.Task[None], Message]],
     queue: Queue,
     drain_seconds: float,
+    released: Callable[[int], None],
 ) -> list[asyncio.Task[None]]:
     """The worker's shutdown, after a notice: end and hand back at once (visibility 0) the jobs
     that `plan` says cannot finish; the tasks left to drain (all of them without a notice)."""
@@ -243,4 +244,5 @@ async def triage(
     if ended:
         log.warning("releasing_at_notice", messages=len(ended), kept=len(keep), bound_s=bound)
         await queue.change_visibility([m for _, m in ended], 0)
+        released(len(ended))
     return [held[d][0] for d in keep if d in held]

@@ -34,6 +34,7 @@ from s3worker.errors import (
     WrongBucketError,
 )
 from s3worker.events import ObjectRef, parse_body
+from s3worker.metrics import Recorder
 from s3worker.pool import ProcessPool
 from s3worker.processors.base import JobContext, ProcessResult, execute, read_sample
 from s3worker.processors.registry import Registry
@@ -72,6 +73,7 @@ class JobRunner:
         self.instance_id = instance_id
         self.publisher = Publisher(storage)
         self.progress = Progress()  # what each held file is doing: the interruption rule's input
+        self.metrics = Recorder()  # what the worker's metrics shipper sends (metrics.py)
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
@@ -106,6 +108,7 @@ class JobRunner:
                 decision = await self._failed(ref, message, exc)
                 line.update(outcome=decision.verdict.value, error=f"{type(exc).__name__}: {exc}")
             line["duration_s"] = round(time.monotonic() - started, 3)
+            self.metrics.job(line, ref.event_time, decision.verdict is Verdict.DEAD_LETTER)
             # A dead-lettered file needs a person: `journalctl -p warning` must show it.
             (log.warning if decision.verdict is Verdict.DEAD_LETTER else log.info)("job", **line)
         return decision

@@ -19,6 +19,7 @@ from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
 from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
 from s3worker.jobs import JobRunner
+from s3worker.metrics import Shipper
 from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
@@ -90,6 +91,10 @@ class Worker:
         self.idle = IdlePolicy.from_settings(settings, clock())
         self._idle_logged = False
         self.interruption = InterruptionWatcher(self._on_notice)
+        self.shipper = Shipper(
+            settings.metrics_namespace, self.jobs.metrics, clients.make_cloudwatch,
+            lambda: (len(self.tasks), self.stop.requested.is_set()),
+        )  # fmt: skip
 
     def request_exit(self) -> None:
         """Signal handlers only call this: the loop notices and winds down; a second call
@@ -99,6 +104,7 @@ class Worker:
     def _on_notice(self, notice: Notice) -> None:
         """A Spot interruption notice or rebalance recommendation: wind down as for a stop,
         with the drain rule of interruption.py."""
+        self.jobs.metrics.interruption(notice.kind)
         self.stop.request()
 
     async def run(self) -> ExitReason:
@@ -127,6 +133,7 @@ class Worker:
         if self.notifier.watchdog_seconds:
             self._background.append(asyncio.create_task(self.watchdog.run()))
         self._background.append(asyncio.create_task(self.interruption.run()))
+        self._background.append(asyncio.create_task(self.shipper.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
         log.info(
             "ready",
@@ -257,6 +264,7 @@ class Worker:
             )
             await self.queue.change_visibility([message], delay)
             self.counts["released"] += 1
+            self.jobs.metrics.released(1)
 
     async def _dead_letter(self, message: Message, decision: Decision) -> None:
         if self.dlq:
@@ -304,13 +312,17 @@ class Worker:
         log.info("draining", running=len(self.tasks), bound_s=self.settings.drain_seconds)
         if self.tasks:
             progress, drain_s = self.jobs.progress, self.settings.drain_seconds
-            held = await triage(self.interruption, progress, self.tasks, self.queue, drain_s)
+            held = await triage(
+                self.interruption, progress, self.tasks, self.queue, drain_s,
+                self.jobs.metrics.released,
+            )  # fmt: skip
             await self._abandon(await self._drain(held))
         self.pool.shutdown(kill=bool(self.tasks))
         if self.heartbeat:
             await self.heartbeat.stop()
         for task in self._background:
             task.cancel()
+        await self.shipper.close()
         log.info("stopped", **self.counts)
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -339,6 +351,7 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         log.warning("releasing_unfinished", messages=len(messages))
         await self.queue.change_visibility(messages, 0)
+        self.jobs.metrics.released(len(messages))
 
     async def _fetch_instance_id(self) -> None:
         self._instance_id = await instance_id()
