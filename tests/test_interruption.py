@@ -202,3 +202,32 @@ def test_a_notice_mid_job_loses_nothing_and_duplicates_nothing(
     assert pipeline.depth() == 0
     completed: dict[str, Any] = {k: runs(runlog).count(k) for k in gates}
     assert completed == {k: 2 if k == running[1] else 1 for k in gates}
+
+
+def test_a_rebalance_recommendation_drains_then_stops_the_instance(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3worker.retry import RetryPolicy
+    from s3worker.worker import serve
+    from tenacity import wait_none
+
+    from tests.test_idle_stop import launch, state
+
+    # Given a worker whose instance EC2 recommends rebalancing, with the env file's idle action
+    (me,) = launch(1)
+    imds = FakeImds(me)
+    imds.notify("rebalance", 0)
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
+    pipeline = Pipeline.create(name)
+    settings = Settings.from_env(
+        {**pipeline.env(scratch), "S3WORKER_IDLE_ACTION": "stop", "S3WORKER_IDLE_SECONDS": "600"}
+    )
+    # When it runs
+    registry = echo_registry(tmp_path / "runlog")
+    reason = asyncio.run(
+        serve(settings, processors=registry, retry=RetryPolicy(3, wait=wait_none()))
+    )
+    imds.close()
+    # Then it leaves at once (not after the idle time) and stops its own instance
+    assert reason is ExitReason.REBALANCE
+    assert state(me) == "stopped"
