@@ -44,8 +44,8 @@ UNITS = {
     INTERRUPTIONS: "Count",
     WORKERS: "Count",
 }
-# Every metric is also sent without dimensions (the stack's total); these get a breakdown too.
-BY_PROCESSOR = (FILES_PROCESSED, PROCESSING_SECONDS, BYTES_PROCESSED)
+# Every metric but WORKERS is also sent without dimensions (the stack's total); `job` adds the
+# breakdown by Processor of FILES_PROCESSED, PROCESSING_SECONDS and BYTES_PROCESSED.
 # Each worker sends Workers=1 once a minute with its state: Sum per State counts the workers.
 BUSY, IDLE, DRAINING = "busy", "idle", "draining"
 STATE_RANK = {IDLE: 0, BUSY: 1, DRAINING: 2}  # the minute's state: the busiest seen in it
