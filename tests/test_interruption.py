@@ -94,6 +94,20 @@ def test_progress_expects_the_pace_of_the_workers_own_files() -> None:
     assert unknown.started is None
 
 
+def test_after_a_notice_the_daemon_exits_0_which_the_unit_does_not_restart() -> None:
+    from s3worker import exits
+    from s3worker.worker import exit_code
+
+    from tests.test_systemd_unit import UNIT, directives
+
+    # systemd.service(5): on-failure restarts on a non-zero exit code, a signal, a timeout or
+    # the watchdog; never after a clean exit
+    assert directives(UNIT.read_text())["Restart"] == ["on-failure"]
+    assert exit_code(ExitReason.INTERRUPTED) == exits.OK
+    assert exit_code(ExitReason.REBALANCE) == exits.OK
+    assert exit_code(ExitReason.IDLE_STOP_FAILED) != exits.OK
+
+
 # -- a notice mid-job, against the moto server --------------------------------------------------
 
 

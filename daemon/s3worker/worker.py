@@ -408,6 +408,11 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    reason = asyncio.run(serve(settings, stop_signals))
+    return exit_code(asyncio.run(serve(settings, stop_signals)))
+
+
+def exit_code(reason: ExitReason) -> int:
+    """0 for every planned end (a stop, the idle exit, a Spot notice): `Restart=on-failure`
+    restarts the daemon only after the others."""
     codes = {ExitReason.IDLE_STOP_FAILED: exits.FAILED, ExitReason.FORCED: exits.INTERRUPTED}
     return codes.get(reason, exits.OK)
