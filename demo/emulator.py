@@ -31,6 +31,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -346,7 +347,8 @@ def worker_env_file(launch_template_id: str) -> dict[str, str]:
 
 class FakeImds:
     """The instance metadata service for one instance, IMDSv2 only (tokens required): its id
-    and its region (`placement/`)."""
+    and its region (`placement/`). `notify` serves a Spot interruption notice (or a rebalance
+    recommendation) from then on, as EC2 does mid-run; `served` lists the paths answered 200."""
 
     def __init__(
         self,
@@ -358,8 +360,9 @@ class FakeImds:
         """`metadata`: more paths under /latest/meta-data/ (tags/instance/..., iam/...)."""
         token = secrets.token_hex(8)
         self.requests: list[str] = []
-        requests = self.requests
-        values = {
+        self.served: list[str] = []
+        requests, served = self.requests, self.served
+        self.values = values = {
             "instance-id": instance_id,
             "placement/region": region,
             "placement/availability-zone": f"{region}a",
@@ -382,6 +385,7 @@ class FakeImds:
                 if self.headers.get("X-aws-ec2-metadata-token") != token:
                     self._reply(401, "")  # IMDSv1 is disabled on the stack's instances
                 elif (path := self.path.removeprefix("/latest/meta-data/").rstrip("/")) in values:
+                    served.append(path)
                     self._reply(200, values[path])
                 else:
                     self._reply(404, "")
@@ -398,9 +402,26 @@ class FakeImds:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
+    def notify(self, action: str, seconds: float) -> str:
+        """A Spot interruption notice: `action` (terminate, stop, hibernate) in `seconds`, as
+        `spot/instance-action` says it; or, for action "rebalance", a rebalance recommendation
+        (`events/recommendations/rebalance`). Returns the path now served."""
+        now = datetime.now(UTC)
+        if action == "rebalance":
+            path, doc = "events/recommendations/rebalance", {"noticeTime": _imds_time(now)}
+        else:
+            when = now + timedelta(seconds=seconds)
+            path, doc = "spot/instance-action", {"action": action, "time": _imds_time(when)}
+        self.values[path] = json.dumps(doc)
+        return path
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _imds_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pool_instances(pool_tag: str) -> list[Any]:

@@ -10,14 +10,14 @@ Who evaluates what (moto 5.2.5, read in moto/iam/access_control.py and moto/core
   once tests/iam/server.py names the actions as IAM does (CloudWatch signs as `monitoring`; SQS
   batch calls are the single action). Its error is `AccessDenied` (for SQS inside an XML body).
 - tests/iam/evaluate.py, with the context of tests/iam/context.py: every EC2 and CloudFormation
-  call. moto checks those on Resource "*" and would allow a tag-scoped StopInstances anywhere
+  call, and CloudWatch's PutMetricData with its `cloudwatch:namespace`. moto checks those on
+  Resource "*" and would allow a tag-scoped StopInstances anywhere
   (and apply the conditional Deny to every instance). The keys that get real values there:
   aws:ResourceTag/s3worker:pool, aws:RequestTag/s3worker:pool, ec2:LaunchTemplate,
   ec2:CreateAction, iam:PassedToService, ec2:SourceInstanceARN (from the role session name, as
   EC2 names it) and aws:ARN (the target: the undocumented key the worker's Deny relies on).
 - Nobody, so these are NOT checked by this suite (on AWS they are):
-  * conditions of every other service: moto treats each as met. `cloudwatch:namespace` on the
-    worker's PutMetricData is one: `test_emulator_does_not_check_the_cloudwatch_namespace`;
+  * conditions of every other service: moto treats each as met;
   * resource policies: the buckets' and queues' `aws:SecureTransport` Deny (moto's
     CloudFormation skips AWS::S3::BucketPolicy and AWS::SQS::QueuePolicy anyway) and
     `aws:SourceArn` on the queue policies and the Lambda permissions (EventBridge delivers
@@ -275,7 +275,8 @@ def test_the_worker_role_can_do_what_its_boot_needs(enforced: Enforced) -> None:
     bundle = s3.get_object(Bucket=f"{STACK}-artifacts", Key="releases/s3worker-demo.tar.gz")
     assert bundle["Body"].read() == b"bundle"
     metric = [{"MetricName": "BootFailures", "Value": 1.0}]
-    _worker(enforced, "cloudwatch").put_metric_data(Namespace="s3worker", MetricData=metric)
+    namespace = f"S3worker/{STACK}"  # the stack's own: the daemon's metrics go there too
+    _worker(enforced, "cloudwatch").put_metric_data(Namespace=namespace, MetricData=metric)
 
 
 # --- ... and each role is denied what it must not do ---------------------------------------------
@@ -308,6 +309,9 @@ WORKER_DENIALS: dict[str, Denial] = {
         Bucket=f"{STACK}-artifacts", Key="lambda/start_worker.zip"),
     "signal another stack": lambda e, o: _worker(e, "cloudformation").signal_resource(
         StackName=o["stack"], LogicalResourceId="Queue", UniqueId=e.canary, Status="SUCCESS"),
+    "put metrics into another stack's namespace": lambda e, o: _worker(e, "cloudwatch")
+        .put_metric_data(Namespace="S3worker/another-stack",
+                         MetricData=[{"MetricName": "FilesProcessed", "Value": 1.0}]),
 }  # fmt: skip
 
 
@@ -400,17 +404,6 @@ def test_without_the_arn_key_the_tag_scope_still_holds(enforced: Enforced) -> No
     member = {**caller, "aws:ResourceTag/s3worker:pool": STACK}
     assert decide([policy], "ec2:StopInstances", outsider, caller) == IMPLICIT_DENY
     assert decide([policy], "ec2:StopInstances", me, member) == ALLOW
-
-
-# --- what the emulator does not check ----------------------------------------------------------
-
-
-def test_emulator_does_not_check_the_cloudwatch_namespace(enforced: Enforced) -> None:
-    # The worker may put metrics only in the `s3worker` namespace (cloudwatch:namespace). moto
-    # treats the condition as met, so another namespace is accepted here; on AWS it is denied.
-    # This records the gap; it does not claim the condition was checked.
-    metric = [{"MetricName": "BootFailures", "Value": 1.0}]
-    _worker(enforced, "cloudwatch").put_metric_data(Namespace="not-s3worker", MetricData=metric)
 
 
 # --- the harness's evaluator, on its own ---------------------------------------------------------

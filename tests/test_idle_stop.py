@@ -154,7 +154,7 @@ def test_a_failing_queue_read_means_not_idle(tmp_path: Path):
         queue_url="q", output_bucket="b", scratch_dir=tmp_path, idle_seconds=0,
         idle_confirm_seconds=60, idle_action="exit",
     )  # fmt: skip
-    clients = SimpleNamespace(s3=None, sqs=None, make_ec2=None)
+    clients = SimpleNamespace(s3=None, sqs=None, make_ec2=None, make_cloudwatch=None)
     worker = Worker(settings, clients, processors=echo_registry(tmp_path / "r"), clock=clock)  # type: ignore[arg-type]
     reads: list[int | Exception] = [0, TimeoutError("GetQueueAttributes timed out"), 0, 0]
 

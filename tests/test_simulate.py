@@ -49,3 +49,39 @@ def test_a_burst_scales_to_the_cap_and_drains():
     assert result["keeps_up"]
     assert result["workers_used"] == 4
     assert all(w.state == "stopped" for w in sim.workers)
+
+
+def test_spot_without_interruptions_costs_the_price_ratio_of_the_instance_hour():
+    on_demand = simulate.Model()
+    spot = simulate.replace(on_demand, spot_price_ratio=0.4, interruptions_per_hour=0.0)
+    a = simulate.Sim(on_demand, max_workers=4).run(simulate.batch(3000, 60.0), 3 * simulate.HOUR)
+    b = simulate.Sim(spot, max_workers=4).run(simulate.batch(3000, 60.0), 3 * simulate.HOUR)
+    # Given no interruption, the same work is done in the same worker-hours
+    assert (a["files_done"], a["worker_hours"]) == (b["files_done"], b["worker_hours"])
+    assert b["interruptions"] == b["redone_files"] == 0
+    # And the instance part of each hour is 40 % of on-demand (the public IPv4 is not discounted)
+    assert spot.worker_hour_usd() == simulate.INSTANCE_HOUR * 0.4 + simulate.IPV4_HOUR
+
+
+def test_interruptions_redo_the_files_that_cannot_finish_within_the_notice():
+    # Given ten-minute files (past the notice's budget) and frequent interruptions
+    long_files = simulate.Model(
+        work_s=600.0, spot_price_ratio=0.4, interruptions_per_hour=2.0, seed=3
+    )
+    sim = simulate.Sim(long_files, max_workers=4)
+    result = sim.run(simulate.batch(40, 60.0), 24 * simulate.HOUR)
+    # Then every file is still done exactly once, and the interrupted ones were redone
+    assert result["interruptions"] > 0
+    assert result["redone_files"] > 0
+    assert result["files_done"] == 40
+    assert result["backlog_at_end"] == 0
+    # And each redone file had run less than a file takes (it was handed back, not finished)
+    assert 0 < result["redone_work_s"] < result["redone_files"] * long_files.work_s
+
+
+def test_short_files_finish_within_the_notice_and_nothing_is_redone():
+    short_files = simulate.Model(spot_price_ratio=0.4, interruptions_per_hour=20.0, seed=3)
+    result = simulate.Sim(short_files, max_workers=4).run(simulate.steady(5, 1), 2 * simulate.HOUR)
+    assert result["interruptions"] > 0
+    assert result["redone_files"] == 0
+    assert result["files_done"] == 5 * 3600

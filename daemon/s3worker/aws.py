@@ -44,6 +44,7 @@ class Clients:
     s3: Any
     sqs: Any
     make_ec2: Callable[[], Awaitable[Any]]
+    make_cloudwatch: Callable[[], Awaitable[Any]]  # the metrics (metrics.py), also on first use
 
     async def ec2(self) -> Any:
         return await self.make_ec2()
@@ -65,14 +66,17 @@ class ClientsContext:
 
         sqs = await self._stack.enter_async_context(make("sqs"))
         s3 = await self._stack.enter_async_context(make("s3"))
-        ec2: list[Any] = []
+        built: dict[str, Any] = {}
 
-        async def make_ec2() -> Any:
-            if not ec2:
-                ec2.append(await self._stack.enter_async_context(make("ec2")))
-            return ec2[0]
+        def lazy(service: str) -> Callable[[], Awaitable[Any]]:
+            async def get() -> Any:
+                if service not in built:
+                    built[service] = await self._stack.enter_async_context(make(service))
+                return built[service]
 
-        return Clients(s3=s3, sqs=sqs, make_ec2=make_ec2)
+            return get
+
+        return Clients(s3=s3, sqs=sqs, make_ec2=lazy("ec2"), make_cloudwatch=lazy("cloudwatch"))
 
     async def __aexit__(
         self,

@@ -30,6 +30,8 @@ IN_FLIGHT_PER_PROCESS = 4
 # VmPeak 1.8 GB at 0.2 GB resident), so below 2 GiB nothing runs. Kept for the daemon and the OS:
 MEMORY_RESERVE_BYTES = 512 * 2**20
 MIN_JOB_MEMORY_MB = 2048
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html
+MAX_NAMESPACE_CHARS = 255
 T = TypeVar("T")
 
 
@@ -55,6 +57,7 @@ class Settings:
     job_timeout_seconds: float = 6 * 3600
     job_memory_bytes: int = MIN_JOB_MEMORY_MB * 2**20
     processor_config: ProcessorConfig = field(default_factory=ProcessorConfig)
+    metrics_namespace: str = ""
 
     @classmethod
     def from_env(
@@ -102,6 +105,7 @@ class Settings:
                 lo=MIN_JOB_MEMORY_MB,
             ) * 2**20,
             processor_config=processors,
+            metrics_namespace=r.namespace("S3WORKER_METRICS_NAMESPACE"),
         )  # fmt: skip
         r.raise_problems()
         return settings
@@ -128,6 +132,9 @@ class _Reader:
 
     def buckets(self, name: str) -> tuple[str, ...]:
         return self._call((), _buckets, self.env, name)
+
+    def namespace(self, name: str) -> str:
+        return self._call("", _namespace, self.env, name)
 
     def processor_config(self, name: str) -> ProcessorConfig:
         return self._call(ProcessorConfig(), _processor_config, self.env, name)
@@ -162,6 +169,17 @@ def _buckets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if not names:
         raise ConfigError(f"{name} names no bucket")
     return names
+
+
+def _namespace(env: Mapping[str, str], name: str) -> str:
+    """A CloudWatch namespace of ours (AWS/ is reserved), or empty: no metrics."""
+    value = env.get(name, "").strip()
+    if len(value) > MAX_NAMESPACE_CHARS or value.startswith(("AWS/", ":")):
+        raise ConfigError(
+            f"{name}={value[:40]!r} is not a CloudWatch namespace of ours "
+            f"(at most {MAX_NAMESPACE_CHARS} characters, not AWS/...)"
+        )
+    return value
 
 
 def _processor_config(env: Mapping[str, str], name: str) -> ProcessorConfig:

@@ -10,7 +10,7 @@ reports, not the event's).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -34,6 +34,8 @@ class ObjectRef:
     etag: str | None = None
     version_id: str | None = None
     sequencer: str | None = None
+    # When S3 said the object was created (the event's time): not part of what it names.
+    event_time: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,9 @@ def _parse_record(record: Any) -> ObjectRef | Skipped:
     if not name.startswith(NOTIFICATION_CREATED_PREFIX):
         return Skipped(f"event {name} is not a creation", key)
     return _object_or_skip(
-        bucket, key, obj.get("size"), obj.get("eTag"), obj.get("versionId"), obj.get("sequencer")
-    )
+        bucket, key, obj.get("size"), obj.get("eTag"), obj.get("versionId"), obj.get("sequencer"),
+        record.get("eventTime"),
+    )  # fmt: skip
 
 
 def _parse_eventbridge(doc: dict[str, Any]) -> ParsedMessage:
@@ -138,6 +141,7 @@ def _parse_eventbridge(doc: dict[str, Any]) -> ParsedMessage:
         obj.get("etag") or obj.get("eTag"),  # AWS says etag; some emulators say eTag
         obj.get("version-id"),
         obj.get("sequencer"),
+        doc.get("time"),
     )
     if isinstance(result, Skipped):
         return ParsedMessage((), (result,))
@@ -151,6 +155,7 @@ def _object_or_skip(
     etag: Any,
     version_id: Any,
     sequencer: Any,
+    event_time: Any = None,
 ) -> ObjectRef | Skipped:
     if not bucket or not key:
         raise BadEventError("event names an empty bucket or key")
@@ -172,6 +177,7 @@ def _object_or_skip(
         etag=str(etag).strip('"') if etag else None,
         version_id=str(version_id) if version_id and version_id != "null" else None,
         sequencer=str(sequencer) if sequencer else None,
+        event_time=str(event_time) if event_time else None,
     )
 
 

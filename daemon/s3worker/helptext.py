@@ -45,6 +45,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("S3WORKER_JOB_TIMEOUT_SECONDS", "longest a file may be processed (at most 11 h)", "21600"),
     ("S3WORKER_JOB_MEMORY_MB", "address space of one job's process", "memory / concurrency"),
     ("S3WORKER_PROCESSOR_CONFIG", "per-route processor options: a JSON/TOML file or JSON", "none"),
+    ("S3WORKER_METRICS_NAMESPACE", "CloudWatch namespace of the per-minute metrics", "none sent"),
     ("AWS_REGION", "the region (else AWS_DEFAULT_REGION, the profile's, the instance's)", "-"),
 )
 

@@ -34,9 +34,11 @@ from s3worker.errors import (
     WrongBucketError,
 )
 from s3worker.events import ObjectRef, parse_body
+from s3worker.metrics import Recorder
 from s3worker.pool import ProcessPool
 from s3worker.processors.base import JobContext, ProcessResult, execute, read_sample
 from s3worker.processors.registry import Registry
+from s3worker.progress import Progress
 from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.sqs import Message
@@ -70,6 +72,8 @@ class JobRunner:
         self.registry = registry
         self.instance_id = instance_id
         self.publisher = Publisher(storage)
+        self.progress = Progress()  # what each held file is doing: the interruption rule's input
+        self.metrics = Recorder()  # what the worker's metrics shipper sends (metrics.py)
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
@@ -104,6 +108,7 @@ class JobRunner:
                 decision = await self._failed(ref, message, exc)
                 line.update(outcome=decision.verdict.value, error=f"{type(exc).__name__}: {exc}")
             line["duration_s"] = round(time.monotonic() - started, 3)
+            self.metrics.job(line, ref.event_time, decision.verdict is Verdict.DEAD_LETTER)
             # A dead-lettered file needs a person: `journalctl -p warning` must show it.
             (log.warning if decision.verdict is Verdict.DEAD_LETTER else log.info)("job", **line)
         return decision
@@ -170,7 +175,9 @@ class JobRunner:
             processor = await asyncio.to_thread(self.registry.route, sample, self.settings.routes)
             options = self.settings.processor_config.for_key(ref.key)
             ctx = JobContext(key=ref.key, size=ref.size or 0, sample=sample, options=options)
-            result = await self._run(processor, job, ctx)
+            started = self.progress.starter(message.delivery, processor.name, ref.size or 0)
+            result = await self._run(processor, job, ctx, started)
+            self.progress.processed(message.delivery)
             t2 = time.monotonic()
             source = self.storage.layout.source(ref.bucket, ref.key)
             outputs = await self.storage.upload_outputs(job.out, source, version_tag(ref))
@@ -185,10 +192,14 @@ class JobRunner:
         }
         return line, [o.key for o in outputs], manifest
 
-    async def _run(self, processor: Any, job: Any, ctx: JobContext) -> ProcessResult:
+    async def _run(
+        self, processor: Any, job: Any, ctx: JobContext, on_start: Callable[[], None]
+    ) -> ProcessResult:
         timeout = self.settings.job_timeout_seconds
         try:
-            return await self.pool.run(execute, processor, job.input, job.out, ctx, limit=timeout)
+            return await self.pool.run(
+                execute, processor, job.input, job.out, ctx, limit=timeout, on_start=on_start
+            )
         except TimeoutError:
             raise JobTimeoutError(
                 f"processor {processor.name} ran longer than {timeout:g} s "

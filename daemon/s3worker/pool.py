@@ -67,12 +67,21 @@ class ProcessPool:
         for _ in range(self.workers):
             pool.schedule(_noop)
 
-    async def run(self, fn: Callable[..., T], *args: Any, limit: float | None = None) -> T:
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        limit: float | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> T:
         """Run `fn(*args)` in a worker process. `limit` (seconds) counts from when a process is
         free for it, so time spent waiting behind other files never counts against a file; past
         it only that process is ended and TimeoutError raised. A process that dies raises
-        JobTooLargeError when it looks like its memory limit, else TransientError."""
+        JobTooLargeError when it looks like its memory limit, else TransientError.
+        `on_start`: called when a process is free for it (the file's processing begins)."""
         async with self._free:  # submit only when a process can start it now
+            if on_start is not None:
+                on_start()
             future = self._get().schedule(fn, args=args, timeout=limit)
             try:
                 return await asyncio.wrap_future(future)

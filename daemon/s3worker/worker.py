@@ -17,7 +17,9 @@ from s3worker.config import Settings
 from s3worker.contract import DeadLetterNote, Layout
 from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
+from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
 from s3worker.jobs import JobRunner
+from s3worker.metrics import Shipper
 from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
@@ -45,6 +47,8 @@ class ExitReason(enum.Enum):
     IDLE = "idle"
     IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
     FORCED = "forced"  # a second stop signal cut the drain short; exits non-zero
+    INTERRUPTED = "interrupted"  # a Spot interruption notice; exits 0: EC2 takes the instance
+    REBALANCE = "rebalance"  # a rebalance recommendation; drained, then the idle action
 
 
 class Worker:
@@ -86,10 +90,21 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self.idle = IdlePolicy.from_settings(settings, clock())
         self._idle_logged = False
+        self.interruption = InterruptionWatcher(self._on_notice)
+        self.shipper = Shipper(
+            settings.metrics_namespace, self.jobs.metrics, clients.make_cloudwatch,
+            lambda: (len(self.tasks), self.stop.requested.is_set()),
+        )  # fmt: skip
 
     def request_exit(self) -> None:
         """Signal handlers only call this: the loop notices and winds down; a second call
         cuts the drain short (stopping.py)."""
+        self.stop.request()
+
+    def _on_notice(self, notice: Notice) -> None:
+        """A Spot interruption notice or rebalance recommendation: wind down as for a stop,
+        with the drain rule of interruption.py."""
+        self.jobs.metrics.interruption(notice.kind)
         self.stop.request()
 
     async def run(self) -> ExitReason:
@@ -98,7 +113,11 @@ class Worker:
             reason = await self.main_loop()
         finally:
             await self.shutdown()
-        return ExitReason.FORCED if self.stop.forced.is_set() else reason
+        if self.stop.forced.is_set():
+            return ExitReason.FORCED
+        if (notice := self.interruption.notice) is not None:
+            return ExitReason.INTERRUPTED if notice.kind == INTERRUPTION else ExitReason.REBALANCE
+        return reason
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -113,6 +132,8 @@ class Worker:
         self._instance_task = asyncio.create_task(self._fetch_instance_id())
         if self.notifier.watchdog_seconds:
             self._background.append(asyncio.create_task(self.watchdog.run()))
+        self._background.append(asyncio.create_task(self.interruption.run()))
+        self._background.append(asyncio.create_task(self.shipper.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
         log.info(
             "ready",
@@ -212,6 +233,7 @@ class Worker:
             except Exception as exc:  # a bug, not the file's fault: let SQS try again later
                 log.exception("job_crashed", message_id=message.id)
                 decision = Decision(Verdict.RELEASE, exc)
+            self.jobs.progress.settling(message.delivery)  # never cut short from here on
             # Stop extending first: a beat landing after a release would undo it.
             if self.heartbeat:
                 self.heartbeat.untrack(message)
@@ -224,6 +246,7 @@ class Worker:
             if self.heartbeat:
                 self.heartbeat.untrack(message)
             self.tasks.pop(message.delivery, None)
+            self.jobs.progress.forget(message.delivery)
             self.idle.active(self.clock())
             self._slot_freed.set()
             self.notifier.status(self._status())
@@ -241,6 +264,7 @@ class Worker:
             )
             await self.queue.change_visibility([message], delay)
             self.counts["released"] += 1
+            self.jobs.metrics.released(1)
 
     async def _dead_letter(self, message: Message, decision: Decision) -> None:
         if self.dlq:
@@ -287,20 +311,29 @@ class Worker:
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
         log.info("draining", running=len(self.tasks), bound_s=self.settings.drain_seconds)
         if self.tasks:
-            await self._abandon(await self._drain([task for task, _ in self.tasks.values()]))
+            progress, drain_s = self.jobs.progress, self.settings.drain_seconds
+            held = await triage(
+                self.interruption, progress, self.tasks, self.queue, drain_s,
+                self.jobs.metrics.released,
+            )  # fmt: skip
+            await self._abandon(await self._drain(held))
         self.pool.shutdown(kill=bool(self.tasks))
         if self.heartbeat:
             await self.heartbeat.stop()
         for task in self._background:
             task.cancel()
+        await self.shipper.close()
         log.info("stopped", **self.counts)
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
-        """Wait for `tasks` within the drain bound, or until a second signal; the unfinished."""
+        """Wait for `tasks` within the drain bound (or what an interruption notice leaves),
+        or until a second signal; the unfinished."""
+        if not tasks:
+            return set()
         finished = asyncio.ensure_future(asyncio.wait(tasks))
         forced = asyncio.ensure_future(self.stop.forced.wait())
         await asyncio.wait(
-            {finished, forced}, timeout=self.settings.drain_seconds,
+            {finished, forced}, timeout=self.interruption.budget(self.settings.drain_seconds),
             return_when=asyncio.FIRST_COMPLETED,
         )  # fmt: skip
         finished.cancel()
@@ -318,6 +351,7 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         log.warning("releasing_unfinished", messages=len(messages))
         await self.queue.change_visibility(messages, 0)
+        self.jobs.metrics.released(len(messages))
 
     async def _fetch_instance_id(self) -> None:
         self._instance_id = await instance_id()
@@ -361,7 +395,8 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
             worker.request_exit()
         try:
             reason = await worker.run()
-            if reason is ExitReason.IDLE and not await worker.act_on_idle():
+            idle = reason in (ExitReason.IDLE, ExitReason.REBALANCE)
+            if idle and not await worker.act_on_idle():
                 reason = ExitReason.IDLE_STOP_FAILED
         finally:  # until serve() returns, a late signal is noted, never fatal
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -373,6 +408,11 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    reason = asyncio.run(serve(settings, stop_signals))
+    return exit_code(asyncio.run(serve(settings, stop_signals)))
+
+
+def exit_code(reason: ExitReason) -> int:
+    """0 for every planned end (a stop, the idle exit, a Spot notice): `Restart=on-failure`
+    restarts the daemon only after the others."""
     codes = {ExitReason.IDLE_STOP_FAILED: exits.FAILED, ExitReason.FORCED: exits.INTERRUPTED}
     return codes.get(reason, exits.OK)

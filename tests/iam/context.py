@@ -67,6 +67,8 @@ def checks(req: Request) -> list[Check]:
         return _run_instances_checks(req)
     if verb == "CreateTags":  # a tag added later (not at launch): no ec2:CreateAction
         return [_tag_check(req, r) for r in req.indexed("ResourceId")]
+    if req.action == "cloudwatch:PutMetricData":  # no resource-level permissions
+        return [Check(req.action, "*", {"cloudwatch:namespace": req.params.get("Namespace", "")})]
     if req.action.startswith("cloudformation:") and "StackName" in req.params:
         return [Check(req.action, _stack_arn(req), caller_context(req))]
     return [Check(req.action, "*", caller_context(req))]

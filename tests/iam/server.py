@@ -15,16 +15,20 @@ a gap of moto's, none in the product:
   always: CloudWatch signs as `monitoring`, S3 authorizes HeadBucket as ListBucket, and SQS
   authorizes its batch calls as the single action (`IAM_ACTIONS`); SQS's StartMessageMoveTask
   names its queue by SourceArn, which moto's resource lookup (QueueUrl only) misses;
-- EC2 and CloudFormation calls are authorized by `iam.evaluate` with the context of
-  `iam.context` (moto checks them on Resource "*" with conditions treated as met).
+- EC2 and CloudFormation calls, and CloudWatch's PutMetricData (its `cloudwatch:namespace`
+  condition), are authorized by `iam.evaluate` with the context of `iam.context` (moto checks
+  them on Resource "*" with conditions treated as met). CloudWatch's requests are CBOR
+  (smithy-rpc-v2-cbor) or JSON: their parameters are read with botocore's CBOR decoder.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import Any
 
+from botocore.parsers import BaseCBORParser
 from moto.cloudformation import urls as cfn_urls
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import TYPE_RESPONSE
@@ -35,7 +39,7 @@ from demo.emulator import LambdaBridge, quiet_emulator
 from iam.context import Request, checks
 from iam.evaluate import ALLOW, decide
 
-EVALUATED_HERE = ("ec2:", "cloudformation:")
+EVALUATED_HERE = ("ec2:", "cloudformation:", "cloudwatch:PutMetricData")
 IAM_ACTIONS = {
     # HeadBucket is authorized as s3:ListBucket (there is no s3:HeadBucket action):
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html
@@ -62,6 +66,15 @@ def _params(data: Any) -> dict[str, str]:
     return {k: v[0] if isinstance(v, list) else v for k, v in dict(data or {}).items()}
 
 
+def _body_params(body: Any, content_type: str) -> dict[str, str]:
+    """The top-level text parameters of a CBOR or JSON request body (CloudWatch speaks both)."""
+    if "cbor" in content_type:
+        found = BaseCBORParser().parse_data_item(io.BytesIO(body or b""))
+    else:
+        found = _json_body(body)
+    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
+
+
 def _json_body(body: Any) -> dict[str, Any]:
     try:
         found = json.loads(body or b"{}")
@@ -76,6 +89,9 @@ def _check_action_permitted(self: Any, resource: str) -> None:
     action = f"{SIGNING_NAMES.get(service, service)}:{operation}"
     self._action = IAM_ACTIONS.get(action, action)
     params = _params(self._data)
+    if self._action.startswith("cloudwatch:"):
+        content_type = str(self._headers.get("Content-Type", ""))
+        params = {**params, **_body_params(self._body, content_type)}
     if self._action.startswith("sqs:") and resource == "*":
         resource = params.get("SourceArn") or _json_body(self._body).get("SourceArn") or "*"
     if not self._action.startswith(EVALUATED_HERE):
