@@ -1,6 +1,8 @@
-"""lambda/start_worker.py: the decision (pure, property-tested), the AWS side against moto for the
-happy paths and against botocore's Stubber for what moto cannot show (`stopping`, capacity and
-throttling errors), the 1,000-event call budget, and the CloudFormation cleanup resource."""
+"""The start Lambda (lambda/start_worker.py, lambda/starter/): the decision (pure,
+property-tested), the AWS side against moto for the happy paths and against botocore's Stubber
+for what moto cannot show (`stopping`, capacity errors), the 1,000-event call budget, and the
+CloudFormation cleanup resource. Events: test_start_worker_events.py; capacity types, retries
+and metrics over HTTP: test_start_worker_capacity.py."""
 
 from __future__ import annotations
 
@@ -121,30 +123,6 @@ def test_settings_parse_lists() -> None:
 def test_invalid_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         sw.Settings.from_env(settings_env(**{name: value}))
-
-
-# --- events -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("fixture", "kind", "objects"),
-    [
-        ("eventbridge_object_created", "object", 1),
-        ("scheduled", "schedule", 0),
-        ("s3_notification", "object", 2),  # the ObjectRemoved record does not count
-        ("s3_test_event", "ignored", 0),
-        ("eventbridge_object_deleted", "ignored", 0),
-        ("cfn_create", "custom_resource", 0),
-        ("cfn_delete", "custom_resource", 0),
-    ],
-)
-def test_classify_fixtures(fixture: str, kind: str, objects: int) -> None:
-    assert sw.classify(event(fixture)) == (kind, objects)
-
-
-@pytest.mark.parametrize("payload", [None, [], "text", {"Records": "x"}, {"source": "aws.ec2"}])
-def test_classify_ignores_anything_else(payload: Any) -> None:
-    assert sw.classify(payload) == ("ignored", 0)
 
 
 # --- the decision -----------------------------------------------------------------------------
@@ -598,34 +576,6 @@ def test_no_capacity_anywhere_raises_so_the_invocation_is_retried(
     with pytest.raises(sw.CapacityError, match=match):
         stubbed.rt.handle(event("eventbridge_object_created"), Context())
     assert stubbed.rt.cached is None
-
-
-def test_request_limit_exceeded_is_retried_with_backoff(stubbed: Stubbed) -> None:
-    expect_queue(stubbed, 0)
-    expect_pool(stubbed, stopped=["i-s"])
-    for _ in range(2):
-        stubbed.ec2.add_client_error(
-            "start_instances", "RequestLimitExceeded", http_status_code=503
-        )
-    stubbed.ec2.add_response("start_instances", {}, {"InstanceIds": ["i-s"]})
-
-    result = stubbed.rt.handle(event("eventbridge_object_created"), Context())
-
-    assert result["started"] == ["i-s"]
-    assert len(stubbed.clock.slept) == 2
-    assert all(0 <= d <= sw.RETRY_CAP_S for d in stubbed.clock.slept)
-
-
-def test_persistent_throttling_raises_after_the_last_attempt(stubbed: Stubbed) -> None:
-    expect_queue(stubbed, 0)
-    for _ in range(sw.RETRY_ATTEMPTS):
-        stubbed.ec2.add_client_error(
-            "describe_instances", "RequestLimitExceeded", http_status_code=503
-        )
-
-    with pytest.raises(ClientError, match="RequestLimitExceeded"):
-        stubbed.rt.handle(event("eventbridge_object_created"), Context())
-    assert len(stubbed.clock.slept) == sw.RETRY_ATTEMPTS - 1
 
 
 def test_an_unhandled_error_raises(stubbed: Stubbed) -> None:
