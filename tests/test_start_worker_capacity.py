@@ -346,3 +346,21 @@ def test_an_idle_reconcile_drops_the_cached_pool_view(pool: Pool) -> None:
     # Then it answers idle and the next event observes the pool afresh
     assert result["action"] == "idle"
     assert rt.cached is None
+
+
+# --- the template and the function agree ---------------------------------------------------------
+
+
+def test_the_template_passes_its_capacity_type_and_namespace_to_the_function() -> None:
+    from cfnlint.decode import cfn_yaml
+
+    from demo.emulator import TEMPLATE
+
+    template = cfn_yaml.load(str(TEMPLATE))
+    parameter = template["Parameters"]["CapacityType"]
+    env = template["Resources"]["StartWorkerFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert parameter["AllowedValues"] == [c.value for c in sw.CapacityType]
+    assert parameter["Default"] == sw.CapacityType.ON_DEMAND.value
+    assert env["S3WORKER_CAPACITY_TYPE"] == {"Ref": "CapacityType"}
+    assert env["S3WORKER_METRICS_NAMESPACE"] == {"Fn::Sub": "S3worker/${AWS::StackName}"}
