@@ -401,7 +401,7 @@ def test_burst_of_1000_events_stays_within_25_ec2_calls(world: World) -> None:
 
 
 def test_handler_builds_its_clients_lazily_from_the_environment(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
@@ -413,9 +413,16 @@ def test_handler_builds_its_clients_lazily_from_the_environment(
         assert rt.sqs_client is not None
     finally:
         sw._default_runtime.cache_clear()
-        logging.getLogger("s3worker.start_worker").handlers.clear()
-        logging.getLogger("s3worker.start_worker").propagate = True
+        for name in ("s3worker.start_worker", "s3worker.start_worker_metrics"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
     assert len(result["launched"]) == 1
+    # stdout (CloudWatch Logs in Lambda): JSON log lines, and the EMF line as a bare document
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines if "event" in line][-1] == "decision"
+    (emf,) = [line for line in lines if "_aws" in line]
+    assert emf["WorkersLaunched"] == 1
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == f"S3worker/{POOL_VALUE}"
 
 
 def test_clients_are_not_built_until_used() -> None:

@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 log = logging.getLogger("s3worker.start_worker")
+# The EMF lines: each log event must be the bare JSON document, so a logger of their own.
+metrics_log = logging.getLogger("s3worker.start_worker_metrics")
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,12 +29,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    if not any(isinstance(h.formatter, JsonFormatter) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        log.addHandler(handler)
-        log.propagate = False  # the runtime's root handler would print every line twice
+    """At the entry point only: JSON lines, and the EMF lines as they are, on stdout."""
+    for logger, formatter in ((log, JsonFormatter()), (metrics_log, logging.Formatter())):
+        if not any(type(h.formatter) is type(formatter) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(formatter)
+            logger.addHandler(handler)
+            logger.propagate = False  # the runtime's root handler would print every line twice
     log.setLevel(level.upper())
+    metrics_log.setLevel(logging.INFO)
 
 
 def emit(level: int, event: str, **fields: Any) -> None:

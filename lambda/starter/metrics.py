@@ -9,10 +9,11 @@ names the stack. Spec: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monit
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from starter.logs import metrics_log
 
 # Metric name -> unit. Counts per decision, and the observed state it was made on.
 METRICS: Mapping[str, str] = {
@@ -27,9 +28,8 @@ METRICS: Mapping[str, str] = {
 }
 
 
-def _stdout(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def _log(line: str) -> None:
+    metrics_log.info(line)  # stdout in Lambda (logs.configure_logging)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class MetricsSink:
     """Writes one EMF document per `emit`; `write` and `clock` are injectable for tests."""
 
     namespace: str
-    write: Callable[[str], None] = _stdout
+    write: Callable[[str], None] = _log
     clock: Callable[[], float] = time.time
     extra: dict[str, str] = field(default_factory=dict)  # plain fields, searchable in Logs
 

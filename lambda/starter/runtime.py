@@ -42,7 +42,7 @@ class Runtime:
     ec2_act_client: EC2Client | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    metrics_write: Callable[[str], None] | None = None  # default: stdout
+    metrics_write: Callable[[str], None] | None = None  # default: the metrics logger
 
     def __post_init__(self) -> None:
         if self.ec2_act_client is None:
