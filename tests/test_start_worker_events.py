@@ -128,3 +128,30 @@ def test_both_sides_import_one_rules_module() -> None:
 
     assert ev.object_skip_reason is skiprules.object_skip_reason
     assert daemon_events.object_skip_reason is skiprules.object_skip_reason
+
+
+# --- the EventBridge rule keeps the same objects out of the queue ------------------------------
+
+
+def rule_pattern(bucket: str) -> Any:
+    from cfnlint.decode import cfn_yaml
+    from moto.events.models import EventPattern
+
+    from demo.emulator import TEMPLATE
+
+    template = cfn_yaml.load(str(TEMPLATE))
+    pattern = template["Resources"]["ObjectCreatedRule"]["Properties"]["EventPattern"]
+    text = json.dumps(pattern).replace('{"Ref": "RawBucket"}', json.dumps(bucket))
+    return EventPattern.load(text)  # moto's matcher: what the embedded EventBridge delivers
+
+
+@pytest.mark.parametrize(
+    ("key", "size"),
+    [("a.csv", 5), ("a/", 0), ("a/", 5), ("a.csv", 0), ("a.csv", None), ("a b/c.csv", 1)],
+)
+def test_the_rule_delivers_exactly_what_the_skip_rules_count(key: str, size: int | None) -> None:
+    # Given the Object Created event S3 sends for this object
+    doc = eventbridge_created(key, size)
+    doc["detail"]["bucket"]["name"] = "raw"
+    # Then the rule delivers it (to the queue and the Lambda) iff the Lambda counts it as work
+    assert rule_pattern("raw").matches_event(doc) == (sw.parse_event(doc).count == 1)
