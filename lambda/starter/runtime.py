@@ -170,6 +170,10 @@ class Runtime:
         level = logging.WARNING if deferred or failed else logging.INFO
         note = "reconciler will start" if deferred else ""
         emit(level, "decision", **result, note=note)
+        self._metrics(obs, tally, deferred)
+        return result
+
+    def _metrics(self, obs: Observation, tally: Tally, deferred: int) -> None:
         self.metrics.emit(
             {
                 "WorkersStarted": len(tally.started),
@@ -182,4 +186,3 @@ class Runtime:
                 "PoolStopped": len(obs.pool.stopped),
             }
         )
-        return result
