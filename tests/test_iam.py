@@ -249,6 +249,43 @@ def test_the_start_lambda_starts_a_stopped_member_and_launches_from_the_template
     assert instance["InstanceType"] == template["InstanceType"]
 
 
+def test_the_start_lambda_launches_spot_members_tagged_and_only_so(
+    enforced: Enforced, others: dict[str, str]
+) -> None:
+    e = enforced
+    role_ec2 = e.client(e.lambda_role, "ec2")
+    # Given the stack deployed with CapacityType=spot and room for one more member
+    runtime = load_start_worker().Runtime(
+        env={**e.lambda_env, "S3WORKER_CAPACITY_TYPE": "spot", "S3WORKER_MAX_WORKERS": "4"},
+        ec2_client=role_ec2,
+        sqs_client=e.client(e.lambda_role, "sqs"),
+    )
+    records = [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}] * 4
+
+    class Context:
+        aws_request_id = uuid.uuid4().hex
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 300_000
+
+    # When the handler runs with only the Lambda role's credentials, it launches a Spot member
+    result = runtime.handle({"Records": records}, Context())
+    (launched,) = result["launched"]
+    instance = admin(e, "ec2").describe_instances(InstanceIds=[launched])["Reservations"][0]
+    assert instance["Instances"][0]["InstanceLifecycle"] == "spot"
+    # But a Spot launch whose request does not carry the pool tag is refused
+    template = {"LaunchTemplateId": e.outputs["LaunchTemplateId"], "Version": "$Latest"}
+    tags = [{"Key": POOL_KEY, "Value": STACK}]
+    untagged_spot = lambda: role_ec2.run_instances(  # noqa: E731
+        LaunchTemplate=template, MinCount=1, MaxCount=1,
+        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": {
+            "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
+                           {"ResourceType": "volume", "Tags": tags}],
+    )  # fmt: skip
+    assert denied(untagged_spot) == "AccessDenied"
+
+
 def test_the_operator_commands_work_with_the_operator_policy(
     enforced: Enforced, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
