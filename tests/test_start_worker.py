@@ -688,6 +688,32 @@ def test_delete_that_runs_out_of_time_answers_failed(
     assert stubbed.clock.slept == [sw.CLEANUP_POLL_S] * 4
 
 
+def test_delete_cancels_the_spot_requests_of_its_members_before_terminating_them(
+    stubbed: Stubbed, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    # moto's RunInstances makes no Spot request: the member's request id comes from the stub
+    url, received = response_url
+    spot = {"InstanceId": "i-spot", "State": {"Name": "stopped", "Code": 80},
+            "SpotInstanceRequestId": "sir-1"}  # fmt: skip
+    ondemand = {"InstanceId": "i-od", "State": {"Name": "running", "Code": 16}}
+    stubbed.ec2.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [spot, ondemand]}]},
+        {"Filters": ANY, "MaxResults": 1000},
+    )
+    # A persistent request still open would launch a replacement for the terminated member
+    stubbed.ec2.add_response(
+        "cancel_spot_instance_requests", {}, {"SpotInstanceRequestIds": ["sir-1"]}
+    )
+    stubbed.ec2.add_response("terminate_instances", {}, {"InstanceIds": ["i-spot", "i-od"]})
+    expect_pool(stubbed)  # all gone
+
+    result = stubbed.rt.handle(cfn_event("delete", url), Context())
+
+    assert result["status"] == "SUCCESS"
+    assert received[0]["Data"] == {"Terminated": 2}
+
+
 def test_an_unreachable_response_url_raises_so_lambda_retries() -> None:
     clock = FakeClock()
     with pytest.raises(OSError):
