@@ -132,7 +132,7 @@ package: venv
 	sum=$$(sha256sum $(DIST)/bundle.tar.gz | cut -c1-12); \
 	  mv $(DIST)/bundle.tar.gz $(DIST)/s3worker-$(ARCH)-$$sum.tar.gz; \
 	  echo "bundle: $(DIST)/s3worker-$(ARCH)-$$sum.tar.gz"
-	rm -f $(DIST)/lambda.zip && $(BIN)/python -m zipfile -c $(DIST)/lambda.zip lambda/start_worker.py
+	$(BIN)/python lambda/build.py $(DIST)/lambda.zip
 
 # make deploy STACK=name REGION=eu-west-1 [ARCH=x86_64] [PARAMS="MaxWorkers=3 AlarmEmail=a@b.c"]
 STACK ?=

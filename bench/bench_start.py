@@ -6,7 +6,6 @@ client as tests/test_start_worker.py does) and decisions per second of the pure 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -23,16 +22,8 @@ POOL_KEY, POOL_VALUE = "s3worker:pool", "bench"
 AMI = "ami-12c6146b"  # one of moto's built-in images
 
 
-def load_start_worker() -> Any:
-    # `lambda` is a Python keyword: the module is imported by its file path.
-    spec = importlib.util.spec_from_file_location("start_worker", ROOT / "lambda/start_worker.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["start_worker"] = module
-    spec.loader.exec_module(module)
-    return module
-
+sys.path.insert(0, str(ROOT))
+from demo.emulator import load_start_worker  # noqa: E402 (the Lambda as it deploys: its zip)
 
 sw = load_start_worker()
 

@@ -3,8 +3,9 @@
 moto serves S3, SQS, EventBridge, EC2, IAM, Lambda and CloudFormation over HTTP. What it
 does not do, and what is bridged here (never in the product code):
 - Lambda code runs in Docker, which is not here: `LambdaBridge` plays the Lambda runtime and
-  runs `lambda/start_worker.py` in this process, with the function's deployed environment;
-  one warm "container" per function, invocations one at a time (reserved concurrency 1).
+  runs the start Lambda (from its deployment zip) in this process, with the function's
+  deployed environment; one warm "container" per function, invocations one at a time
+  (reserved concurrency 1).
 - EventBridge rules do not deliver to Lambda targets: the bridge hands the Lambda the event
   the rule would have delivered (its own pattern and input), asynchronously, as EventBridge does.
 - CloudFormation ignores the raw bucket's EventBridge switch: `enable_eventbridge` sets it.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
-import io
 import json
 import logging
 import os
@@ -24,10 +24,10 @@ import queue
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
-import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"
-LAMBDA_SOURCE = ROOT / "lambda" / "start_worker.py"
+LAMBDA_BUILD = ROOT / "lambda" / "build.py"
 REGION = "us-east-1"
 # What stands in for AWS: the emulator's endpoint (AWS_ENDPOINT_URL) and these credentials.
 # Nothing else: every other variable a worker sees comes from the env file the launch template's
@@ -62,14 +62,16 @@ def free_port() -> int:
 
 @functools.cache
 def load_start_worker() -> ModuleType:
-    """lambda/start_worker.py as a module (`lambda` is a keyword, so by path); one per process."""
-    spec = importlib.util.spec_from_file_location("start_worker", LAMBDA_SOURCE)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    """The start Lambda's handler module, imported from the zip that deploys (one per process).
+
+    The zip goes at the end of sys.path, as /var/task is on the runtime's: its `starter` package
+    comes from it, while `s3worker` stays this checkout's (the zip's vendored copy is the same
+    file, and tests/test_start_worker_zip.py imports the zip on its own).
+    """
+    path = Path(tempfile.mkdtemp(prefix="s3worker-lambda-")) / "lambda.zip"
+    path.write_bytes(lambda_zip())
+    sys.path.append(str(path))
+    return importlib.import_module("start_worker")
 
 
 class _Context:
@@ -288,10 +290,14 @@ def quiet_emulator() -> None:
 
 
 def lambda_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.write(LAMBDA_SOURCE, "start_worker.py")
-    return buffer.getvalue()
+    """The start Lambda's deployment zip, built as `make package` builds it (lambda/build.py)."""
+    spec = importlib.util.spec_from_file_location("s3worker_lambda_build", LAMBDA_BUILD)
+    assert spec
+    assert spec.loader
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    content: bytes = build.build()
+    return content
 
 
 def packaged_template(bucket: str, key: str) -> str:

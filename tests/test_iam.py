@@ -214,6 +214,26 @@ def test_upload_then_the_worker_drains_it_and_stops_itself(
     assert "processed by sales" in operator_cli(e, monkeypatch, capsys, "results", "sales/day.csv")
 
 
+class LambdaContext:
+    def __init__(self) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def lambda_handles(e: Enforced, files: int, **env: str) -> dict[str, Any]:
+    """The start handler, run with only the Lambda role's credentials, for `files` new objects."""
+    runtime = load_start_worker().Runtime(
+        env={**e.lambda_env, **env},
+        ec2_client=e.client(e.lambda_role, "ec2"),
+        sqs_client=e.client(e.lambda_role, "sqs"),
+    )
+    records = [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}] * files
+    result: dict[str, Any] = runtime.handle({"Records": records}, LambdaContext())
+    return result
+
+
 def test_the_start_lambda_starts_a_stopped_member_and_launches_from_the_template(
     enforced: Enforced, others: dict[str, str]
 ) -> None:
@@ -221,21 +241,8 @@ def test_the_start_lambda_starts_a_stopped_member_and_launches_from_the_template
     ec2 = admin(e, "ec2")
     ec2.stop_instances(InstanceIds=[e.canary, others["sibling"]])
     # Given three files announced at once, two stopped members, one file per worker, 3 at most
-    runtime = load_start_worker().Runtime(
-        env=e.lambda_env,
-        ec2_client=e.client(e.lambda_role, "ec2"),
-        sqs_client=e.client(e.lambda_role, "sqs"),
-    )
-    records = [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}] * 3
-
-    class Context:
-        aws_request_id = uuid.uuid4().hex
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 300_000
-
     # When the handler runs with only the Lambda role's credentials
-    result = runtime.handle({"Records": records}, Context())
+    result = lambda_handles(e, files=3)
     # Then it started both stopped members and launched one from the launch template
     assert sorted(result["started"]) == sorted([e.canary, others["sibling"]])
     (launched,) = result["launched"]
@@ -247,6 +254,30 @@ def test_the_start_lambda_starts_a_stopped_member_and_launches_from_the_template
     )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
     assert instance["ImageId"] == template["ImageId"]
     assert instance["InstanceType"] == template["InstanceType"]
+
+
+def test_the_start_lambda_launches_spot_members_tagged_and_only_so(
+    enforced: Enforced, others: dict[str, str]
+) -> None:
+    e = enforced
+    role_ec2 = e.client(e.lambda_role, "ec2")
+    # Given the stack deployed with CapacityType=spot and room for one more member
+    # When the handler runs with only the Lambda role's credentials, it launches a Spot member
+    result = lambda_handles(e, files=4, S3WORKER_CAPACITY_TYPE="spot", S3WORKER_MAX_WORKERS="4")
+    (launched,) = result["launched"]
+    instance = admin(e, "ec2").describe_instances(InstanceIds=[launched])["Reservations"][0]
+    assert instance["Instances"][0]["InstanceLifecycle"] == "spot"
+    # But a Spot launch whose request does not carry the pool tag is refused
+    template = {"LaunchTemplateId": e.outputs["LaunchTemplateId"], "Version": "$Latest"}
+    tags = [{"Key": POOL_KEY, "Value": STACK}]
+    untagged_spot = lambda: role_ec2.run_instances(  # noqa: E731
+        LaunchTemplate=template, MinCount=1, MaxCount=1,
+        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": {
+            "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
+                           {"ResourceType": "volume", "Tags": tags}],
+    )  # fmt: skip
+    assert denied(untagged_spot) == "AccessDenied"
 
 
 def test_the_operator_commands_work_with_the_operator_policy(

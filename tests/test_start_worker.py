@@ -1,6 +1,8 @@
-"""lambda/start_worker.py: the decision (pure, property-tested), the AWS side against moto for the
-happy paths and against botocore's Stubber for what moto cannot show (`stopping`, capacity and
-throttling errors), the 1,000-event call budget, and the CloudFormation cleanup resource."""
+"""The start Lambda (lambda/start_worker.py, lambda/starter/): the decision (pure,
+property-tested), the AWS side against moto for the happy paths and against botocore's Stubber
+for what moto cannot show (`stopping`, capacity errors), the 1,000-event call budget, and the
+CloudFormation cleanup resource. Events: test_start_worker_events.py; capacity types, retries
+and metrics over HTTP: test_start_worker_capacity.py."""
 
 from __future__ import annotations
 
@@ -121,30 +123,6 @@ def test_settings_parse_lists() -> None:
 def test_invalid_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         sw.Settings.from_env(settings_env(**{name: value}))
-
-
-# --- events -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("fixture", "kind", "objects"),
-    [
-        ("eventbridge_object_created", "object", 1),
-        ("scheduled", "schedule", 0),
-        ("s3_notification", "object", 2),  # the ObjectRemoved record does not count
-        ("s3_test_event", "ignored", 0),
-        ("eventbridge_object_deleted", "ignored", 0),
-        ("cfn_create", "custom_resource", 0),
-        ("cfn_delete", "custom_resource", 0),
-    ],
-)
-def test_classify_fixtures(fixture: str, kind: str, objects: int) -> None:
-    assert sw.classify(event(fixture)) == (kind, objects)
-
-
-@pytest.mark.parametrize("payload", [None, [], "text", {"Records": "x"}, {"source": "aws.ec2"}])
-def test_classify_ignores_anything_else(payload: Any) -> None:
-    assert sw.classify(payload) == ("ignored", 0)
 
 
 # --- the decision -----------------------------------------------------------------------------
@@ -423,7 +401,7 @@ def test_burst_of_1000_events_stays_within_25_ec2_calls(world: World) -> None:
 
 
 def test_handler_builds_its_clients_lazily_from_the_environment(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
@@ -435,9 +413,16 @@ def test_handler_builds_its_clients_lazily_from_the_environment(
         assert rt.sqs_client is not None
     finally:
         sw._default_runtime.cache_clear()
-        logging.getLogger("s3worker.start_worker").handlers.clear()
-        logging.getLogger("s3worker.start_worker").propagate = True
+        for name in ("s3worker.start_worker", "s3worker.start_worker_metrics"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
     assert len(result["launched"]) == 1
+    # stdout (CloudWatch Logs in Lambda): JSON log lines, and the EMF line as a bare document
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines if "event" in line][-1] == "decision"
+    (emf,) = [line for line in lines if "_aws" in line]
+    assert emf["WorkersLaunched"] == 1
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == f"S3worker/{POOL_VALUE}"
 
 
 def test_clients_are_not_built_until_used() -> None:
@@ -600,34 +585,6 @@ def test_no_capacity_anywhere_raises_so_the_invocation_is_retried(
     assert stubbed.rt.cached is None
 
 
-def test_request_limit_exceeded_is_retried_with_backoff(stubbed: Stubbed) -> None:
-    expect_queue(stubbed, 0)
-    expect_pool(stubbed, stopped=["i-s"])
-    for _ in range(2):
-        stubbed.ec2.add_client_error(
-            "start_instances", "RequestLimitExceeded", http_status_code=503
-        )
-    stubbed.ec2.add_response("start_instances", {}, {"InstanceIds": ["i-s"]})
-
-    result = stubbed.rt.handle(event("eventbridge_object_created"), Context())
-
-    assert result["started"] == ["i-s"]
-    assert len(stubbed.clock.slept) == 2
-    assert all(0 <= d <= sw.RETRY_CAP_S for d in stubbed.clock.slept)
-
-
-def test_persistent_throttling_raises_after_the_last_attempt(stubbed: Stubbed) -> None:
-    expect_queue(stubbed, 0)
-    for _ in range(sw.RETRY_ATTEMPTS):
-        stubbed.ec2.add_client_error(
-            "describe_instances", "RequestLimitExceeded", http_status_code=503
-        )
-
-    with pytest.raises(ClientError, match="RequestLimitExceeded"):
-        stubbed.rt.handle(event("eventbridge_object_created"), Context())
-    assert len(stubbed.clock.slept) == sw.RETRY_ATTEMPTS - 1
-
-
 def test_an_unhandled_error_raises(stubbed: Stubbed) -> None:
     expect_queue(stubbed, 0)
     expect_pool(stubbed)
@@ -729,6 +686,32 @@ def test_delete_that_runs_out_of_time_answers_failed(
     assert received[0]["Status"] == "FAILED"
     assert "still terminating" in received[0]["Reason"]
     assert stubbed.clock.slept == [sw.CLEANUP_POLL_S] * 4
+
+
+def test_delete_cancels_the_spot_requests_of_its_members_before_terminating_them(
+    stubbed: Stubbed, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    # moto's RunInstances makes no Spot request: the member's request id comes from the stub
+    url, received = response_url
+    spot = {"InstanceId": "i-spot", "State": {"Name": "stopped", "Code": 80},
+            "SpotInstanceRequestId": "sir-1"}  # fmt: skip
+    ondemand = {"InstanceId": "i-od", "State": {"Name": "running", "Code": 16}}
+    stubbed.ec2.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [spot, ondemand]}]},
+        {"Filters": ANY, "MaxResults": 1000},
+    )
+    # A persistent request still open would launch a replacement for the terminated member
+    stubbed.ec2.add_response(
+        "cancel_spot_instance_requests", {}, {"SpotInstanceRequestIds": ["sir-1"]}
+    )
+    stubbed.ec2.add_response("terminate_instances", {}, {"InstanceIds": ["i-spot", "i-od"]})
+    expect_pool(stubbed)  # all gone
+
+    result = stubbed.rt.handle(cfn_event("delete", url), Context())
+
+    assert result["status"] == "SUCCESS"
+    assert received[0]["Data"] == {"Terminated": 2}
 
 
 def test_an_unreachable_response_url_raises_so_lambda_retries() -> None:

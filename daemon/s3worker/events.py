@@ -2,9 +2,9 @@
 
 Understood shapes: S3 notifications (`Records[]`, keys URL-encoded with `+` for space),
 EventBridge "Object Created" (`detail`, keys not encoded), and either of them inside an SNS
-envelope (SNS without raw delivery wraps the body in `Message`). `s3:TestEvent`, deletes,
-and folder markers are skipped, each with a reason (zero-byte objects too, but by the size S3
-reports, not the event's).
+envelope (SNS without raw delivery wraps the body in `Message`). What is skipped is decided
+by `skiprules` (shared with the start Lambda): `s3:TestEvent`, deletes and folder markers here,
+each with a reason; zero-byte objects later, by the size S3 reports, not the event's.
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from s3worker.errors import BadEventError
+from s3worker.skiprules import (
+    TEST_EVENT,
+    Skipped,
+    is_test_event,
+    not_a_creation,
+    object_skip_reason,
+)
 
-EVENTBRIDGE_CREATED = "Object Created"
-NOTIFICATION_CREATED_PREFIX = "ObjectCreated:"
 # S3 puts one record in a notification; a message naming more was built by hand. Each record
 # is a download and a process run within one visibility heartbeat: bound the work one message
 # can ask for (10,000 records once ran 175 s).
@@ -36,14 +41,6 @@ class ObjectRef:
     sequencer: str | None = None
     # When S3 said the object was created (the event's time): not part of what it names.
     event_time: str | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """Something in the message that is deliberately not processed, and why."""
-
-    reason: str
-    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +65,8 @@ def parse_document(doc: Any, depth: int = 0) -> ParsedMessage:
         raise BadEventError(f"event is a JSON {type(doc).__name__}, expected an object")
     if doc.get("Type") == "Notification" and "Message" in doc and depth == 0:
         return _parse_sns(doc)
-    if doc.get("Event") == "s3:TestEvent":
-        return ParsedMessage((), (Skipped("s3:TestEvent"),))
+    if is_test_event(doc):
+        return ParsedMessage((), (Skipped(TEST_EVENT),))
     if "Records" in doc:
         return _parse_records(doc["Records"])
     if "detail-type" in doc and "detail" in doc:
@@ -115,8 +112,8 @@ def _parse_record(record: Any) -> ObjectRef | Skipped:
         key = unquote_plus(str(obj["key"]))
     except (KeyError, TypeError) as exc:
         raise BadEventError(f"S3 record lacks {exc}") from None
-    if not name.startswith(NOTIFICATION_CREATED_PREFIX):
-        return Skipped(f"event {name} is not a creation", key)
+    if reason := not_a_creation(name, eventbridge=False):
+        return Skipped(reason, key)
     return _object_or_skip(
         bucket, key, obj.get("size"), obj.get("eTag"), obj.get("versionId"), obj.get("sequencer"),
         record.get("eventTime"),
@@ -132,8 +129,8 @@ def _parse_eventbridge(doc: dict[str, Any]) -> ParsedMessage:
         key = str(obj["key"])  # EventBridge keys are not URL-encoded.
     except (KeyError, TypeError) as exc:
         raise BadEventError(f"EventBridge detail lacks {exc}") from None
-    if detail_type != EVENTBRIDGE_CREATED:
-        return ParsedMessage((), (Skipped(f"event {detail_type} is not a creation", key),))
+    if reason := not_a_creation(str(detail_type), eventbridge=True):
+        return ParsedMessage((), (Skipped(reason, key),))
     result = _object_or_skip(
         bucket,
         key,
@@ -167,9 +164,9 @@ def _object_or_skip(
             raise BadEventError(
                 f"event's object {what} {_printable(text)} is not valid UTF-8"
             ) from None
-    if key.endswith("/"):
-        return Skipped("folder marker", key)
-    # A size of 0 is not trusted either: the daemon skips zero-byte objects by S3's own size.
+    # The event's size is not trusted (None): the daemon skips zero-byte objects by S3's size.
+    if reason := object_skip_reason(key, None):
+        return Skipped(reason, key)
     return ObjectRef(
         bucket=bucket,
         key=key,

@@ -41,6 +41,7 @@ from s3worker.processors.registry import Registry
 from s3worker.progress import Progress
 from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
+from s3worker.skiprules import object_skip_reason
 from s3worker.sqs import Message
 from s3worker.storage import Output, Storage
 from s3worker.verdict import (
@@ -125,8 +126,8 @@ class JobRunner:
         except SupersededError:
             await self.publisher.sweep(ref)  # what a killed earlier run of it left
             raise
-        if ref.size == 0:  # S3's size, not the event's: nothing to process
-            return {"outcome": "skipped", "size": 0, "reason": "zero-byte object"}
+        if skipped := object_skip_reason(ref.key, ref.size):  # S3's size, not the event's
+            return {"outcome": "skipped", "size": ref.size, "reason": skipped}
         identity = (ref.bucket, ref.key, ref.version_id or ref.etag or "")
         while (running := self._inflight.get(identity)) is not None:
             await running.wait()

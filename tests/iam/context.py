@@ -5,7 +5,8 @@ target instance's tags (`aws:ResourceTag/...`), the tags asked for (`aws:Request
 launch template (`ec2:LaunchTemplate`), the calling instance (`ec2:SourceInstanceARN`: EC2 names
 an instance profile's role session after the instance id, and so does the harness), the target's
 ARN in `aws:ARN`, and the actions a call implies: `ec2:CreateTags` (with `ec2:CreateAction`) and
-`iam:PassRole` (with `iam:PassedToService`) for RunInstances.
+`iam:PassRole` (with `iam:PassedToService`) for RunInstances, and for a Spot launch its Spot
+request (`spot-instances-request/*`, with that request's tags).
 """
 
 from __future__ import annotations
@@ -119,9 +120,15 @@ def _run_instances_checks(req: Request) -> list[Check]:
         resources.append(req.arn("ec2", f"launch-template/{template_id}"))
     found = [Check(req.action, req.arn("ec2", "instance/*"), instance_ctx)]
     found += [Check(req.action, r, base) for r in resources]
+    if req.params.get("InstanceMarketOptions.MarketType") == "spot":  # a Spot request too
+        spot = {**base, **_request_tags(req, "spot-instances-request")}
+        found.append(Check(req.action, req.arn("ec2", "spot-instances-request/*"), spot))
     if "TagSpecification.1.ResourceType" in req.params:
         create = {**base, "ec2:CreateAction": "RunInstances"}
         found += [Check("ec2:CreateTags", req.arn("ec2", "instance/*"), create)]
+        if _request_tags(req, "spot-instances-request"):
+            arn = req.arn("ec2", "spot-instances-request/*")
+            found.append(Check("ec2:CreateTags", arn, create))
     found += _pass_role_checks(req, data)
     return found
 
