@@ -19,7 +19,7 @@ MAX_STORES = 10  # stores drawn one by one; the rest are summed as "other stores
 TOP_PRODUCTS = 15
 MAX_SERIES = 24  # sensor series charted, those with the most anomalies first
 MAX_MARKERS = 2_000  # anomaly markers per series, the highest scores first
-SPARSE_HOURS = 48  # a series with fewer hourly points also gets markers
+SPARSE_POINTS = 48  # a line of fewer points (minutes, hours) also gets markers
 HEIGHT = 340
 
 
@@ -115,13 +115,25 @@ def applogs(results: Sequence[Result]) -> list[Chart]:
 
 def _per_minute(minutes: pd.DataFrame, title: str, columns: list[tuple[str, str]], y: str) -> Chart:
     fig = _figure(title, "minute (UTC)", y)
-    for source, part in minutes.groupby("input", sort=True):
+    for source, group in minutes.groupby("input", sort=True):
+        part = with_gaps(group, "minute", pd.Timedelta(minutes=1))
+        mode = "lines" if len(part) >= SPARSE_POINTS else "lines+markers"
         for column, dash in columns:
             if part[column].notna().any():
                 label = column.removeprefix("status_").removesuffix("_ms")
-                fig.add_scatter(x=part["minute"], y=part[column], mode="lines",
-                                name=f"{source} {label}", line={"dash": dash})  # fmt: skip
+                fig.add_scatter(
+                    x=part["minute"], y=part[column], mode=mode, name=f"{source} {label}",
+                    line={"dash": dash},
+                )  # fmt: skip
     return Chart(title, fig)
+
+
+def with_gaps(frame: pd.DataFrame, column: str, step: pd.Timedelta) -> pd.DataFrame:
+    """`frame` (sorted by `column`) with an empty row one step after each row that the next
+    one does not follow within a step: a line chart breaks there instead of bridging it."""
+    after = frame[column].diff().shift(-1) > step
+    gaps = pd.DataFrame({column: frame.loc[after, column] + step})
+    return pd.concat([frame, gaps], ignore_index=True).sort_values(column, kind="stable")
 
 
 # --- sensors -----------------------------------------------------------------------------
@@ -145,13 +157,14 @@ def sensors(results: Sequence[Result]) -> list[Chart]:
 
 def _series(hourly: pd.DataFrame, anomalies: pd.DataFrame, device: str, metric: str) -> Chart:
     h = hourly[(hourly["device"] == device) & (hourly["metric"] == metric)].sort_values("hour")
+    h = with_gaps(h, "hour", pd.Timedelta(hours=1))
     title = f"{device} · {metric}"
     fig = _figure(title, "hour (UTC)", metric)
     fig.add_scatter(x=h["hour"], y=h["max"], mode="lines", line={"width": 0},
                     showlegend=False, hoverinfo="skip")  # fmt: skip
     fig.add_scatter(x=h["hour"], y=h["min"], mode="lines", line={"width": 0}, fill="tonexty",
                     fillcolor="rgba(99,110,250,0.18)", name="hourly min-max")  # fmt: skip
-    mode = "lines" if len(h) >= SPARSE_HOURS else "lines+markers"  # a short file: few hours
+    mode = "lines" if len(h) >= SPARSE_POINTS else "lines+markers"  # a short file: few hours
     fig.add_scatter(x=h["hour"], y=h["mean"], mode=mode, name="hourly mean",
                     line={"color": "rgb(99,110,250)"})  # fmt: skip
     if len(anomalies):
