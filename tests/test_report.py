@@ -157,13 +157,27 @@ def test_sensor_charts_mark_every_anomaly(local: tuple[Path, list[Result]]) -> N
     (result,) = of(local[1], "sensors")
     charts = sensors([result])
     assert len(charts) == result.summary["series"] == 2
-    marked = {
-        name: len(t.x) for c in charts for name, t in traces(charts, c.title).items()
-        if t.mode == "markers"
-    }  # fmt: skip
+    drawn = [t.name for c in charts for t in c.figure.data if t.name and "hourly" not in t.name]
     anomalies = result.tables["anomalies.parquet"]
-    assert sum(marked.values()) == len(anomalies) == result.summary["anomalies"] == 8
-    assert marked == {f"{k} ({v})": v for k, v in anomalies["reason"].value_counts().items()}
+    counts = anomalies.groupby(["metric", "reason"]).size()
+    assert sorted(drawn) == sorted(f"{reason} ({n})" for (_, reason), n in counts.items())
+    assert counts.sum() == len(anomalies) == result.summary["anomalies"] == 8
+
+
+def test_sensor_gaps_span_the_silence() -> None:
+    # Given a series with a reading gap of two hours (the gap's value is its length)
+    hours = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
+    hourly = pd.DataFrame({"device": "d", "metric": "t", "hour": hours, "readings": 1,
+                           "mean": 20.0, "min": 19.0, "max": 21.0})  # fmt: skip
+    gap = pd.DataFrame({"device": ["d"], "metric": ["t"], "timestamp": [hours[1]],
+                        "until": [hours[3]], "reason": ["gap"], "value": [7200.0],
+                        "expected": [3600.0], "score": [2.0], "record": [2]})  # fmt: skip
+    result = Result("k", "sensors", {}, {"hourly.parquet": hourly, "anomalies.parquet": gap})
+    # When charted, Then the gap is drawn from its start to its end along the series' bottom
+    (chart,) = sensors([result])
+    (drawn,) = [t for t in chart.figure.data if t.name == "gap (1)"]
+    assert list(drawn.x) == [hours[1], hours[3], None]
+    assert list(drawn.y) == [19.0, 19.0, None]
 
 
 def test_appointment_charts_count_bookings_and_no_shows(local: tuple[Path, list[Result]]) -> None:

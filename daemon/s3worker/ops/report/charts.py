@@ -170,11 +170,27 @@ def _series(hourly: pd.DataFrame, anomalies: pd.DataFrame, device: str, metric: 
     if len(anomalies):
         mine = anomalies[(anomalies["device"] == device) & (anomalies["metric"] == metric)]
         for reason, part in mine.groupby("reason", sort=True):
+            name = f"{reason} ({len(part):,})"
+            if reason == "gap":  # its value is the silence in seconds, not a reading
+                _gaps(fig, part.head(MAX_MARKERS), h["min"].min(), name)
+                continue
             shown = part.loc[part["score"].abs().sort_values(ascending=False).index[:MAX_MARKERS]]
-            fig.add_scatter(x=shown["timestamp"], y=shown["value"], mode="markers",
-                            name=f"{reason} ({len(part):,})",
-                            marker={"size": 8, "symbol": "x"})  # fmt: skip
+            fig.add_scatter(
+                x=shown["timestamp"], y=shown["value"], mode="markers", name=name,
+                marker={"size": 8, "symbol": "x"},
+            )  # fmt: skip
     return Chart(title, fig)
+
+
+def _gaps(fig: go.Figure, gaps: pd.DataFrame, bottom: float, name: str) -> None:
+    """Each silence as a thick segment along the bottom of the chart, from start to end."""
+    x: list[object] = []
+    for start, until in zip(gaps["timestamp"], gaps["until"], strict=True):
+        x += [start, until, None]
+    fig.add_scatter(
+        x=x, y=[bottom if v is not None else None for v in x], mode="lines+markers", name=name,
+        line={"width": 6, "color": "rgba(214,39,40,0.7)"}, marker={"symbol": "line-ns-open"},
+    )  # fmt: skip
 
 
 # --- appointments ------------------------------------------------------------------------
