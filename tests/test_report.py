@@ -4,6 +4,7 @@ what its charts hold, on results the real processors wrote on real public files.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,23 @@ def test_from_dir_needs_results(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no summary.json in it or below; `s3worker process FILE --out DIR`" in err
     assert "no such directory" in err2
     assert not Path("s3worker-report.html").exists()
+
+
+def test_without_the_ops_extra_it_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an install without plotly (a worker's: its bundle installs no extras)
+    import s3worker.ops
+
+    for module in [m for m in sys.modules if m.startswith(("plotly", "s3worker.ops.report"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.delattr(s3worker.ops, "report", raising=False)
+    monkeypatch.setitem(sys.modules, "plotly", None)  # what `import plotly` then fails on
+    # When a report is asked for
+    code, _, err = cli(capsys, "report", "--from-dir", str(tmp_path))
+    # Then it says which extra to install, as a usage error
+    assert code == 2
+    assert "needs the ops extra (plotly is missing): pip install 's3worker[ops]'" in err
 
 
 def traces(charts: list[Any], title: str) -> dict[str, Any]:

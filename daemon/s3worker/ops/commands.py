@@ -210,7 +210,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         from s3worker.ops import report
     except ImportError as exc:  # the workers install no extras
-        raise UsageError(f"s3worker report needs the ops extra ({exc.name} is missing): "
+        missing = (exc.name or "plotly").split(".")[0]
+        raise UsageError(f"s3worker report needs the ops extra ({missing} is missing): "
                          "pip install 's3worker[ops]'") from None  # fmt: skip
     if args.from_dir:
         results, source = report.from_dir(Path(args.from_dir)), args.from_dir
