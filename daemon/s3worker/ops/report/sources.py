@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ CHART_TABLES: Mapping[str, tuple[str, ...]] = {
     "sensors": ("hourly.parquet", "anomalies.parquet", "device_stats.parquet"),
     "appointments": ("daily_professional.parquet",),
 }
+READERS = 8  # inputs read at once; the operator's client pools 10 connections (ops/aws.py)
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,15 @@ class Result:
         return self.tables.get(name)
 
 
-def from_bucket(s3: Any, bucket: str, layout: Layout) -> list[Result]:
-    """Every input with a manifest under the layout's prefix, sorted by key."""
-    with explained():
-        return sorted(
-            (_from_manifest(s3, bucket, key) for key in manifest_keys(s3, bucket, layout)),
-            key=lambda r: r.source,
-        )
+def from_bucket(s3: Any, bucket: str, layout: Layout, workers: int = READERS) -> list[Result]:
+    """Every input with a manifest under the layout's prefix, sorted by key.
+
+    Each input takes a few GETs (manifest, summary, tables) that wait on S3 far longer than
+    they compute, so inputs are read by a few threads (a boto3 client is thread-safe)."""
+    with explained(), ThreadPoolExecutor(workers) as pool:
+        keys = list(manifest_keys(s3, bucket, layout))
+        results = pool.map(lambda key: _from_manifest(s3, bucket, key), keys)
+        return sorted(results, key=lambda r: r.source)
 
 
 def manifest_keys(s3: Any, bucket: str, layout: Layout) -> Iterator[str]:
