@@ -19,6 +19,7 @@ from s3worker.config import Settings
 from s3worker.contract import Layout
 from s3worker.ops.report import Result, from_bucket, from_dir
 from s3worker.ops.report.charts import applogs, appointments, sales, sensors, with_gaps
+from s3worker.ops.report.page import render
 from s3worker.retry import RetryPolicy
 from s3worker.worker import serve
 from tenacity import wait_none
@@ -215,3 +216,17 @@ def test_lines_break_where_minutes_are_missing() -> None:
     gapped = with_gaps(frame, "minute", pd.Timedelta(minutes=1))
     assert gapped["minute"].dt.strftime("%H:%M").tolist() == ["00:00", "00:01", "00:02", "00:05"]
     assert gapped["requests"].isna().tolist() == [False, False, True, False]
+
+
+def test_text_from_results_cannot_break_out_of_the_page() -> None:
+    # Given results whose key and store name hold markup
+    evil = "</script><script>alert(1)</script>"
+    stores = pd.DataFrame({"dt": ["2024-01-01"], "store": [evil], "revenue": [1.0],
+                           "units": [1.0], "tickets": [1], "lines": [1]})  # fmt: skip
+    result = Result(f"in/{evil}.csv", "sales", {"note": evil}, {"daily_store.parquet": stores})
+    # When the page is rendered
+    text = render([result], "s3://b/", "now")
+    # Then the markup is text: escaped in the HTML, and as JSON data inside the chart's script
+    assert evil not in text
+    assert "in/&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.csv" in text
+    assert text.count("<script>alert") == 0
