@@ -82,7 +82,8 @@ TEMPLATE := deploy/cloudformation.yaml
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed-$(CHECKOV_VERSION)
 
-# Tools the checks need beyond .venv: checkov, and systemd-analyze >= 250 (--offline).
+# Tools the checks need beyond .venv: checkov, systemd-analyze >= 250 (--offline), tmux, and
+# Chromium with chromium-driver (the report's browser test).
 tools: $(CHECKOV_STAMP)
 	@command -v systemd-analyze >/dev/null || { \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
@@ -92,6 +93,10 @@ tools: $(CHECKOV_STAMP)
 	@command -v tmux >/dev/null || { \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends tmux; }
+	@# The report's browser test (tests/test_report_browser.py): headless Chromium and its driver.
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 $(CHECKOV_STAMP):
 	rm -rf $(TOOLS)/checkov
@@ -215,7 +220,7 @@ help:
 	@echo "make typecheck        mypy"
 	@echo "make pytest           the test suite only"
 	@echo "make venv             create .venv with the package and its dev tools"
-	@echo "make tools            checkov and systemd-analyze for the checks"
+	@echo "make tools            checkov, systemd-analyze, tmux, chromium for the checks"
 	@echo "make cfn-lint         lint deploy/cloudformation.yaml"
 	@echo "make checkov          security checks of the template"
 	@echo "make bench            every benchmark (long); bench-quick: a short run"

@@ -33,7 +33,13 @@ from demo.emulator import (
     pool_instances,
     worker_env_file,
 )
-from demo.report import describe_actions, planted_text, print_keep_instructions, print_results
+from demo.report import (
+    describe_actions,
+    planted_text,
+    print_keep_instructions,
+    print_results,
+    write_report,
+)
 
 STACK = "s3worker-demo"
 WIDTH = 100  # columns of the demo's output
@@ -251,6 +257,7 @@ def run(workdir: Path, keep: bool = False) -> None:
                 reconcile(bridge, outputs)
                 step(8, "Results")
                 print_results(outputs, [key for key, _ in files], [d.log for d in daemons])
+                write_report(outputs, workdir)
                 if keep:
                     keep_up(aws, bridge, outputs, env_file, workdir, daemons)
             finally:

@@ -98,6 +98,19 @@ def print_results(outputs: dict[str, str], keys: list[str], journals: list[Path]
               f"{slowest.get('duration_s')} s ({slowest.get('outcome')})")  # fmt: skip
 
 
+def write_report(outputs: dict[str, str], workdir: Path) -> None:
+    """The results as `s3worker report` draws them: one page of charts, opened offline."""
+    import os
+
+    from s3worker.ops.report import from_bucket, write
+
+    bucket, out = outputs["ProcessedBucketName"], workdir / "report.html"
+    results = from_bucket(boto3.client("s3"), bucket, Layout())
+    size = write(results, out, f"s3://{bucket}/")
+    print(f"  report: {os.path.relpath(out)} ({size / 1e6:.1f} MB, charts of {len(results)} "
+          "inputs; opens offline)")  # fmt: skip
+
+
 # What a sample generator's truth holds: items planted (counted), or expected totals.
 PLANTED_LABELS = {
     "professional": "professional double bookings",

@@ -55,6 +55,10 @@ def test_demo_runs_the_whole_pipeline_and_cleans_up():
     assert "WARNING" not in out + result.stderr
     assert "{'" not in out
     assert "planted: 8 professional double bookings, 7 patient double bookings" in out
+    # And it wrote the results report (`s3worker report`), charts of the six processed inputs
+    assert "report: .demo/report.html (" in out
+    assert "charts of 6 inputs; opens offline)" in out
+    assert (ROOT / ".demo/report.html").read_text().count('class="plotly-graph-div"') > 6
     # And none of the daemons it started (nor their worker processes' group) is left running
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out)]
     assert len(pids) == 3  # the canary's check, then two workers

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "daemon" / "s3worker"
 # What the operator CLI may import of the product: the results contract and the small,
 # dependency-free modules it is written in terms of.
-CONTRACT_MODULES = {"contract", "errors", "exits", "regions", "events"}
+CONTRACT_MODULES = {"contract", "errors", "exits", "regions", "events", "skiprules"}
 
 WITHOUT_EXTRA = textwrap.dedent(
     """

@@ -13,7 +13,14 @@ from s3worker import __version__, exits, helptext
 from s3worker.errors import ConfigError
 from s3worker.exits import UsageError
 from s3worker.ops import OperatorError, missing_extra
-from s3worker.ops.commands import add_dlq, add_results, add_show, add_status, add_upload
+from s3worker.ops.commands import (
+    add_dlq,
+    add_report,
+    add_results,
+    add_show,
+    add_status,
+    add_upload,
+)
 
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -31,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(sub)
     add_process(sub)
     add_sample(sub)
-    for add in (add_upload, add_status, add_results, add_show, add_dlq):  # the operator's
+    for add in (
+        add_upload,
+        add_status,
+        add_results,
+        add_show,
+        add_report,
+        add_dlq,
+    ):  # the operator's
         add(sub)
     return parser
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from s3worker.instance import DEFAULT_ENDPOINT, ENDPOINT_VARIABLE, TIMEOUT, TOKEN_TTL_SECONDS
+from s3worker.instance import DEFAULT_ENDPOINT, TIMEOUT, TOKEN_TTL_SECONDS
+from s3worker.regions import ENDPOINT_VARIABLE
 
 if TYPE_CHECKING:  # progress.py builds on the Running view below
     from s3worker.progress import Progress

@@ -95,6 +95,28 @@ def add_show(sub: Sub) -> None:
     p.set_defaults(func=cmd_show)
 
 
+def add_report(sub: Sub) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[stack_options()],
+        help="write the results as one HTML page of charts (opens offline)",
+        description="Charts of every input's current results, by processor: sales by day, "
+        "store and product; requests, errors and latency per minute; each sensor series with "
+        "its anomalies; bookings and no-show rates. From the stack's processed bucket, or "
+        "with --from-dir from a local folder of `s3worker process --out` results.",
+    )
+    p.add_argument(
+        "--out", default="s3worker-report.html", help="the page to write (default: %(default)s)"
+    )
+    p.add_argument("--prefix", help="results prefix (default: the stack's OutputPrefix)")
+    p.add_argument(
+        "--from-dir",
+        metavar="DIR",
+        help="read the results under DIR (each folder with a summary.json) instead of S3",
+    )
+    p.set_defaults(func=cmd_report)
+
+
 def _connect(args: argparse.Namespace, pool: int = 10) -> tuple[Aws, Stack]:
     from s3worker.ops import OperatorError
     from s3worker.ops.aws import Aws
@@ -177,6 +199,24 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         print(render(outcome))
     return outcome.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from s3worker import exits
+    from s3worker.ops import report  # without the ops extra: cli.explain says which to install
+
+    if args.from_dir:
+        results, source = report.from_dir(Path(args.from_dir)), args.from_dir
+    else:
+        aws, stack = _connect(args)
+        layout = stack.layout(args.prefix)
+        results = report.from_bucket(aws.client("s3"), stack.processed_bucket, layout)
+        source = f"s3://{stack.processed_bucket}/{layout.prefix}"
+    size = report.write(results, Path(args.out), source)
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB): {len(results)} input(s) from {source}")
+    return exits.OK if results else exits.PENDING
 
 
 def cmd_show(args: argparse.Namespace) -> int:
