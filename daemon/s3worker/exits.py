@@ -19,7 +19,7 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, "done (also: a results lookup found the input processed or skipped)"),
     (FAILED, "the work failed: a file did not upload/process, a redrive left messages behind"),
     (USAGE, "usage or configuration: a flag, a variable, the stack, credentials, permissions"),
-    (PENDING, "not ready yet: `results` finds no results for the input yet"),
+    (PENDING, "not ready yet: `results` finds no results for the input, `report` none to chart"),
     (UNREACHABLE, "AWS (or AWS_ENDPOINT_URL) could not be reached: try again later"),
     (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)"),
 )
