@@ -39,8 +39,9 @@ else:
     result = execute(registry.get(kind), src, Path(out), ctx)
     rows = sum(result.rows.values())
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"seconds": seconds, "peak_rss": peak, "rows": rows}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak, cpu = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak, "rows": rows}))
 """
 
 
@@ -60,10 +61,14 @@ def generate(kind: str, size: float, folder: Path) -> Path:
     return path
 
 
-def measure(mode: str, kind: str, path: Path, out: Path) -> dict[str, float]:
+def measure(
+    mode: str, kind: str, path: Path, out: Path, code: str | None = None
+) -> dict[str, float]:
+    """One child's figures; `code` is another checkout's `daemon` folder to run instead."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", **({"PYTHONPATH": code} if code else {})}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, mode, kind, str(path), str(out)],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

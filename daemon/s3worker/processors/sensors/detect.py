@@ -2,9 +2,12 @@
 
 Each reading is compared with the median of the W readings before it (its baseline); the
 spread is the median absolute residual of those W readings (MAD, times 1.4826 to read as a
-standard deviation), never below the series' own noise floor (`SeriesState._noise_floor`).
+standard deviation), never below the series' own noise floor (`floor.NoiseFloor`).
 Medians make one wild reading move neither the baseline nor the spread, so a spike does not
-hide its neighbours and a slow seasonal swing (the window follows it) is not a spike.
+hide its neighbours and a slow seasonal swing (the window follows it) is not a spike. The
+baseline is a moving median over every row; the spread is taken only at the rows a decision
+needs (those far from their baseline by the floor's bound, block ends: a few in a hundred),
+the median of the same W residuals a moving median would have taken there.
 
 Detectors decide a reading once later readings are in (a spike must come back within
 SPIKE_BACK readings, a level shift must hold for POST readings): every decision is taken
@@ -19,6 +22,7 @@ import bottleneck as bn
 import numpy as np
 
 from s3worker.processors.sensors.findings import Found, concat, found_at
+from s3worker.processors.sensors.floor import NoiseFloor
 from s3worker.processors.sensors.tails import F64, I64, Bools, Ext
 
 W = 30  # readings in the baseline window
@@ -28,77 +32,93 @@ Z_SPIKE = 7.0
 Z_SHIFT = 6.0
 GAP_FACTOR = 4.0  # a gap: an interval this many times the longest of the W before it
 MAD_SIGMA = 1.4826  # MAD of a normal sample x 1.4826 = its standard deviation
-TAIL = 2 * W + POST + 1  # rows before a reading that its decision can need
+# Rows of each series carried to the next chunk, with their baselines: a decision at j
+# scores i = j - (POST - 1) with the W residuals before i.
+TAIL = W + POST
 NS = 1_000_000_000
 
 
 class Baseline:
-    """Per row: median of the W rows before, residual, spread of the W residuals before."""
+    """Per row: median of the W rows before and residual; spread of the W residuals before."""
 
     def __init__(self, ext: Ext) -> None:
         self.x = ext.f64("x")
         self.med = _before(bn.move_median, self.x, W)
+        carried = ~ext.new  # a tail's baselines come with it, taken with the rows before
+        self.med[carried] = ext.f64("med")[carried]
+        ext.cols["med"] = self.med
         self.resid = self.x - self.med
-        self.mad = MAD_SIGMA * _before(bn.move_median, np.abs(self.resid), W)
 
-    def scale(self, at: I64, floor: F64) -> F64:
+    def spread(self, at: I64, floor: F64) -> F64:
         """Spread at rows `at`, floored by the series' noise floor known at decision time."""
-        spread: F64 = np.maximum(self.mad[at], floor)
+        window = np.abs(self.resid[np.maximum(at, W)[:, None] - np.arange(W, 0, -1)])
+        mad = MAD_SIGMA * bn.median(window, axis=1)
+        spread: F64 = np.maximum(np.where(at >= W, mad, np.nan), floor)
         return spread
 
 
-def point_anomalies(ext: Ext, base: Baseline, floor: F64, lo: F64, hi: F64) -> Found:
+def point_anomalies(ext: Ext, base: Baseline, floor: NoiseFloor, lo: F64, hi: F64) -> Found:
     """Spikes, level shifts, gaps and out-of-range readings decided by this chunk's rows."""
     value = ext.f64("value")
     outside = (value < lo) | (value > hi)
+    # Every spike or shift starts at a reading this far from its baseline (Z_SHIFT / 2 is
+    # the lower of the two thresholds, the bound never above the floor).
+    near = np.flatnonzero(np.abs(base.resid) > (Z_SHIFT / 2 * floor.bound)[ext.gid])
     return concat(
         [
-            _spikes(ext, base, floor, outside),
-            _level_shifts(ext, base, floor),
+            _spikes(ext, base, floor, near, outside),
+            _level_shifts(ext, base, floor, near),
             _gaps(ext),
             _out_of_range(ext, outside, lo, hi),
         ]
     )
 
 
-def _far_decided(ext: Ext, base: Baseline, lag: int, far: float, floor: F64) -> tuple[I64, I64]:
+def _far_decided(
+    ext: Ext, base: Baseline, lag: int, far: float, floor: NoiseFloor, near: I64
+) -> tuple[I64, I64, F64]:
     """Rows j of this chunk deciding row i = j - lag of the same, warmed-up series, where
-    |resid[i]| > far * floor[j]. Compared on shifted slices rather than gathered rows:
-    the test runs on every row of the chunk, and contiguous arrays are the cheap way."""
-    if ext.gid.size <= lag:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    at_j = ext.new[lag:] & (ext.pos[lag:] >= 2 * W + lag)
-    at_j &= np.abs(base.resid[:-lag]) > far * floor[lag:]
-    j = np.flatnonzero(at_j) + lag
-    return j, j - lag
+    |resid[i]| > far * floor[j], among the rows `near`; and floor[j]."""
+    j = near + lag
+    j = j[j < ext.gid.size]
+    j = j[ext.new[j] & (ext.i64("index")[j] >= 2 * W + lag)]
+    i, at_j = j - lag, floor.at(j)
+    hit = np.abs(base.resid[i]) > far * at_j
+    return j[hit], i[hit], at_j[hit]
 
 
-def _spikes(ext: Ext, base: Baseline, floor: F64, outside: Bools) -> Found:
-    # The spread is never below the floor: only readings that far can be spikes.
-    j, i = _far_decided(ext, base, SPIKE_BACK, Z_SPIKE, floor)
-    z = base.resid[i] / base.scale(i, floor[j])
+def _spikes(ext: Ext, base: Baseline, floor: NoiseFloor, near: I64, outside: Bools) -> Found:
+    # The spread is never below the floor: only readings that far can be spikes, and
+    # their spread is taken once the cheaper tests are passed.
+    near = near[np.abs(base.resid[near]) > (Z_SPIKE * floor.bound)[ext.gid[near]]]
+    j, i, at_j = _far_decided(ext, base, SPIKE_BACK, Z_SPIKE, floor, near)
     back = np.abs(base.x[j] - base.med[i]) < 0.5 * np.abs(base.resid[i])
-    hit = (np.abs(z) > Z_SPIKE) & back & ~outside[i]
+    maybe = back & ~outside[i]
+    i, at_j = i[maybe], at_j[maybe]
+    z = base.resid[i] / base.spread(i, at_j)
+    hit = np.abs(z) > Z_SPIKE
     i = i[hit]
     return found_at(ext, "spike", i, i, z[hit], ext.f64("value")[i], _expected(ext, base, i))
 
 
-def _level_shifts(ext: Ext, base: Baseline, floor: F64) -> Found:
+def _level_shifts(ext: Ext, base: Baseline, floor: NoiseFloor, near: I64) -> Found:
     """The median of POST readings from i on differs from i's baseline, from i on, and
     both halves of those readings hold at least half of the shift (not a noisy spell)."""
     # Only a reading itself far from its baseline can start a shift (onset below): the
-    # medians after it are taken for those few.
-    j, i = _far_decided(ext, base, POST - 1, Z_SHIFT / 2, floor)
-    far = np.abs(base.resid[i]) > Z_SHIFT / 2 * base.scale(i, floor[j])
-    j, i = j[far], i[far]
+    # medians after it are taken for those few, the spread for the shifts that are left
+    # (never below the floor, it cannot make a smaller shift large enough).
+    j, i, at_j = _far_decided(ext, base, POST - 1, Z_SHIFT / 2, floor, near)
     after = base.x[i[:, None] + np.arange(POST)]
-    post = np.median(after, axis=1)
+    post = bn.median(after, axis=1)
     shift = post - base.med[i]
-    z = shift / base.scale(i, floor[j])
-    halves = np.median(after.reshape(i.size, 2, POST // 2), axis=2) - base.med[i][:, None]
+    halves = bn.median(after.reshape(i.size, 2, POST // 2), axis=2) - base.med[i][:, None]
     steady = (halves / np.where(shift == 0, 1.0, shift)[:, None] > 0.5).all(axis=1)
     onset = (np.sign(base.resid[i]) == np.sign(shift)) & (np.abs(base.resid[i]) > np.abs(shift) / 2)
-    hit = (np.abs(z) > Z_SHIFT) & steady & onset
+    maybe = steady & onset & (np.abs(shift) / at_j > Z_SHIFT)
+    i, j, at_j, post, shift = i[maybe], j[maybe], at_j[maybe], post[maybe], shift[maybe]
+    spread = base.spread(i, at_j)
+    z = shift / spread
+    hit = (np.abs(z) > Z_SHIFT) & (np.abs(base.resid[i]) > Z_SHIFT / 2 * spread)
     i, j = i[hit], j[hit]
     ref = ext.f64("value")[i] - base.x[i]
     return found_at(ext, "level_shift", i, j, z[hit], post[hit] + ref, _expected(ext, base, i))
@@ -111,7 +131,7 @@ def _gaps(ext: Ext) -> Found:
     dt = np.zeros(ts.size)
     dt[1:] = np.where(ext.pos[1:] > 0, (ts[1:] - ts[:-1]) / NS, 0.0)
     usual = _before(bn.move_max, dt, W)
-    hit = ext.new & (ext.pos > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
+    hit = ext.new & (ext.i64("index") > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
     j = np.flatnonzero(hit)
     return found_at(ext, "gap", j - 1, j, dt[j] / usual[j], dt[j], usual[j])
 

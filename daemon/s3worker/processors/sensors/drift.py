@@ -14,6 +14,7 @@ import numpy as np
 
 from s3worker.processors.sensors.detect import Baseline, W
 from s3worker.processors.sensors.findings import KINDS, Found
+from s3worker.processors.sensors.floor import NoiseFloor
 from s3worker.processors.sensors.tails import F64, Ext, Tails
 
 BLOCKS = 8  # block levels a drift spans: 7 steps of W readings
@@ -36,15 +37,15 @@ class Drifts:
     def grow(self, n: int) -> None:
         self.tails.grow(n)
 
-    def scan(self, ext: Ext, base: Baseline, floor: F64, ref: F64) -> Found:
+    def scan(self, ext: Ext, base: Baseline, floor: NoiseFloor, ref: F64) -> Found:
         """Drifts ending at the blocks this chunk completes (`ref`: each series' offset)."""
         index = ext.i64("index")
-        at = np.flatnonzero(ext.new & (ext.pos >= 2 * W) & (index % self.block == 0))
+        at = np.flatnonzero(ext.new & (index >= 2 * W) & (index % self.block == 0))
         blocks = self.tails.extend(
             ext.gid[at],
             {
                 "level": base.med[at],
-                "spread": base.scale(at, floor[at]),
+                "spread": base.spread(at, floor.at(at)),
                 "ts": ext.i64("ts")[at],
                 "index": index[at],
                 "record": ext.i64("record")[at],

@@ -11,21 +11,18 @@ time, same value: a re-sent message) is left out of detection.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from s3worker.processors.sensors.detect import TAIL, Baseline, point_anomalies
 from s3worker.processors.sensors.drift import SCALES, Drifts
 from s3worker.processors.sensors.findings import KINDS, Found, Readings, concat
+from s3worker.processors.sensors.floor import FloorState, NoiseFloor
 from s3worker.processors.sensors.incidents import Incidents
 from s3worker.processors.sensors.tails import F64, I64, Bools, Columns, Ext, Tails
 
 FLAT_MIN = 12  # identical consecutive readings that can make a flat line...
 FLAT_P = 1e-9  # ...when the series' own repeat rate makes such a run this unlikely
 RECENT = 30  # readings before a run whose repeat rate counts too
-NOISE_FLOOR = 0.6  # the spread never goes below this share of the series' usual noise
 LIMIT = 1e150  # readings beyond are read as +-LIMIT (still a spike or out of range)
-ABS_DIFF_SIGMA = 1.1284  # mean |x[i] - x[i-1]| of normal noise = 2 / sqrt(pi) sd
-FEW_SERIES = 64  # series with a new smallest step that are run one by one
 
 __all__ = ["Found", "Readings", "SeriesState"]
 
@@ -35,7 +32,7 @@ class SeriesState:
 
     def __init__(self) -> None:
         self.size = 0
-        cols = {"ts": np.int64, "value": float, "index": np.int64, "record": np.int64}
+        cols = {"ts": np.int64, "value": float, "record": np.int64, "med": float}
         self.tails = Tails(TAIL, cols)
         self.drifts = [Drifts(block) for block in SCALES]
         self.incidents = Incidents()
@@ -43,9 +40,7 @@ class SeriesState:
         self.lo = np.zeros(0)
         self.hi = np.zeros(0)
         self.count = np.zeros(0, dtype=np.int64)  # readings kept so far
-        self.diff_sum = np.zeros(0)  # sum and count of |x[i] - x[i-1]|: the noise floor
-        self.diff_n = np.zeros(0)
-        self.quantum = np.zeros(0)  # the smallest non-zero step seen (the resolution)
+        self.floor = FloorState()
         self.runs = np.zeros(0, dtype=np.int64)  # runs of one value started so far
         self.run_val = np.zeros(0)
         self.run_len = np.zeros(0, dtype=np.int64)
@@ -64,13 +59,8 @@ class SeriesState:
             np.append(self.lo, lo),
             np.append(self.hi, hi),
         )
-        for name, fill in (
-            ("diff_sum", 0.0),
-            ("diff_n", 0.0),
-            ("quantum", np.inf),
-            ("run_val", np.nan),
-        ):
-            setattr(self, name, np.append(getattr(self, name), np.full(n, fill)))
+        self.floor.grow(n)
+        self.run_val = np.append(self.run_val, np.full(n, np.nan))
         for name in ("count", "runs", "run_len"):
             setattr(self, name, np.append(getattr(self, name), np.zeros(n, dtype=np.int64)))
         self.run_t = np.vstack([self.run_t, np.zeros((n, 7), dtype=np.int64)])
@@ -79,12 +69,12 @@ class SeriesState:
     def scan(self, r: Readings) -> Found:
         """Score a chunk (in file order); return the incidents it closes."""
         r = _usable(r)
-        index = np.zeros(r.gid.size, dtype=np.int64)  # set below, once repeats are out
-        cols: Columns = {"ts": r.ts, "value": r.value, "index": index, "record": r.record}
+        med = np.full(r.gid.size, np.nan)  # the baselines, worked out below
+        cols: Columns = {"ts": r.ts, "value": r.value, "record": r.record, "med": med}
         ext = _without_repeats(self.tails.extend(r.gid, cols))
         self._number(ext)
         ext.cols["x"] = ext.f64("value") - self.ref[ext.gid]
-        floor = self._noise_floor(ext)
+        floor = NoiseFloor(ext, self.floor, self.tails.length)
         base = Baseline(ext)
         found = [
             point_anomalies(ext, base, floor, self.lo[ext.gid], self.hi[ext.gid]),
@@ -105,59 +95,11 @@ class SeriesState:
         return concat([closed, self.incidents.finish()])
 
     def _number(self, ext: Ext) -> None:
-        """Each new reading's number within its series (repeats left out) from the file's
-        start: a series' new rows follow its tail in `ext`."""
-        new = ext.new
-        g = ext.gid[new]
-        ext.cols["index"][new] = self.count[g] + ext.pos[new] - self.tails.length[g]
-        self.count += np.bincount(g, minlength=self.size)
-
-    def _noise_floor(self, ext: Ext) -> F64:
-        """Per row, the least spread a decision there may use: a share of the series' usual
-        step (mean |x[i] - x[i-1]| of every reading so far) and its resolution."""
-        value = ext.f64("value")
-        counted = ext.new & (ext.pos > 0)
-        step = np.zeros(value.size)
-        step[1:] = np.abs(np.diff(value))
-        step = np.where(counted, step, 0.0)
-        total = ext.group_cumsum(step) + self.diff_sum[ext.gid]
-        # Counted rows are a series' new rows after its tail (its first row if none): their
-        # running count is arithmetic, not a second cumulative sum.
-        first_counted = np.maximum(self.tails.length[ext.gid], 1)
-        n = np.maximum(ext.pos - first_counted + 1, 0) + self.diff_n[ext.gid]
-        quantum = self._resolution(ext, np.where(step > 0, step, np.inf))
-        last = ext.last_of_group
-        g = ext.gid[last]
-        self.diff_sum[g], self.diff_n[g] = total[last], n[last]
-        usual = NOISE_FLOOR * total / np.maximum(n, 1) / ABS_DIFF_SIGMA
-        tiny = 1e-9 * (1.0 + np.abs(value))
-        floor: F64 = np.maximum(
-            np.maximum(usual, np.where(np.isfinite(quantum), quantum, 0.0)), tiny
-        )
-        return floor
-
-    def _resolution(self, ext: Ext, steps: F64) -> F64:
-        """Per row, the smallest non-zero step of its series so far. It seldom moves once a
-        series has warmed up, so the running minimum is taken only in series where this
-        chunk has a smaller step than the carried one."""
-        starts = np.flatnonzero(ext.pos == 0)
-        g = ext.gid[starts]
-        smaller = np.minimum.reduceat(steps, starts) < self.quantum[g]
-        quantum = self.quantum[ext.gid]
-        which = np.flatnonzero(smaller)
-        if which.size > FEW_SERIES:
-            rows = np.flatnonzero(np.isin(ext.gid, g[which]))
-            running = pd.Series(steps[rows]).groupby(ext.gid[rows]).cummin().to_numpy()
-            quantum[rows] = np.minimum(running, quantum[rows])
-            self.quantum[g[which]] = quantum[rows][ext.last_of_group[rows]]
-            return quantum
-        # Past the first chunk only a few series find a smaller step: a running minimum
-        # over each one's rows costs less than pandas' grouping of them all.
-        for start in starts[which].tolist():
-            end = start + int(ext.size_of_group[start])
-            quantum[start:end] = np.minimum(np.minimum.accumulate(steps[start:end]), quantum[start])
-            self.quantum[ext.gid[start]] = quantum[end - 1]
-        return quantum
+        """Each reading's number within its series (repeats left out) from the file's start:
+        a series' tail holds its last readings, its new rows follow."""
+        first = self.count - self.tails.length  # the number of each series' first tail row
+        ext.cols["index"] = first[ext.gid] + ext.pos
+        self.count += np.bincount(ext.gid[ext.new], minlength=self.size)
 
     def _flat_runs(self, ext: Ext) -> Found:
         rows = np.flatnonzero(ext.new)
