@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from s3worker import exits, logs, preflight
-from s3worker.aws import Clients, ClientsContext
+from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
 from s3worker.contract import Layout
 from s3worker.idle import IdlePolicy
@@ -67,7 +67,8 @@ class Worker:
         self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
         # The bucket is part of the results' path only when two buckets could share a key.
         layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
-        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout)
+        connections = pool_size(settings.max_in_flight)
+        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout, connections)
         self.jobs = JobRunner(
             settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id
         )
