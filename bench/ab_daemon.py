@@ -54,19 +54,27 @@ def one(files: int, folder: Path, latency_ms: float) -> dict[str, Any]:
             "ready_s": ready}  # fmt: skip
 
 
+def cold(folder: Path) -> dict[str, Any]:
+    return {"ready_s": cold_start(1, folder)["ready_median_s"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", required=True, help="the other daemon's package parent")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--cold-only", action="store_true", help="only cold starts, one a turn")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="s3worker-ab-") as tmp, emulator():
         for _ in range(args.rounds):
             for name, path in (("this", None), ("baseline", args.baseline)):
                 with source(path):
-                    runs[name].append(one(args.files, Path(tmp), args.latency_ms))
+                    runs[name].append(
+                        cold(Path(tmp)) if args.cold_only
+                        else one(args.files, Path(tmp), args.latency_ms)
+                    )  # fmt: skip
     medians = {
         name: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         for name, rows in runs.items()

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -85,8 +86,10 @@ def app(upstream: str, link: Link) -> web.Application:
 
     async def forward(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(link.latency)
-        body = await _read_body(request, link)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        body = await _body(request, link)
+        if not isinstance(body, bytes):  # streamed on as it arrives: keep its length
+            headers["Content-Length"] = str(request.content_length)
         async with session["s"].request(
             request.method, upstream + request.path_qs, headers=headers, data=body,
             allow_redirects=False,
@@ -100,15 +103,19 @@ def app(upstream: str, link: Link) -> web.Application:
     return application
 
 
-async def _read_body(request: web.Request, link: Link) -> bytes:
+async def _body(request: web.Request, link: Link) -> bytes | AsyncIterator[bytes]:
+    """A small body whole; a large one paced, passed upstream chunk by chunk as it arrives
+    (store-and-forward would add the upstream's own transfer time after the cap's)."""
     stream = link.stream(request.content_length or 0)
     if stream is None:
         return await request.read()
-    parts = []
-    async for chunk in request.content.iter_chunked(CHUNK_BYTES):
-        await link.pace(stream, len(chunk))
-        parts.append(chunk)
-    return b"".join(parts)
+
+    async def paced() -> AsyncIterator[bytes]:
+        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+            await link.pace(stream, len(chunk))
+            yield chunk
+
+    return paced()
 
 
 async def _answer(
