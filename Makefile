@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean bench bench-quick chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
+.PHONY: venv test lint typecheck pytest demo clean bench bench-quick bench-latency chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python bench/run_all.py --quick --no-readme
+
+# Issue 14: only the latency-proxy run (10/30/60 ms per call; a bandwidth-capped large object),
+# merged into bench/results/bench.json and the README's Benchmarks section.
+bench-latency: venv
+	$(BIN)/python bench/run_all.py --latency-only
 
 # Faults, kills and hostile inputs across hundreds of files (`make test` runs a bounded version).
 chaos: venv
@@ -225,6 +230,7 @@ help:
 	@echo "make checkov          security checks of the template"
 	@echo "make bench            every benchmark (long); bench-quick: a short run"
 	@echo "make bench-quick      a short benchmark run, README untouched"
+	@echo "make bench-latency    the daemon, plain consumer and ceiling through a latency proxy"
 	@echo "make bench-processors processor throughput against pandas' CSV floor"
 	@echo "make chaos            faults and kills across 400 files"
 	@echo "make package [ARCH=]  build the worker bundle and the Lambda zip in dist/"

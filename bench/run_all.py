@@ -3,6 +3,7 @@ Writes bench/results/bench.{json,md} and the README's "Benchmarks" section.
 
     .venv/bin/python bench/run_all.py            # the full set (large files: 0.5, 1, 2 GiB)
     .venv/bin/python bench/run_all.py --quick    # smoke: 200 small files, 0.05 GiB inputs
+    .venv/bin/python bench/run_all.py --latency-only   # `make bench-latency`: the proxy run
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_latency
 import bench_pipeline
 import bench_start
 import simulate
@@ -50,6 +52,24 @@ def large_files(sizes: list[float], folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def latency_run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """The daemon, the plain consumer and the bare-calls ceiling through the latency proxy."""
+    latencies = [float(x) for x in args.latencies.split(",")]
+    files = args.latency_files
+    return bench_latency.run(latencies, files // 2, files // 3, folder)
+
+
+def run_latency_only(args: argparse.Namespace) -> dict[str, Any]:
+    """The proxy run alone, merged into the last full results (bench.json) when there are."""
+    previous = RESULTS / "bench.json"
+    out: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    with tempfile.TemporaryDirectory(prefix="s3worker-bench-") as tmp, emulator():
+        out["latency_proxy"] = latency_run(args, Path(tmp))
+    out["latency_proxy"]["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out["latency_proxy"]["load"] = loadavg()
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     out: dict[str, Any] = {
@@ -64,6 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["small_files"] = bench_pipeline.small_files(args.files, 60, folder)
             out["latency"] = bench_pipeline.latency(args.latency_samples, folder)
             out["cold_start"] = bench_pipeline.cold_start(args.cold_repeats, folder)
+            out["latency_proxy"] = latency_run(args, folder)
         out["start_logic"] = bench_start.run()
         out["simulation"] = simulate.run(simulate.Model())
         sizes = [float(s) for s in args.sizes.split(",")]
@@ -211,6 +232,8 @@ def markdown(r: dict[str, Any]) -> str:
             ],
         ),
     ]
+    if "latency_proxy" in r:
+        md += ["", *latency_markdown(r["latency_proxy"])]
     md += [
         "",
         "**Fault injection**: `make chaos` runs the real daemon behind a fault-injecting proxy "
@@ -220,6 +243,57 @@ def markdown(r: dict[str, Any]) -> str:
         "bench/results/chaos.txt); `make test` runs a bounded version (tests/test_chaos.py).",
     ]
     return "\n".join(md) + "\n"
+
+
+def latency_markdown(lp: dict[str, Any]) -> list[str]:
+    rows = lp["small_files"]
+    big = lp["large_object"]
+    when = f" (measured {lp['when']}, load {lp['load'][0]})" if "when" in lp else ""
+    return [
+        f"**Through a latency proxy**{when}: every S3/SQS call of the daemon, of the plain "
+        "consumer and of the bare-calls ceiling (the same calls per file, no processing, 16 "
+        "threads) delayed by a fixed time (bench/latency_proxy.py); "
+        f"{rows[0]['daemon']['files']} small sales files per run "
+        f"({rows[0]['outputs_per_file']} outputs each), daemon and ceiling alternated twice "
+        "(medians), the plain consumer once between them. CPU-bound limit = cores / the "
+        "daemon's CPU s per file in the same run. `make bench-latency` runs this part alone.",
+        "",
+        *table(
+            [
+                [
+                    f"{x['latency_ms']:g} ms",
+                    x["daemon"]["files_per_s"],
+                    x["plain"]["files_per_s"],
+                    x["ceiling"]["files_per_s"],
+                    x["cpu_bound_files_per_s"],
+                    x["daemon_vs_ceiling"],
+                    x["daemon_vs_plain"],
+                    x["daemon_vs_cpu_bound"],
+                ]
+                for x in rows
+            ],
+            [
+                "latency per call",
+                "daemon files/s",
+                "plain files/s",
+                "ceiling files/s",
+                "CPU-bound files/s",
+                "daemon / ceiling",
+                "daemon / plain",
+                "daemon / CPU-bound",
+            ],
+        ),
+        "",
+        f"**Large object through a bandwidth cap** ({big['object_mib']} MiB, "
+        f"{big['latency_ms']} ms per call, link {big['link_mib_s']:g} MiB/s, one stream at "
+        f"most {big['stream_mib_s']:g} MiB/s): the daemon's download (parallel ranged GETs) "
+        f"{big['download_mib_s']} MiB/s ({big['download_vs_cap']} of the cap), upload "
+        f"(parallel multipart parts) {big['upload_mib_s']} MiB/s ({big['upload_vs_cap']} of the "
+        f"cap; the parts alone {big['upload_parts_mib_s']} MiB/s, {big['upload_parts_vs_cap']} "
+        f"of it, the rest is the emulator assembling the object in CompleteMultipartUpload, "
+        f"{big['complete_s']} s); one plain GET stream {big['one_get_stream_mib_s']} MiB/s. The "
+        "cap is set below what the emulator moves on this machine, so it is what is measured.",
+    ]
 
 
 def update_readme(md: str) -> None:
@@ -241,7 +315,12 @@ def main() -> None:
     parser.add_argument("--cold-repeats", type=int, default=5)
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--render", type=Path, help="only re-render this results JSON")
+    parser.add_argument("--latency-only", action="store_true", help="only the proxy run")
+    parser.add_argument("--latencies", help="ms per call through the proxy, comma-separated")
+    parser.add_argument("--latency-files", type=int, help="small files per latency")
     args = parser.parse_args()
+    args.latencies = args.latencies or ("30" if args.quick else "10,30,60")
+    args.latency_files = args.latency_files or (60 if args.quick else 150)
     if args.render:
         md = markdown(json.loads(args.render.read_text()))
         (RESULTS / "bench.md").write_text("# Benchmarks\n\n" + md)
@@ -252,8 +331,11 @@ def main() -> None:
     args.files = args.files or (200 if args.quick else 2000)
     args.sizes = args.sizes or ("0.05" if args.quick else "0.5,1,2")
     args.latency_samples = args.latency_samples or (20 if args.quick else 50)
-    result = run(args)
+    result = run_latency_only(args) if args.latency_only else run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if "small_files" not in result:  # a proxy run with no full results to merge into
+        sys.stdout.write("\n".join(latency_markdown(result["latency_proxy"])) + "\n")
+        return
     (RESULTS / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     md = markdown(result)
     (RESULTS / "bench.md").write_text("# Benchmarks\n\n" + md)

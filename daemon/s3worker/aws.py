@@ -36,6 +36,12 @@ def client_config(max_pool_connections: int = 20) -> AioConfig:
     )
 
 
+def pool_size(in_flight: int) -> int:
+    """Connections per client: each job in flight holds up to a few S3 connections (its
+    transfers share this bound, transfers.py); heartbeats and polls need their own."""
+    return max(20, in_flight * 2)
+
+
 @dataclass
 class Clients:
     """The daemon's clients. EC2 is built on first use: only stopping the instance needs it,
@@ -53,8 +59,7 @@ class Clients:
 class ClientsContext:
     def __init__(self, in_flight: int) -> None:
         self._stack = AsyncExitStack()
-        # Each job holds up to a few S3 connections; heartbeats and polls need their own.
-        self._config = client_config(max(20, in_flight * 2))
+        self._config = client_config(pool_size(in_flight))
 
     async def __aenter__(self) -> Clients:
         session = get_session()

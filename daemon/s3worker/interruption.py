@@ -20,7 +20,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ from s3worker.regions import ENDPOINT_VARIABLE
 
 if TYPE_CHECKING:  # progress.py builds on the Running view below
     from s3worker.progress import Progress
-    from s3worker.sqs import Message, Queue
+    from s3worker.sqs import Message
 
 log = structlog.get_logger(__name__)
 
@@ -228,9 +228,8 @@ async def triage(
     watcher: InterruptionWatcher,
     progress: Progress,
     held: dict[str, tuple[asyncio.Task[None], Message]],
-    queue: Queue,
+    release_now: Callable[[list[Message]], Awaitable[None]],
     drain_seconds: float,
-    released: Callable[[int], None],
 ) -> list[asyncio.Task[None]]:
     """The worker's shutdown, after a notice: end and hand back at once (visibility 0) the jobs
     that `plan` says cannot finish; the tasks left to drain (all of them without a notice)."""
@@ -244,6 +243,5 @@ async def triage(
     await asyncio.gather(*(task for task, _ in ended), return_exceptions=True)
     if ended:
         log.warning("releasing_at_notice", messages=len(ended), kept=len(keep), bound_s=bound)
-        await queue.change_visibility([m for _, m in ended], 0)
-        released(len(ended))
+        await release_now([m for _, m in ended])
     return [held[d][0] for d in keep if d in held]

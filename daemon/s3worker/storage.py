@@ -1,4 +1,5 @@
-"""S3 I/O: download pinned to the event's version, results, manifests and error reports."""
+"""S3 I/O: download pinned to the event's version, results, manifests and error reports.
+The bytes themselves move through transfers.py (ranged GETs, concurrent uploads)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ from s3worker.errors import (
 )
 from s3worker.events import ObjectRef
 from s3worker.retry import RetryPolicy, error_code, http_status
+from s3worker.transfers import Transfers, pin
 
-CHUNK_BYTES = 1024 * 1024
-# Multipart above this size; parts of PART_BYTES (S3 needs >= 5 MiB for all but the last).
-MULTIPART_THRESHOLD = 64 * 1024 * 1024
-PART_BYTES = 16 * 1024 * 1024
+# S3 requests of transfers open at once, when the caller does not say (the client's pool).
+DEFAULT_CONNECTIONS = 16
 MAX_DELETE_KEYS = 1000  # per DeleteObjects call
 GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
 SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
@@ -47,11 +47,19 @@ class Output:
 
 
 class Storage:
-    def __init__(self, s3: Any, retry: RetryPolicy, bucket: str, layout: Layout) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        retry: RetryPolicy,
+        bucket: str,
+        layout: Layout,
+        connections: int = DEFAULT_CONNECTIONS,
+    ) -> None:
         self.s3 = s3
         self.retry = retry
         self.bucket = bucket
         self.layout = layout
+        self.transfers = Transfers(s3, retry, connections)
 
     async def current(self, ref: ObjectRef) -> ObjectRef:
         """The event's object as S3 holds it now: its real size, ETag and version id.
@@ -67,7 +75,7 @@ class Storage:
                 raise _classify_read_error(ref, exc) or exc from exc
             # The key is deleted (a delete marker) but the version may still be there.
             head = await self._read_call(
-                ref, self.s3.head_object, Bucket=ref.bucket, Key=ref.key, **_pin(ref)
+                ref, self.s3.head_object, Bucket=ref.bucket, Key=ref.key, **pin(ref)
             )
         version, etag = head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
         if ref.version_id and version and version != ref.version_id:
@@ -128,22 +136,9 @@ class Storage:
                 raise TransientError(f"could not delete stale results: {resp['Errors'][:3]}")
 
     async def download(self, ref: ObjectRef, dest: Path) -> int:
-        """Stream the pinned object version to `dest`; returns the bytes written."""
-        return await self.retry.call(self._download_once, ref, dest)
-
-    async def _download_once(self, ref: ObjectRef, dest: Path) -> int:
-        # Retried as a whole by `download`: a reset mid-stream restarts the file from byte 0.
-        try:
-            resp = await self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **_pin(ref))
-        except ClientError as exc:
-            raise _classify_read_error(ref, exc) or exc from exc
-        written = 0
-        with dest.open("wb") as f:
-            async with resp["Body"] as body:
-                while chunk := await body.read(CHUNK_BYTES):
-                    await asyncio.to_thread(f.write, chunk)
-                    written += len(chunk)
-        return written
+        """The pinned object version to `dest` (ranged GETs in parallel when it is large);
+        returns the bytes written."""
+        return await self.transfers.download(ref, dest, _classify_read_error)
 
     async def _read_call(self, ref: ObjectRef, fn: Any, **params: Any) -> Any:
         try:
@@ -152,50 +147,16 @@ class Storage:
             raise _classify_read_error(ref, exc) or exc from exc
 
     async def upload_outputs(self, out_dir: Path, key: str, tag: str) -> list[Output]:
+        """Every file under `out_dir`, several at a time, under the results of `key`."""
         files = await asyncio.to_thread(_files_under, out_dir)
-        outputs = []
-        for path in files:
-            rel = path.relative_to(out_dir).as_posix()
-            target = self.layout.output_key(key, rel, tag)
-            size = await self.upload_file(path, target)
-            outputs.append(Output(key=target, bytes=size, path=rel))
-        return outputs
-
-    async def upload_file(self, path: Path, key: str) -> int:
-        size = (await asyncio.to_thread(path.stat)).st_size
-        if size >= MULTIPART_THRESHOLD:
-            await self._multipart(path, key)
-        else:
-            data = await asyncio.to_thread(path.read_bytes)
-            await self.retry.call(
-                self.s3.put_object, Bucket=self.bucket, Key=key, Body=data,
-                ContentType=_content_type(key),
-            )  # fmt: skip
-        return size
-
-    async def _multipart(self, path: Path, key: str) -> None:
-        upload = await self.retry.call(
-            self.s3.create_multipart_upload, Bucket=self.bucket, Key=key,
-            ContentType=_content_type(key),
-        )  # fmt: skip
-        upload_id = upload["UploadId"]
-        parts: list[dict[str, Any]] = []
-        try:
-            with path.open("rb") as f:
-                while data := await asyncio.to_thread(f.read, PART_BYTES):
-                    number = len(parts) + 1
-                    part = await self.retry.call(
-                        self.s3.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                        PartNumber=number, Body=data,
-                    )  # fmt: skip
-                    parts.append({"PartNumber": number, "ETag": part["ETag"]})
-            await self.retry.call(
-                self.s3.complete_multipart_upload, Bucket=self.bucket, Key=key,
-                UploadId=upload_id, MultipartUpload={"Parts": parts},
-            )  # fmt: skip
-        except BaseException:
-            await self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            raise
+        rels = [path.relative_to(out_dir).as_posix() for path in files]
+        targets = [self.layout.output_key(key, rel, tag) for rel in rels]
+        sizes = await self.transfers.upload_many(
+            self.bucket, list(zip(files, targets, strict=True))
+        )
+        return [
+            Output(key=t, bytes=n, path=r) for t, n, r in zip(targets, sizes, rels, strict=True)
+        ]
 
     async def put_json(
         self, key: str, doc: dict[str, Any], metadata: dict[str, str], **condition: str
@@ -207,15 +168,6 @@ class Storage:
             self.s3.put_object, Bucket=self.bucket, Key=key, Body=body,
             ContentType="application/json", Metadata=metadata, **condition,
         )  # fmt: skip
-
-
-def _pin(ref: ObjectRef) -> dict[str, str]:
-    """Read exactly the version the event announced: by version id, else by ETag."""
-    if ref.version_id:
-        return {"VersionId": ref.version_id}
-    if ref.etag:
-        return {"IfMatch": f'"{ref.etag}"'}
-    return {}
 
 
 def _classify_read_error(ref: ObjectRef, exc: ClientError) -> Exception | None:
@@ -239,11 +191,3 @@ def _classify_read_error(ref: ObjectRef, exc: ClientError) -> Exception | None:
 
 def _files_under(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
-
-
-def _content_type(key: str) -> str:
-    if key.endswith(".json"):
-        return "application/json"
-    if key.endswith(".parquet"):
-        return "application/vnd.apache.parquet"
-    return "application/octet-stream"

@@ -12,9 +12,9 @@ from typing import Any
 import structlog
 
 from s3worker import exits, logs, preflight
-from s3worker.aws import Clients, ClientsContext
+from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
-from s3worker.contract import DeadLetterNote, Layout
+from s3worker.contract import Layout
 from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
 from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
@@ -24,7 +24,8 @@ from s3worker.pool import ProcessPool
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
-from s3worker.sqs import DeleteBatcher, Heartbeat, Message, Queue, queue_url_from_arn
+from s3worker.settle import Settler
+from s3worker.sqs import Heartbeat, Message, Queue
 from s3worker.stopping import StopRequest
 from s3worker.storage import Storage
 from s3worker.systemd import Notifier, Watchdog
@@ -32,9 +33,6 @@ from s3worker.verdict import Decision, Verdict
 
 log = structlog.get_logger("s3worker.worker")
 
-# A released message that failed transiently comes back after this (grows with attempts).
-RELEASE_BASE_SECONDS = 10
-RELEASE_MAX_SECONDS = 900
 # How long a stop waits for the answer of a poll in flight before cutting the poll short.
 HAND_BACK_GRACE_SECONDS = 2.0
 # The longest the main loop waits for a free slot before going round again: a loop that waits
@@ -68,20 +66,18 @@ class Worker:
         self.retry = retry or RetryPolicy(settings.max_attempts)
         self.clock = clock
         self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
-        self.deletes = DeleteBatcher(self.queue)
-        self.dlq: Queue | None = None
-        self.dlq_max_bytes = 0
         self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
         self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
         # The bucket is part of the results' path only when two buckets could share a key.
         layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
-        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout)
+        connections = pool_size(settings.max_in_flight)
+        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout, connections)
         self.jobs = JobRunner(
             settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id
         )
+        self.settler = Settler(self.queue, settings.output_bucket, self.jobs.metrics.released)
         self.heartbeat: Heartbeat | None = None
         self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
-        self.counts = {"processed": 0, "dead_lettered": 0, "released": 0}
         self.stop = StopRequest()
         self.watchdog = Watchdog(self.notifier)
         self._slot_freed = asyncio.Event()
@@ -105,7 +101,7 @@ class Worker:
         """A Spot interruption notice or rebalance recommendation: wind down as for a stop,
         with the drain rule of interruption.py."""
         self.jobs.metrics.interruption(notice.kind)
-        self.stop.request()
+        self.stop_receiving()
 
     async def run(self) -> ExitReason:
         await self.startup()
@@ -125,7 +121,7 @@ class Worker:
         await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
         removed = self.scratch.wipe()
         info = await self.queue.info()
-        await self._resolve_dlq(info.dlq_arn)
+        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
         self.jobs.max_receives = info.max_receive_count
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
@@ -138,7 +134,7 @@ class Worker:
         log.info(
             "ready",
             queue=self.settings.queue_url,
-            dlq=self.dlq.url if self.dlq else None,
+            dlq=self.settler.dlq.url if self.settler.dlq else None,
             concurrency=self.settings.concurrency,
             max_in_flight=self.settings.max_in_flight,
             visibility_timeout=info.visibility_timeout,
@@ -149,16 +145,6 @@ class Worker:
             self.pool.warm()
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
-
-    async def _resolve_dlq(self, arn: str | None) -> None:
-        url = self.settings.dlq_url
-        if not url and arn:
-            url = await queue_url_from_arn(self.clients.sqs, arn, self.retry)
-        if url:
-            self.dlq = Queue(self.clients.sqs, url, self.retry)
-            self.dlq_max_bytes = await self.dlq.max_message_bytes()
-        else:
-            log.warning("no_dlq", detail="permanent failures are reported and then deleted")
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -203,9 +189,13 @@ class Worker:
         except Exception as exc:  # nothing came, or we cannot tell: SQS will redeliver
             log.info("poll_abandoned", error=repr(exc))
             return
+        await self.release_unstarted(messages)
+
+    async def release_unstarted(self, messages: list[Message]) -> None:
+        """Messages received but not started: visible again at once, for another worker."""
         if messages:
             log.info("releasing_unstarted", messages=len(messages))
-            await self.queue.change_visibility(messages, 0)
+            await self.settler.release_now(messages)
 
     async def _wait_for(
         self, what: asyncio.Future[Any] | asyncio.Event, turn: float | None = None
@@ -227,17 +217,14 @@ class Worker:
         self.tasks[message.delivery] = (task, message)
 
     async def _job(self, message: Message) -> None:
+        """One message: job → verdict (jobs.py, verdict.py) → settle (settle.py)."""
         try:
-            try:
-                decision = await self.jobs.handle(message)
-            except Exception as exc:  # a bug, not the file's fault: let SQS try again later
-                log.exception("job_crashed", message_id=message.id)
-                decision = Decision(Verdict.RELEASE, exc)
+            decision = await self._verdict(message)
             self.jobs.progress.settling(message.delivery)  # never cut short from here on
             # Stop extending first: a beat landing after a release would undo it.
             if self.heartbeat:
                 self.heartbeat.untrack(message)
-            await self._settle(message, decision)
+            await self.settler.settle(message, decision)
         except Exception:
             # The message reappears after its visibility timeout; the manifest check makes
             # the redelivery cheap if the work itself was done.
@@ -251,33 +238,12 @@ class Worker:
             self._slot_freed.set()
             self.notifier.status(self._status())
 
-    async def _settle(self, message: Message, decision: Decision) -> None:
-        if decision.verdict is Verdict.ACK:
-            await self.deletes.delete(message)
-            self.counts["processed"] += 1
-        elif decision.verdict is Verdict.DEAD_LETTER:
-            await self._dead_letter(message, decision)
-            self.counts["dead_lettered"] += 1
-        else:
-            delay = min(
-                RELEASE_MAX_SECONDS, RELEASE_BASE_SECONDS * 2 ** (message.receive_count - 1)
-            )
-            await self.queue.change_visibility([message], delay)
-            self.counts["released"] += 1
-            self.jobs.metrics.released(1)
-
-    async def _dead_letter(self, message: Message, decision: Decision) -> None:
-        if self.dlq:
-            error = decision.error
-            note = DeadLetterNote(
-                error_class=type(error).__name__ if error else "",
-                error=str(error) if error else "",
-                report=f"s3://{self.settings.output_bucket}/{decision.report_key}",
-                source_message_id=message.id,
-                attempts=str(message.receive_count),
-            )
-            await self.dlq.send(message.body, note.render(), self.dlq_max_bytes)
-        await self.queue.delete([message])
+    async def _verdict(self, message: Message) -> Decision:
+        try:
+            return await self.jobs.handle(message)
+        except Exception as exc:  # a bug, not the file's fault: let SQS try again later
+            log.exception("job_crashed", message_id=message.id)
+            return Decision(Verdict.RELEASE, exc)
 
     async def _idle_confirmed(self) -> bool:
         """The idle rule (idle.py) on a fresh queue reading; then the configured action."""
@@ -299,7 +265,7 @@ class Worker:
         return True
 
     def _status(self) -> str:
-        c = self.counts
+        c = self.settler.counts
         return (
             f"{len(self.tasks)} running, {c['processed']} done, "
             f"{c['dead_lettered']} failed, {c['released']} released"
@@ -307,51 +273,60 @@ class Worker:
 
     # -- shutdown --------------------------------------------------------------------------
 
+    def stop_receiving(self) -> None:
+        """No new messages from now on: the main loop ends and shutdown drains what runs.
+        What the first stop signal does; a hook (an interruption notice) may call it too."""
+        if not self.stop.requested.is_set():
+            log.info("receiving_stopped")
+            self.stop.requested.set()
+
     async def shutdown(self) -> None:
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
-        log.info("draining", running=len(self.tasks), bound_s=self.settings.drain_seconds)
-        if self.tasks:
-            progress, drain_s = self.jobs.progress, self.settings.drain_seconds
-            held = await triage(
-                self.interruption, progress, self.tasks, self.queue, drain_s,
-                self.jobs.metrics.released,
-            )  # fmt: skip
-            await self._abandon(await self._drain(held))
+        await self.drain_with_deadline(self.settings.drain_seconds)
         self.pool.shutdown(kill=bool(self.tasks))
         if self.heartbeat:
             await self.heartbeat.stop()
         for task in self._background:
             task.cancel()
         await self.shipper.close()
-        log.info("stopped", **self.counts)
+        log.info("stopped", **self.settler.counts)
 
-    async def _drain(self, tasks: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
-        """Wait for `tasks` within the drain bound (or what an interruption notice leaves),
-        or until a second signal; the unfinished."""
-        if not tasks:
-            return set()
+    async def drain_with_deadline(self, seconds: float) -> None:
+        """Let running jobs finish for up to `seconds` (less if a second signal comes; after
+        an interruption notice, only those that can finish within what it leaves:
+        interruption.py); then end the rest and release their messages at once."""
+        log.info("draining", running=len(self.tasks), bound_s=seconds)
+        if not self.tasks:
+            return
+        progress, release = self.jobs.progress, self.settler.release_now
+        keep = set(await triage(self.interruption, progress, self.tasks, release, seconds))
+        jobs = [(task, message) for task, message in self.tasks.values() if task in keep]
+        await self._abandon(await self._drain(jobs, self.interruption.budget(seconds)))
+
+    async def _drain(
+        self, jobs: list[tuple[asyncio.Task[None], Message]], seconds: float
+    ) -> list[tuple[asyncio.Task[None], Message]]:
+        """Wait for the jobs for `seconds`, or until a second signal; the unfinished ones."""
+        if not jobs:
+            return []
+        tasks = [task for task, _ in jobs]
         finished = asyncio.ensure_future(asyncio.wait(tasks))
         forced = asyncio.ensure_future(self.stop.forced.wait())
-        await asyncio.wait(
-            {finished, forced}, timeout=self.interruption.budget(self.settings.drain_seconds),
-            return_when=asyncio.FIRST_COMPLETED,
-        )  # fmt: skip
+        await asyncio.wait({finished, forced}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finished.cancel()
         forced.cancel()
-        return {task for task in tasks if not task.done()}
+        return [(task, message) for task, message in jobs if not task.done()]
 
-    async def _abandon(self, pending: set[asyncio.Task[None]]) -> None:
+    async def _abandon(self, pending: list[tuple[asyncio.Task[None], Message]]) -> None:
         """Jobs past the drain bound: cancel them and hand their messages back at once."""
         if not pending:
             return
-        messages = [m for task, m in self.tasks.values() if task in pending]
         self.pool.shutdown(kill=True)
-        for task in pending:
+        for task, _ in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        log.warning("releasing_unfinished", messages=len(messages))
-        await self.queue.change_visibility(messages, 0)
-        self.jobs.metrics.released(len(messages))
+        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
+        log.warning("releasing_unfinished", messages=len(pending))
+        await self.settler.release_now(message for _, message in pending)
 
     async def _fetch_instance_id(self) -> None:
         self._instance_id = await instance_id()

@@ -1,0 +1,215 @@
+"""The daemon where AWS is slow: every S3/SQS call through a proxy that adds a fixed latency
+(bench/latency_proxy.py), with the plain sequential consumer and the bare-calls ceiling
+measured through the same proxy in the same run; then large objects through a bandwidth cap.
+
+    .venv/bin/python bench/bench_latency.py [--latencies 10,30,60] [--files 100]
+
+Per latency: files/s of each, the daemon's ratio to the ceiling and to the plain consumer, and
+to the CPU-bound limit (cores / the daemon's CPU seconds per file, measured in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from bench_pipeline import (
+    call_mix,
+    ceiling,
+    enqueue,
+    make_corpus,
+    new_bucket,
+    new_queue,
+    plain_consumer,
+    run_daemon,
+    upload_corpus,
+)
+from common import ROOT, emulator
+from procs import Pipeline
+
+# The bandwidth run: one object of LARGE_MIB through a link of LINK_MIB_S, one stream of it
+# at most STREAM_MIB_S (S3 serves one connection at a fraction of an instance's network).
+# Kept below what the emulator itself moves on a loaded 2-core machine (measured through the
+# proxy without a cap: ~27 MiB/s down, ~13 MiB/s up), so the cap is what is measured.
+LARGE_MIB = 64
+LINK_MIB_S = 4.0
+STREAM_MIB_S = 1.5
+ONE_STREAM_MIB = 8  # the single-GET comparison reads this much of the object
+
+
+@contextlib.contextmanager
+def latency_proxy(
+    upstream: str, latency_ms: float, link: float = 0, stream: float = 0
+) -> Iterator[str]:
+    """The proxy in its own process; while the block runs, AWS_ENDPOINT_URL points at it (for
+    this process's clients and every daemon started meanwhile)."""
+    argv = [sys.executable, str(ROOT / "bench" / "latency_proxy.py"), "--upstream", upstream,
+            "--latency-ms", str(latency_ms), "--link-mib-s", str(link),
+            "--stream-mib-s", str(stream)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        yield url
+    finally:
+        os.environ["AWS_ENDPOINT_URL"] = upstream
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def small_files(
+    upstream: str, latency_ms: float, n: int, n_plain: int, folder: Path, rounds: int = 2
+) -> dict[str, Any]:
+    """Daemon and ceiling alternated (A B A B, `rounds` each on n files), the plain consumer once
+    between them: the machine's load drifts, and each figure is the median of its runs."""
+    pipe = Pipeline.create(f"lat-{uuid.uuid4().hex[:8]}", visibility_timeout=60)
+    events = upload_corpus(pipe, make_corpus(folder, 60), n * rounds + n_plain)
+    runs = folder / f"at-{latency_ms:g}ms"
+    runs.mkdir()
+    daemons, ceilings = [], []
+    with latency_proxy(upstream, latency_ms):
+        for r in range(rounds):
+            batch = events[r * n : (r + 1) * n]
+            queue = new_queue(f"{pipe.raw}-d{r}")
+            enqueue(queue, batch)
+            own = runs / f"daemon-{r}"  # its own log: the run counts the job lines in it
+            own.mkdir()
+            daemons.append(run_daemon(pipe, queue, pipe.processed, n, own))
+            manifest = pipe.manifest(batch[0]["detail"]["object"]["key"])
+            assert manifest, "the daemon wrote no manifest"
+            ceil_q, ceil_b = new_queue(f"{pipe.raw}-c{r}"), new_bucket(f"{pipe.raw}-c{r}")
+            enqueue(ceil_q, batch)
+            ceilings.append(ceiling(ceil_q, ceil_b, n, call_mix(pipe.processed, manifest), 16))
+            if r == 0:
+                plain_q, plain_b = new_queue(f"{pipe.raw}-p"), new_bucket(f"{pipe.raw}-p")
+                enqueue(plain_q, events[-n_plain:])
+                plain = plain_consumer(plain_q, plain_b, n_plain, runs)
+    daemon, ceil = _medians(daemons), _medians(ceilings)
+    cpu_limit = (os.cpu_count() or 1) / daemon["cpu_s_per_file"]
+    d = daemon["files_per_s"]
+    return {
+        "latency_ms": latency_ms,
+        "daemon": daemon,
+        "plain": plain,
+        "ceiling": ceil,
+        "outputs_per_file": len(manifest["outputs"]),
+        "cpu_bound_files_per_s": round(cpu_limit, 1),
+        "daemon_vs_ceiling": round(d / ceil["files_per_s"], 2),
+        "daemon_vs_plain": round(d / plain["files_per_s"], 2),
+        "daemon_vs_cpu_bound": round(d / cpu_limit, 2),
+    }
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = [k for k in ("files_per_s", "cpu_s_per_file") if k in runs[0]]
+    out = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
+    return {"files": runs[0]["files"], **out, "runs": runs}
+
+
+def large_object(upstream: str, folder: Path, latency_ms: float = 30) -> dict[str, Any]:
+    """Download and upload of one large object by the daemon's own code (storage.py /
+    transfers.py) through the capped link; one plain GET stream of it for comparison."""
+    from s3worker.aws import ClientsContext
+    from s3worker.contract import Layout
+    from s3worker.events import ObjectRef
+    from s3worker.retry import RetryPolicy
+    from s3worker.storage import Storage
+
+    bucket = new_bucket(f"big-{uuid.uuid4().hex[:8]}")
+    src = folder / "large.bin"
+    src.write_bytes(os.urandom(LARGE_MIB * 2**20))
+    boto3.client("s3").upload_file(str(src), bucket, "large.bin")
+    head = boto3.client("s3").head_object(Bucket=bucket, Key="large.bin")
+    ref = ObjectRef(bucket, "large.bin", head["ContentLength"], head["ETag"].strip('"'))
+
+    async def transfers() -> tuple[float, float, float]:
+        async with ClientsContext(8) as clients:
+            s3 = CompleteTimer(clients.s3)
+            storage = Storage(s3, RetryPolicy(), bucket, Layout())
+            t0 = time.perf_counter()
+            await storage.download(ref, folder / "down.bin")
+            t1 = time.perf_counter()
+            await storage.transfers.upload_file(bucket, src, "copy.bin")
+            return t1 - t0, time.perf_counter() - t1, s3.seconds
+
+    with latency_proxy(upstream, latency_ms, LINK_MIB_S, STREAM_MIB_S):
+        down_s, up_s, complete_s = asyncio.run(transfers())
+        t0 = time.perf_counter()
+        span = f"bytes=0-{ONE_STREAM_MIB * 2**20 - 1}"
+        boto3.client("s3").get_object(Bucket=bucket, Key="large.bin", Range=span)["Body"].read()
+        one_stream_s = time.perf_counter() - t0
+    assert (folder / "down.bin").read_bytes() == src.read_bytes(), "download differs"
+    mib = LARGE_MIB
+    return {
+        "object_mib": mib,
+        "link_mib_s": LINK_MIB_S,
+        "stream_mib_s": STREAM_MIB_S,
+        "latency_ms": latency_ms,
+        "download_mib_s": round(mib / down_s, 1),
+        "upload_mib_s": round(mib / up_s, 1),
+        # CompleteMultipartUpload: the emulator assembles the object (1.7 s for 64 MiB without
+        # the proxy on this machine); the parts' own rate is the rest.
+        "complete_s": round(complete_s, 2),
+        "upload_parts_mib_s": round(mib / (up_s - complete_s), 1),
+        "upload_parts_vs_cap": round(mib / (up_s - complete_s) / LINK_MIB_S, 2),
+        "one_get_stream_mib_s": round(ONE_STREAM_MIB / one_stream_s, 1),
+        "download_vs_cap": round(mib / down_s / LINK_MIB_S, 2),
+        "upload_vs_cap": round(mib / up_s / LINK_MIB_S, 2),
+    }
+
+
+class CompleteTimer:
+    """An S3 client that times its CompleteMultipartUpload calls."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self.s3, name)
+        if name != "complete_multipart_upload":
+            return fn
+
+        async def timed(**params: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await fn(**params)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def run(latencies: list[float], n: int, n_plain: int, folder: Path) -> dict[str, Any]:
+    upstream = os.environ["AWS_ENDPOINT_URL"]
+    rows = [small_files(upstream, ms, n, n_plain, folder) for ms in latencies]
+    return {"small_files": rows, "large_object": large_object(upstream, folder)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latencies", default="10,30,60", help="ms per call, comma-separated")
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--plain-files", type=int, default=40)
+    args = parser.parse_args()
+    latencies = [float(x) for x in args.latencies.split(",")]
+    with tempfile.TemporaryDirectory(prefix="s3worker-lat-") as tmp, emulator():
+        print(json.dumps(run(latencies, args.files, args.plain_files, Path(tmp)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
