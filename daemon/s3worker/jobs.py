@@ -41,6 +41,7 @@ from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.sqs import Message
 from s3worker.storage import Output, Storage
+from s3worker.tables import TableIndex
 from s3worker.verdict import (
     Decision,
     Verdict,
@@ -70,6 +71,7 @@ class JobRunner:
         self.registry = registry
         self.instance_id = instance_id
         self.publisher = Publisher(storage)
+        self.index = TableIndex(storage)
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
@@ -134,8 +136,9 @@ class JobRunner:
 
     async def _process_current(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
         previous = await self.storage.previous_results(ref)
-        if previous.done:
-            await self.publisher.drop(previous.replaced)  # in case a kill came before it
+        if previous.done:  # a kill or a failure may have come before these: redo them
+            await self.index.update(ref, previous.processor, previous.outputs, previous.replaced)
+            await self.publisher.drop(previous.replaced)
             return {"outcome": "duplicate", "size": ref.size}
         if is_final_receive(message.receive_count, self.max_receives):
             await self.publisher.sweep(ref)  # what the dead attempts uploaded
@@ -154,7 +157,9 @@ class JobRunner:
             raise
         if committed is None:  # another worker finished this very version first
             return {**line, "outcome": "duplicate"}
-        await self.publisher.drop(committed.replaced_outputs)
+        replaced = committed.replaced_outputs
+        await self.index.update(ref, committed.processor_name, committed.output_keys, replaced)
+        await self.publisher.drop(replaced)  # after the index no longer names them
         return line
 
     async def _process(
