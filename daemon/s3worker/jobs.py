@@ -40,7 +40,7 @@ from s3worker.processors.registry import Registry
 from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.sqs import Message
-from s3worker.storage import Output, Storage
+from s3worker.storage import Output, Previous, Storage
 from s3worker.tables import TableIndex
 from s3worker.verdict import (
     Decision,
@@ -136,9 +136,8 @@ class JobRunner:
 
     async def _process_current(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
         previous = await self.storage.previous_results(ref)
-        if previous.done:  # a kill or a failure may have come before these: redo them
-            await self.index.update(ref, previous.processor, previous.outputs, previous.replaced)
-            await self.publisher.drop(previous.replaced)
+        if previous.done:
+            await self._finish_done(ref, previous)
             return {"outcome": "duplicate", "size": ref.size}
         if is_final_receive(message.receive_count, self.max_receives):
             await self.publisher.sweep(ref)  # what the dead attempts uploaded
@@ -156,11 +155,19 @@ class JobRunner:
             await self.publisher.discard(ref, written)
             raise
         if committed is None:  # another worker finished this very version first
+            await self._finish_done(ref, await self.storage.previous_results(ref))
             return {**line, "outcome": "duplicate"}
         replaced = committed.replaced_outputs
         await self.index.update(ref, committed.processor_name, committed.output_keys, replaced)
         await self.publisher.drop(replaced)  # after the index no longer names them
         return line
+
+    async def _finish_done(self, ref: ObjectRef, previous: Previous) -> None:
+        """What follows the manifest of a version done already: its run may have died (or
+        failed) before its table index entries or the removal of what it replaced."""
+        if previous.done:
+            await self.index.update(ref, previous.processor, previous.outputs, previous.replaced)
+            await self.publisher.drop(previous.replaced)
 
     async def _process(
         self, ref: ObjectRef, message: Message

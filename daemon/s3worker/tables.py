@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 TABLES_DIR = "_tables"
 SOURCE_ID_CHARS = 32
+# An entry is one URI a line: a key with a line break cannot be named (S3 allows one).
+NEWLINES = frozenset("\n\r")
 
 
 def source_id(source: str) -> str:
@@ -58,11 +60,12 @@ def entries(
     layout: Layout, bucket: str, source: str, processor: str, keys: Iterable[str]
 ) -> dict[str, str]:
     """Index key -> its text (the `s3://` URIs of the outputs it names), for an input's
-    output keys; outputs that belong to no table are left out."""
+    output keys; outputs that belong to no table, or whose key holds a line break, are left
+    out."""
     root = layout.results_prefix(source)
     found: dict[str, list[str]] = {}
     for key in sorted(keys):
-        if not key.startswith(root):
+        if not key.startswith(root) or NEWLINES & set(key):
             continue
         hit = table_of(processor, untag(key[len(root) :]))
         if hit is None:
