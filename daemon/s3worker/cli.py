@@ -13,7 +13,14 @@ from s3worker import __version__, exits, helptext
 from s3worker.errors import ConfigError
 from s3worker.exits import UsageError
 from s3worker.ops import OperatorError
-from s3worker.ops.commands import add_dlq, add_results, add_show, add_status, add_upload
+from s3worker.ops.commands import (
+    add_dlq,
+    add_query,
+    add_results,
+    add_show,
+    add_status,
+    add_upload,
+)
 
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -31,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(sub)
     add_process(sub)
     add_sample(sub)
-    for add in (add_upload, add_status, add_results, add_show, add_dlq):  # the operator's
+    operators = (add_upload, add_status, add_results, add_show, add_query, add_dlq)
+    for add in operators:  # the operator's
         add(sub)
     return parser
 

@@ -9,7 +9,7 @@ DESCRIPTION = """\
 Process files that land in S3 on EC2 workers that stop themselves when idle.
 
 On a worker, systemd runs `s3worker run` (the daemon). From your machine, `upload`,
-`status`, `results`, `show` and `dlq` operate a deployed stack; `sample` and `process`
+`status`, `results`, `show`, `query` and `dlq` operate a deployed stack; `sample` and `process`
 try the processors on local files, without AWS."""
 
 EXAMPLES = """\
@@ -21,6 +21,7 @@ examples:
   s3worker upload ./batch --prefix incoming/            # upload; unchanged files are skipped
   s3worker status                                       # queues, workers, recent results
   s3worker results incoming/day1.csv                    # the results of one input
+  s3worker query "SELECT * FROM sales_daily LIMIT 5"    # SQL over the BI tables
   s3worker dlq list && s3worker dlq redrive --dry-run   # what failed, what would move back"""
 
 # (variable, meaning, default): every variable the daemon reads (tests check against config.py).
