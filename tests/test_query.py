@@ -121,10 +121,15 @@ def pipeline_of(name: str) -> Pipeline:
 def test_a_query_sums_exactly_the_current_outputs(
     processed: Pipeline, stack: str, capsys: Any
 ) -> None:
-    sql = "SELECT dt, ROUND(SUM(revenue), 2) AS revenue FROM sales_daily GROUP BY dt ORDER BY dt"
+    sql = (
+        "SELECT dt, ROUND(SUM(revenue), 2) AS revenue, SUM(lines) AS lines FROM sales_daily "
+        "GROUP BY dt ORDER BY dt"
+    )
     found = rows(capsys, stack, sql)
     # the stray copy of day1's totals is not counted, though reading the folder would
     assert {r["dt"]: r["revenue"] for r in found} == revenue_by_day(DAY1, DAY2)
+    # an integer sum is an integer, as in Athena (bigint), not DuckDB's 128-bit decimal
+    assert [r["lines"] for r in found] == [2, 2, 2]
     everything = [k for k in processed.result_keys() if "/daily_totals." in k]
     assert len(everything) == 3
 

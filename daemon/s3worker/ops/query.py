@@ -159,9 +159,24 @@ def run(aws: Aws, bucket: str, layout: Layout, sql: str, scan: int) -> pa.Table:
         result = con.sql(sql)
         if result is None:
             raise UsageError("not a query: s3worker query runs SELECT statements")
-        answer: pa.Table = result.to_arrow_table()
-        return answer
+        return as_athena_types(result.to_arrow_table())
     except duckdb.Error as exc:
         raise UsageError(f"the query failed: {exc}".rstrip()) from None
     finally:
         con.close()
+
+
+def as_athena_types(table: pa.Table) -> pa.Table:
+    """DuckDB sums integers into HUGEINT (Arrow decimal128(38, 0)) where Athena keeps bigint:
+    such columns become int64 when every value fits."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            try:
+                column = pc.cast(table.column(i), pa.int64())
+            except pa.ArrowInvalid:  # beyond 64 bits: left as it is
+                continue
+            table = table.set_column(i, pa.field(field.name, pa.int64()), column)
+    return table
