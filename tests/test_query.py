@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,22 @@ def test_partitions_are_a_column_and_filter_the_files(
         {"dt": "2026-11-26", "store": "s1", "product": "p1", "revenue": 14.0},
         {"dt": "2026-11-26", "store": "s1", "product": "p3", "revenue": 99.9},
     ]
+
+
+def readme_sql() -> list[str]:
+    """The SQL of the README's example questions, as printed there."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return re.findall(r"```sql\n(.*?)```", text, re.S)
+
+
+def test_the_readmes_questions_run_as_written(processed: Pipeline, stack: str, capsys: Any) -> None:
+    per_day, top = readme_sql()
+    assert [(r["dt"], r["revenue"]) for r in rows(capsys, stack, per_day)] == sorted(
+        revenue_by_day(DAY1, DAY2).items()
+    )
+    assert [(r["product"], r["revenue"]) for r in rows(capsys, stack, top)] == [
+        ("p3", 99.9), ("p2", 40.0), ("p1", 24.5)
+    ]  # fmt: skip
 
 
 def test_text_and_csv_output(processed: Pipeline, stack: str, capsys: Any) -> None:
