@@ -23,11 +23,14 @@ from conftest import CREDENTIALS
 from opstack import cli, create_stack
 from procs import Pipeline
 from s3worker import exits
+from s3worker.aws import ClientsContext
 from s3worker.config import Settings
 from s3worker.contract import Layout
+from s3worker.events import ObjectRef
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
-from s3worker.tables import TABLES_DIR, entries, source_id, untag
+from s3worker.storage import Storage
+from s3worker.tables import TABLES_DIR, TableIndex, entries, source_id, untag
 from s3worker.worker import ExitReason, serve
 from tenacity import wait_none
 
@@ -258,6 +261,34 @@ def test_a_new_version_rewrites_its_entries_and_drops_lost_partitions(
     # And the query agrees with the new version
     sql = "SELECT dt, ROUND(SUM(revenue), 2) AS revenue FROM sales_daily GROUP BY dt ORDER BY dt"
     assert {r["dt"]: r["revenue"] for r in rows(capsys, name, sql)} == revenue_by_day(day1_v2, DAY2)
+
+
+async def late_update(pipeline: Pipeline, key: str, keys: list[str]) -> None:
+    """A run of an older version of `key` writing its index entries only now."""
+    async with ClientsContext(2) as clients:
+        storage = Storage(
+            clients.s3, RetryPolicy(3, wait=wait_none()), pipeline.processed, Layout()
+        )
+        await TableIndex(storage).update(ObjectRef(pipeline.raw, key), "sales", keys, ())
+
+
+def test_a_late_writer_of_an_older_version_leaves_the_newest_entries(
+    aws: str, name: str, scratch: Path
+) -> None:
+    # Given v1 of day1.csv processed, then v2 (without 2026-11-25) processed over it
+    pipeline = create_stack(name)
+    pipeline.upload("sales/day1.csv", DAY1.encode())
+    drain(pipeline, scratch)
+    v1 = pipeline.manifest("sales/day1.csv")
+    assert v1 is not None
+    pipeline.upload("sales/day1.csv", DAY1.replace("2026-11-25", "2026-11-26").encode())
+    drain(pipeline, scratch)
+    newest = index(pipeline)
+    # When v1's run writes its entries late (it swapped its manifest first, by milliseconds)
+    asyncio.run(late_update(pipeline, "sales/day1.csv", [o["key"] for o in v1["outputs"]]))
+    # Then it read the manifest again and put the newest version's entries back: none names
+    # v1's files (deleted) or v1's lost day
+    assert index(pipeline) == newest
 
 
 def test_untag_and_entries_are_pure() -> None:
