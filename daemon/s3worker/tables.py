@@ -24,6 +24,7 @@ replaced outputs (see `jobs`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable
 
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 TABLES_DIR = "_tables"
 SOURCE_ID_CHARS = 32
+PARALLEL_PUTS = 8  # entries written at once: a year of sales_detail is 365 of them
 # An entry is one URI a line: a key with a line break cannot be named (S3 allows one).
 NEWLINES = frozenset("\n\r")
 
@@ -102,11 +104,16 @@ class TableIndex:
         storage, layout = self.storage, self.storage.layout
         source = layout.source(ref.bucket, ref.key)
         fresh = entries(layout, storage.bucket, source, processor, keys)
-        for key, text in fresh.items():
-            await storage.retry.call(
-                storage.s3.put_object, Bucket=storage.bucket, Key=key, Body=text.encode(),
-                ContentType="text/plain",
-            )  # fmt: skip
+        room = asyncio.Semaphore(PARALLEL_PUTS)
+
+        async def put(key: str, text: str) -> None:
+            async with room:
+                await storage.retry.call(
+                    storage.s3.put_object, Bucket=storage.bucket, Key=key, Body=text.encode(),
+                    ContentType="text/plain",
+                )  # fmt: skip
+
+        await asyncio.gather(*(put(k, t) for k, t in fresh.items()))
         stale = set(entries(layout, storage.bucket, source, processor, replaced)) - set(fresh)
         if stale:
             await storage.delete(sorted(stale))
