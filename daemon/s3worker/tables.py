@@ -93,14 +93,16 @@ class TableIndex:
         retry finds the manifest done and runs this again (`jobs`: the duplicate path).
         """
         keys = tuple(keys)
-        await self._write(ref, processor, keys, replaced)
+        if not await self._write(ref, processor, keys, replaced):
+            return  # no BI output (another processor's, or a plug-in's): nothing to check
         latest = await self.storage.previous_results(ref)
         if latest.etag and set(latest.outputs) != set(keys):  # a newer version's manifest
             await self._write(ref, latest.processor, latest.outputs, keys)
 
     async def _write(
         self, ref: ObjectRef, processor: str, keys: Iterable[str], replaced: Iterable[str]
-    ) -> None:
+    ) -> bool:
+        """Write the entries of `keys`, delete those only `replaced` had; False: none."""
         storage, layout = self.storage, self.storage.layout
         source = layout.source(ref.bucket, ref.key)
         fresh = entries(layout, storage.bucket, source, processor, keys)
@@ -119,3 +121,4 @@ class TableIndex:
             await storage.delete(sorted(stale))
         if fresh or stale:
             log.info("table_index_written", entries=len(fresh), removed=len(stale))
+        return bool(fresh or stale)
