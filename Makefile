@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean bench bench-quick bench-latency chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
+.PHONY: venv test lint typecheck pytest demo catalog clean bench bench-quick bench-latency chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
 
 venv: $(STAMP)
 
@@ -55,6 +55,11 @@ chaos: venv
 
 bench-processors: venv
 	$(BIN)/python bench/bench_processors.py
+
+# The template's Glue tables, rendered from the processors' outputs.py declarations (issue 16);
+# tests/test_catalog.py fails when the two drift.
+catalog: venv
+	$(BIN)/python -m s3worker.catalog $(TEMPLATE)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DIST) .pytest_cache .mypy_cache .ruff_cache
@@ -226,6 +231,7 @@ help:
 	@echo "make pytest           the test suite only"
 	@echo "make venv             create .venv with the package and its dev tools"
 	@echo "make tools            checkov, systemd-analyze, tmux, chromium for the checks"
+	@echo "make catalog          regenerate the template's Glue tables from processors/*/outputs.py"
 	@echo "make cfn-lint         lint deploy/cloudformation.yaml"
 	@echo "make checkov          security checks of the template"
 	@echo "make bench            every benchmark (long); bench-quick: a short run"

@@ -24,6 +24,7 @@ import boto3
 from s3worker.contract import ERRORS_DIR, MANIFEST_NAME
 
 from demo.emulator import (
+    REGION,
     EmbeddedAws,
     FakeImds,
     LambdaBridge,
@@ -37,6 +38,7 @@ from demo.report import (
     describe_actions,
     planted_text,
     print_keep_instructions,
+    print_query,
     print_results,
     write_report,
 )
@@ -162,10 +164,12 @@ def states(pool_tag: str) -> dict[str, str]:
     return {i["InstanceId"]: i["State"]["Name"] for i in pool_instances(pool_tag)}
 
 
-def generate_samples(workdir: Path) -> list[tuple[str, Path]]:
+def generate_samples(workdir: Path) -> tuple[list[tuple[str, Path]], float]:
+    """The batch, and the revenue planted in its sales (what the closing query must find)."""
     from s3worker.samples import write_sample
 
     files: list[tuple[str, Path]] = []
+    revenue = 0.0
     for key, kind, fmt, gz, rows in SAMPLES:
         path = workdir / "batch" / key
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,12 +177,13 @@ def generate_samples(workdir: Path) -> list[tuple[str, Path]]:
         say(f"{key:<32} {kind:<12} {truth.rows:>6,} rows")
         say(f"{'':<2} planted: {planted_text(truth)}", hang=9)
         files.append((key, path))
+        revenue += sum(truth.planted.get("revenue", []))
     corrupt = workdir / "batch" / CORRUPT_KEY
     corrupt.parent.mkdir(parents=True, exist_ok=True)
     corrupt.write_bytes((workdir / "batch" / SAMPLES[1][0]).read_bytes()[:5000])
     say(f"{CORRUPT_KEY:<32} {'sensors':<12} a truncated gzip, to show a failure")
     files.append((CORRUPT_KEY, corrupt))
-    return files
+    return files, revenue
 
 
 def upload(files: list[tuple[str, Path]], bucket: str) -> None:
@@ -236,7 +241,7 @@ def run(workdir: Path, keep: bool = False) -> None:
             try:
                 canary_check(aws, env_file, pool_tag, workdir, daemons)
                 step(3, "Generate a batch of sample files (planted anomalies, conflicts, bad rows)")
-                files = generate_samples(workdir)
+                files, planted_revenue = generate_samples(workdir)
                 step(4, f"Upload the batch to s3://{outputs['RawBucketName']}/")
                 upload(files, outputs["RawBucketName"])
                 step(5, "Events flow: S3 → EventBridge → work queue, and → start Lambda")
@@ -257,6 +262,7 @@ def run(workdir: Path, keep: bool = False) -> None:
                 reconcile(bridge, outputs)
                 step(8, "Results")
                 print_results(outputs, [key for key, _ in files], [d.log for d in daemons])
+                print_query(STACK, REGION, planted_revenue)
                 write_report(outputs, workdir)
                 if keep:
                     keep_up(aws, bridge, outputs, env_file, workdir, daemons)

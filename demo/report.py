@@ -111,6 +111,33 @@ def write_report(outputs: dict[str, str], workdir: Path) -> None:
           "inputs; opens offline)")  # fmt: skip
 
 
+# The closing question, in the SQL Athena runs on the stack's Glue tables (`s3worker query`).
+QUERY = (
+    "SELECT COUNT(*) AS days, ROUND(SUM(revenue), 2) AS revenue, SUM(tickets) AS tickets "
+    "FROM sales_daily"
+)
+
+
+def print_query(stack_name: str, region: str, planted_revenue: float) -> None:
+    """The query's answer, and whether it is the revenue planted in the sales sample."""
+    from s3worker.ops.aws import Aws
+    from s3worker.ops.query import run
+    from s3worker.ops.show import render
+    from s3worker.ops.stack import load_stack
+
+    aws = Aws(region=region)
+    stack = load_stack(aws, stack_name)
+    answer = run(aws, stack.processed_bucket, stack.layout(), QUERY, scan=100_000)
+    print("\n" + textwrap.fill(f's3worker query "{QUERY}"', 98, initial_indent="  ",
+                               subsequent_indent=" " * 18))  # fmt: skip
+    for line in render(answer, 5, "query").splitlines():
+        print(f"    {line}".rstrip())
+    found = answer.column("revenue")[0].as_py() or 0.0
+    verdict = "equals" if round(found, 2) == round(planted_revenue, 2) else "DIFFERS from"
+    print(f"  revenue {found:,.2f} {verdict} the total planted in the sales sample "
+          f"({planted_revenue:,.2f}, step 3)")  # fmt: skip
+
+
 # What a sample generator's truth holds: items planted (counted), or expected totals.
 PLANTED_LABELS = {
     "professional": "professional double bookings",
@@ -156,6 +183,7 @@ def print_keep_instructions(endpoint: str, stack: str, keys: list[str]) -> None:
         ".venv/bin/s3worker status",
         f".venv/bin/s3worker results {keys[0]}",
         ".venv/bin/s3worker dlq list",
+        '.venv/bin/s3worker query "SELECT dt, revenue FROM sales_daily ORDER BY dt"',
         ".venv/bin/s3worker upload .demo/batch --prefix again/   # the Lambda starts a worker",
     ):
         print(f"  {line}")

@@ -27,6 +27,8 @@ from typing import Any
 import boto3
 from faults import FaultPlan, FaultProxy
 from procs import Pipeline, eventbridge_event
+from s3worker.contract import TABLES_DIR
+from s3worker.tables import NEWLINES
 
 TESTS = Path(__file__).parent
 HUGE_LINE = 10 * 1024 * 1024
@@ -129,6 +131,7 @@ class Figures:
     manifests: int = 0
     error_reports: int = 0
     orphaned_outputs: int = 0
+    index_entries: int = 0
     left_by_redriven: int = 0
     redriven_by_sqs: int = 0
     dlq_messages: int = 0
@@ -154,6 +157,7 @@ class Figures:
             f"of its newest version); outputs no manifest lists: {self.orphaned_outputs} (and "
             f"{self.left_by_redriven} of inputs killed on their last receive, redriven by SQS)",
             f"processed on a redelivery (kill or released failure): {self.redone_after_kill}",
+            f"outputs the table index names: {self.index_entries}",
             f"lost = {self.lost}",
             f"duplicated results = {self.duplicated}",
             f"violations: {self.violations or 'none'}",
@@ -358,14 +362,39 @@ class Chaos:
         for key in (k for k in keys if k.endswith("/_manifest.json")):
             listed |= {o["key"] for o in (pipe._json(key) or {}).get("outputs", [])}
         unlisted = [
-            k for k in keys - listed if not k.endswith("/_manifest.json") and "_errors/" not in k
-        ]
+            k for k in keys - listed
+            if not k.endswith("/_manifest.json") and "_errors/" not in k
+            and not k.startswith(f"{TABLES_DIR}/")
+        ]  # fmt: skip
         left = [k for k in unlisted if any(k.startswith(f"{r}/") for r in redriven if r)]
         orphans = sorted(set(unlisted) - set(left))
         self.figures.orphaned_outputs = len(orphans)
         self.figures.left_by_redriven = len(left)
         if orphans:
             self.figures.violations.append(f"outputs no manifest lists: {orphans[:5]}")
+        self.check_index(pipe, keys, listed, redriven)
+
+    def check_index(
+        self, pipe: Pipeline, keys: set[str], listed: set[str], redriven: set[str | None]
+    ) -> None:
+        """The table index (what Athena reads) names only outputs a manifest lists, and every
+        BI output a manifest lists (but those of inputs SQS redrove: their last receive was
+        killed, maybe between the manifest and the index; the DLQ's redrive writes it)."""
+        s3, named = boto3.client("s3"), set()
+        for key in (k for k in keys if k.startswith(f"{TABLES_DIR}/")):
+            body = s3.get_object(Bucket=pipe.processed, Key=key)["Body"].read().decode()
+            named |= {uri.split("/", 3)[3] for uri in body.splitlines()}
+        stale = sorted(named - listed)
+        missing = sorted(
+            k for k in listed - named
+            if ".parquet" in k and "/rejected." not in k and not NEWLINES & set(k)
+            and not any(k.startswith(f"{r}/") for r in redriven if r)
+        )  # fmt: skip
+        self.figures.index_entries = len(named)
+        if stale:
+            self.figures.violations.append(f"the table index names unlisted outputs: {stale[:3]}")
+        if missing:
+            self.figures.violations.append(f"outputs the table index misses: {missing[:3]}")
 
     def check_sandbox(self) -> None:
         """Nothing outside scratch: the daemon's cwd and TMPDIR hold no file of its making

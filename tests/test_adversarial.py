@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from adversarial import JOB_MEMORY_MB, ROUTES, SCRATCH_MAX_BYTES, Case, Ctx, corpus
 from procs import EchoProcessor, Pipeline
-from s3worker.contract import Layout
+from s3worker.contract import TABLES_DIR, Layout
 from s3worker.processors.registry import Registry
 from test_worker import run_worker
 
@@ -44,13 +44,21 @@ class Seen:
         ]  # fmt: skip
 
     def orphans(self) -> list[str]:
-        """Outputs no manifest lists: a superseded or killed run's leftovers."""
+        """Outputs no manifest lists (a superseded or killed run's leftovers), and table
+        index entries that name such an output."""
         listed: set[str] = set()
         for key in self.keys:
             if key.endswith("/_manifest.json"):
                 listed |= {o["key"] for o in self.pipe._json(key)["outputs"]}  # type: ignore[index]
         outputs = {k for k in self.keys if not k.endswith("/_manifest.json")}
-        return sorted(k for k in outputs - listed if not k.startswith("_errors/"))
+        index = {k for k in outputs if k.startswith(f"{TABLES_DIR}/")}
+        stale = [k for k in sorted(index) if set(self.index_entry(k)) - listed]
+        return stale + sorted(k for k in outputs - listed - index if not k.startswith("_errors/"))
+
+    def index_entry(self, key: str) -> list[str]:
+        """The output keys a table index entry names."""
+        obj = boto3.client("s3").get_object(Bucket=self.pipe.processed, Key=key)
+        return [uri.split("/", 3)[3] for uri in obj["Body"].read().decode().splitlines()]
 
 
 def outcome(seen: Seen, case: Case, bodies: list[str]) -> tuple[str, str]:

@@ -136,13 +136,17 @@ def denied(call: Callable[[], object]) -> str:
 # --- the loop works with exactly these permissions ----------------------------------------------
 
 
-def operator_cli(e: Enforced, monkeypatch: pytest.MonkeyPatch, capsys: Any, *argv: str) -> str:
-    """`s3worker ARGV --stack STACK --region R` in-process, with the operator's credentials."""
+def operator_cli(
+    e: Enforced, monkeypatch: pytest.MonkeyPatch, capsys: Any, *argv: str,
+    who: boto3.Session | None = None,
+) -> str:  # fmt: skip
+    """`s3worker ARGV --stack STACK --region R` in-process, with the operator's credentials
+    (or `who`'s)."""
     from s3worker.cli import main
 
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
-    for name, value in e.env(e.operator).items():
+    for name, value in e.env(who or e.operator).items():
         monkeypatch.setenv(name, value)
     capsys.readouterr()
     code = main([*argv, "--stack", STACK, "--region", REGION])
@@ -300,6 +304,45 @@ def test_the_operator_commands_work_with_the_operator_policy(
     assert body in [m["Body"] for m in got.get("Messages", [])]
 
 
+ANALYSTS: dict[str, boto3.Session] = {}  # by endpoint: one analyst user per deployed stack
+
+
+def analyst_session(e: Enforced) -> boto3.Session:
+    """An IAM user with BiReadPolicyArn only (what QuickSight's or an analyst's role gets)."""
+    if e.endpoint not in ANALYSTS:
+        iam = admin(e, "iam")
+        iam.create_user(UserName="analyst")
+        iam.attach_user_policy(UserName="analyst", PolicyArn=e.outputs["BiReadPolicyArn"])
+        key = iam.create_access_key(UserName="analyst")["AccessKey"]
+        ANALYSTS[e.endpoint] = boto3.Session(
+            aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+            region_name=REGION,
+        )  # fmt: skip
+    return ANALYSTS[e.endpoint]
+
+
+@pytest.fixture(scope="module")
+def analyst(enforced: Enforced) -> boto3.Session:
+    return analyst_session(enforced)
+
+
+def test_the_bi_policy_reads_the_processed_tables(
+    enforced: Enforced, analyst: boto3.Session, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    # Given the sales the worker processed (first test), indexed for Athena by the worker role
+    found = admin(enforced, "s3").list_objects_v2(
+        Bucket=enforced.outputs["ProcessedBucketName"], Prefix="_tables/sales_daily/"
+    )
+    assert len(found.get("Contents", [])) == 1
+    # When the analyst queries them with the BI policy only
+    sql = "SELECT dt, ROUND(SUM(revenue), 2) AS revenue FROM sales_daily GROUP BY dt ORDER BY dt"
+    out = operator_cli(enforced, monkeypatch, capsys, "query", sql, "--json", who=analyst)
+    # Then the answer is the file's: 2 x 3.50 + 10.00 on the 25th, 4 x 3.50 on the 26th
+    assert json.loads(out) == [
+        {"dt": "2026-11-25", "revenue": 17.0}, {"dt": "2026-11-26", "revenue": 14.0}
+    ]  # fmt: skip
+
+
 def test_the_worker_role_can_do_what_its_boot_needs(enforced: Enforced) -> None:
     # The user data, as the worker role: the release bundle, the boot metric.
     s3 = _worker(enforced, "s3")
@@ -406,7 +449,28 @@ OPERATOR_DENIALS: dict[str, Denial] = {
 }  # fmt: skip
 
 
-DENIALS = {"worker": WORKER_DENIALS, "start lambda": LAMBDA_DENIALS, "operator": OPERATOR_DENIALS}
+def _analyst_client(e: Enforced, service: str) -> Any:
+    return e.client(analyst_session(e), service)
+
+
+BI_DENIALS: dict[str, Denial] = {
+    "read the raw input": lambda e, o: _analyst_client(e, "s3").get_object(
+        Bucket=e.outputs["RawBucketName"], Key="sales/day.csv"),
+    "list the raw bucket": lambda e, o: _analyst_client(e, "s3").list_objects_v2(
+        Bucket=e.outputs["RawBucketName"]),
+    "write a result": lambda e, o: _analyst_client(e, "s3").put_object(
+        Bucket=e.outputs["ProcessedBucketName"], Key="_tables/sales_daily/x.txt", Body=b"s3://"),
+    "take work from the queue": lambda e, o: _analyst_client(e, "sqs").receive_message(
+        QueueUrl=e.outputs["WorkQueueUrl"]),
+    "read another bucket": lambda e, o: _analyst_client(e, "s3").get_object(
+        Bucket=o["bucket"], Key="secret.csv"),
+}  # fmt: skip
+
+
+DENIALS = {
+    "worker": WORKER_DENIALS, "start lambda": LAMBDA_DENIALS, "operator": OPERATOR_DENIALS,
+    "bi": BI_DENIALS,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(

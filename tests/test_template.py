@@ -26,11 +26,15 @@ POOL_KEY = "s3worker:pool"
 # Resource types of the template that moto's CloudFormation (5.2.5) skips with a warning ("No
 # Moto CloudFormation support"): they are checked on the template text instead. (The alarm
 # topic's AWS::SNS::TopicPolicy is skipped too; it only exists when AlarmEmail is given.)
+# The Glue catalog and the Athena workgroup: tests/test_catalog.py checks them on the text.
 MOTO_UNSUPPORTED_TYPES = {
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::CloudWatch::Alarm",
+    "AWS::Glue::Database",
+    "AWS::Glue::Table",
+    "AWS::Athena::WorkGroup",
 }
 
 Json = dict[str, Any]

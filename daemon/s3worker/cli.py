@@ -15,6 +15,7 @@ from s3worker.exits import UsageError
 from s3worker.ops import OperatorError, missing_extra
 from s3worker.ops.commands import (
     add_dlq,
+    add_query,
     add_report,
     add_results,
     add_show,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_status,
         add_results,
         add_show,
+        add_query,
         add_report,
         add_dlq,
     ):  # the operator's

@@ -21,6 +21,7 @@ MAX_KEY_BYTES = 1024
 MANIFEST_NAME = "_manifest.json"
 SUMMARY_NAME = "summary.json"  # every processor's summary, beside its outputs
 ERRORS_DIR = "_errors"
+TABLES_DIR = "_tables"  # the BI tables' index of current outputs (tables.py writes it)
 
 # User metadata on the manifest object (S3 sends it back as `x-amz-meta-NAME`).
 META_SOURCE_ETAG = "source-etag"
@@ -295,3 +296,12 @@ class DeadLetterNote:
             a.get(ATTR_ERROR_CLASS, ""), a.get(ATTR_ERROR, ""), a.get(ATTR_ERROR_REPORT, ""),
             a.get(ATTR_SOURCE_MESSAGE_ID, ""), a.get(ATTR_ATTEMPTS, ""),
         )  # fmt: skip
+
+
+def untag(rel: str) -> str:
+    """The processor's name for an output from its key's relative part: drops the version
+    tag that `Layout.output_key` put after the file name's stem."""
+    folder, _, name = rel.rpartition("/")
+    parts = name.split(".")
+    plain = ".".join([parts[0], *parts[2:]]) if len(parts) > 2 else parts[0]
+    return f"{folder}/{plain}" if folder else plain

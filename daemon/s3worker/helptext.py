@@ -9,8 +9,8 @@ DESCRIPTION = """\
 Process files that land in S3 on EC2 workers that stop themselves when idle.
 
 On a worker, systemd runs `s3worker run` (the daemon). From your machine, `upload`,
-`status`, `results`, `show`, `report` and `dlq` operate a deployed stack; `sample` and
-`process` try the processors on local files, without AWS."""
+`status`, `results`, `show`, `query`, `report` and `dlq` operate a deployed stack; `sample`
+and `process` try the processors on local files, without AWS."""
 
 EXAMPLES = """\
 examples:
@@ -22,6 +22,7 @@ examples:
   s3worker status                                       # queues, workers, recent results
   s3worker results incoming/day1.csv                    # the results of one input
   s3worker report --out report.html                     # every result charted, one HTML page
+  s3worker query "SELECT * FROM sales_daily LIMIT 5"    # SQL over the BI tables
   s3worker dlq list && s3worker dlq redrive --dry-run   # what failed, what would move back"""
 
 # (variable, meaning, default): every variable the daemon reads (tests check against config.py).

@@ -43,7 +43,8 @@ from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.skiprules import object_skip_reason
 from s3worker.sqs import Message
-from s3worker.storage import Output, Storage
+from s3worker.storage import Output, Previous, Storage
+from s3worker.tables import TableIndex
 from s3worker.verdict import (
     Decision,
     Verdict,
@@ -75,6 +76,7 @@ class JobRunner:
         self.publisher = Publisher(storage)
         self.progress = Progress()  # what each held file is doing: the interruption rule's input
         self.metrics = Recorder()  # what the worker's metrics shipper sends (metrics.py)
+        self.index = TableIndex(storage)
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
@@ -141,7 +143,7 @@ class JobRunner:
     async def _process_current(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
         previous = await self.storage.previous_results(ref)
         if previous.done:
-            await self.publisher.drop(previous.replaced)  # in case a kill came before it
+            await self._finish_done(ref, previous)
             return {"outcome": "duplicate", "size": ref.size}
         if is_final_receive(message.receive_count, self.max_receives):
             await self.publisher.sweep(ref)  # what the dead attempts uploaded
@@ -159,9 +161,19 @@ class JobRunner:
             await self.publisher.discard(ref, written)
             raise
         if committed is None:  # another worker finished this very version first
+            await self._finish_done(ref, await self.storage.previous_results(ref))
             return {**line, "outcome": "duplicate"}
-        await self.publisher.drop(committed.replaced_outputs)
+        replaced = committed.replaced_outputs
+        await self.index.update(ref, committed.processor_name, committed.output_keys, replaced)
+        await self.publisher.drop(replaced)  # after the index no longer names them
         return line
+
+    async def _finish_done(self, ref: ObjectRef, previous: Previous) -> None:
+        """What follows the manifest of a version done already: its run may have died (or
+        failed) before its table index entries or the removal of what it replaced."""
+        if previous.done:
+            await self.index.update(ref, previous.processor, previous.outputs, previous.replaced)
+            await self.publisher.drop(previous.replaced)
 
     async def _process(
         self, ref: ObjectRef, message: Message

@@ -37,6 +37,7 @@ class Previous:
     outputs: tuple[str, ...]
     etag: str | None = None  # None: no manifest yet
     replaced: tuple[str, ...] = ()  # outputs of the version before, which it removed
+    processor: str = ""  # the processor that wrote it
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ class Storage:
         else:
             done = bool(ref.etag) and manifest.input.etag == ref.etag
         etag = str(resp.get("ETag", "")).strip('"')
-        return Previous(done, manifest.output_keys, etag, manifest.replaced_outputs)
+        return Previous(
+            done, manifest.output_keys, etag, manifest.replaced_outputs, manifest.processor_name
+        )
 
     async def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -95,6 +95,26 @@ def add_show(sub: Sub) -> None:
     p.set_defaults(func=cmd_show)
 
 
+def add_query(sub: Sub) -> None:
+    p = sub.add_parser(
+        "query",
+        parents=[stack_options()],
+        help="SQL over the BI tables (the catalog's names), locally",
+        description="Runs SQL (DuckDB) over the processed bucket's BI tables, named as in the "
+        "stack's Glue catalog (README: Querying the results); only the outputs the current "
+        "manifests list are read.",
+        epilog='example: s3worker query "SELECT dt, SUM(revenue) FROM sales_daily GROUP BY dt"',
+    )
+    p.add_argument("sql", help="one SELECT statement")
+    p.add_argument("--prefix", help="results prefix (default: the stack's OutputPrefix)")
+    p.add_argument("--scan", type=int, default=1_000_000, help="most result objects to list")
+    p.add_argument("--rows", type=int, default=50, help="rows to print (default: %(default)s)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="every row, as a JSON list of objects")
+    out.add_argument("--csv", action="store_true", help="every row, as CSV")
+    p.set_defaults(func=cmd_query)
+
+
 def add_report(sub: Sub) -> None:
     p = sub.add_parser(
         "report",
@@ -233,4 +253,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         args.source, lambda: stack_and_client()[0].client("s3"), lambda: stack_and_client()[1]
     ) as path:
         show(path, args.source, args.rows, args.csv)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from s3worker.ops.query import run
+    from s3worker.ops.show import render, write_csv
+
+    aws, stack = _connect(args)
+    answer = run(aws, stack.processed_bucket, stack.layout(args.prefix), args.sql, args.scan)
+    if args.json:
+        _print_json(answer.to_pylist())
+    elif args.csv:
+        write_csv(answer)
+    else:
+        print(render(answer, args.rows, "query"))
     return 0

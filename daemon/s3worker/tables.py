@@ -1,0 +1,114 @@
+"""The table index: where Athena (and any Hive-style reader) finds the current BI outputs.
+
+An input's outputs live under its own results folder (`PREFIX/KEY/...`), so no one prefix holds
+one table's files, and a folder can still hold an unfinished run's files until its manifest
+says otherwise. After a manifest is swapped in, the daemon writes one small text file per table
+(and partition) of that input, naming its current outputs, one `s3://` URI a line:
+
+    PREFIX/_tables/sales_daily/<source-id>.txt
+    PREFIX/_tables/sales_detail/dt=2024-01-01/<source-id>.txt
+
+The Glue tables (`s3worker.catalog`) read these with `SymlinkTextInputFormat`, so a query sees
+exactly what the manifests list. `<source-id>` is per input (not per version): a new version
+overwrites its entries, and the entries of partitions it no longer has are deleted (computed
+from the replaced manifest's outputs, never by listing).
+
+Order: entries are written after the swap and before the replaced outputs are deleted, so an
+entry never names a file that is already gone while its manifest is current. Two versions
+finishing close together may write their entries in either order, so the writer reads the
+manifest again afterwards and, if a newer one is there, rewrites the entries from it. A run
+that dies (or fails) between the swap and the entries leaves its message to be delivered
+again; the redelivery finds the manifest done and writes the entries before it deletes the
+replaced outputs (see `jobs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterable
+
+import structlog
+
+from s3worker.contract import TABLES_DIR, Layout, untag
+from s3worker.events import ObjectRef
+from s3worker.processors.bi import table_of
+from s3worker.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+SOURCE_ID_CHARS = 32
+PARALLEL_PUTS = 8  # entries written at once: a year of sales_detail is 365 of them
+# An entry is one URI a line: a key with a line break cannot be named (S3 allows one).
+NEWLINES = frozenset("\n\r")
+
+
+def source_id(source: str) -> str:
+    """An input's stable name in the index (its results path, hashed)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:SOURCE_ID_CHARS]
+
+
+def entries(
+    layout: Layout, bucket: str, source: str, processor: str, keys: Iterable[str]
+) -> dict[str, str]:
+    """Index key -> its text (the `s3://` URIs of the outputs it names), for an input's
+    output keys; outputs that belong to no table, or whose key holds a line break, are left
+    out."""
+    root = layout.results_prefix(source)
+    found: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        if not key.startswith(root) or NEWLINES & set(key):
+            continue
+        hit = table_of(processor, untag(key[len(root) :]))
+        if hit is None:
+            continue
+        table, values = hit
+        parts = [f"{k}={values[k]}" for k in table.partition_keys]
+        entry = "/".join(p for p in (layout.prefix, TABLES_DIR, table.name, *parts) if p)
+        found.setdefault(f"{entry}/{source_id(source)}.txt", []).append(f"s3://{bucket}/{key}")
+    return {k: "".join(f"{uri}\n" for uri in uris) for k, uris in found.items()}
+
+
+class TableIndex:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def update(
+        self, ref: ObjectRef, processor: str, keys: Iterable[str], replaced: Iterable[str]
+    ) -> None:
+        """Point the tables at a manifest's outputs (`keys`) and drop the entries only its
+        `replaced` outputs had; then make sure no newer manifest came meanwhile.
+
+        Raises what S3 raised (after the retry policy): the message is then retried, and the
+        retry finds the manifest done and runs this again (`jobs`: the duplicate path).
+        """
+        keys = tuple(keys)
+        if not await self._write(ref, processor, keys, replaced):
+            return  # no BI output (another processor's, or a plug-in's): nothing to check
+        latest = await self.storage.previous_results(ref)
+        if latest.etag and set(latest.outputs) != set(keys):  # a newer version's manifest
+            await self._write(ref, latest.processor, latest.outputs, keys)
+
+    async def _write(
+        self, ref: ObjectRef, processor: str, keys: Iterable[str], replaced: Iterable[str]
+    ) -> bool:
+        """Write the entries of `keys`, delete those only `replaced` had; False: none."""
+        storage, layout = self.storage, self.storage.layout
+        source = layout.source(ref.bucket, ref.key)
+        fresh = entries(layout, storage.bucket, source, processor, keys)
+        room = asyncio.Semaphore(PARALLEL_PUTS)
+
+        async def put(key: str, text: str) -> None:
+            async with room:
+                await storage.retry.call(
+                    storage.s3.put_object, Bucket=storage.bucket, Key=key, Body=text.encode(),
+                    ContentType="text/plain",
+                )  # fmt: skip
+
+        await asyncio.gather(*(put(k, t) for k, t in fresh.items()))
+        stale = set(entries(layout, storage.bucket, source, processor, replaced)) - set(fresh)
+        if stale:
+            await storage.delete(sorted(stale))
+        if fresh or stale:
+            log.info("table_index_written", entries=len(fresh), removed=len(stale))
+        return bool(fresh or stale)
