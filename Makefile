@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo clean bench bench-quick chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
+.PHONY: venv test lint typecheck pytest demo clean bench bench-quick chaos bench-processors bench-duckdb tools cfn-lint checkov package deploy boot-test boot-tools
 
 venv: $(STAMP)
 
@@ -50,6 +50,10 @@ chaos: venv
 
 bench-processors: venv
 	$(BIN)/python bench/bench_processors.py
+
+# Issue 14: each processor against the DuckDB query producing the same outputs (0.5-2 GiB).
+bench-duckdb: venv
+	$(BIN)/python bench/bench_vs_duckdb.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DIST) .pytest_cache .mypy_cache .ruff_cache
@@ -221,6 +225,7 @@ help:
 	@echo "make bench            every benchmark (long); bench-quick: a short run"
 	@echo "make bench-quick      a short benchmark run, README untouched"
 	@echo "make bench-processors processor throughput against pandas' CSV floor"
+	@echo "make bench-duckdb     each processor against the same outputs from a DuckDB query"
 	@echo "make chaos            faults and kills across 400 files"
 	@echo "make package [ARCH=]  build the worker bundle and the Lambda zip in dist/"
 	@echo "make deploy STACK= REGION= [ARCH=] [PARAMS=]   package, upload, deploy the stack"
