@@ -1,11 +1,12 @@
 """Appointments: the processor vs DuckDB writing the same three tables from the same CSV.
 
-The query reads the sample's columns as text, skips what the processor rejects (wrong
-column count, an unparseable start, a duration that is not a number, neither patient nor
-professional, an end before the start), maps status words as the processor does (first
-listed wins), and finds conflicts as one sweep would: a held booking overlaps the earlier
-booking of the same professional (or patient) that reaches furthest, the latest of those
-on a tie.
+The query reads the sample's columns typed, skips what the processor rejects (wrong column
+count, an unparseable start, a duration that is not a number: DuckDB's ignore_errors; neither
+patient nor professional, an end before the start: the WHERE clause), maps status words as
+the processor does (first listed wins), and finds conflicts as one sweep would: a held
+booking overlaps the earlier booking of the same professional (or patient) that reaches
+furthest, the latest of those on a tie. (Typed, a ScheduledDay that does not parse would
+skip its row, where the processor keeps it without a lead time; the sample has none.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from vs_duckdb import REPEATS, same_tables, side_by_side
 
 KIND = "appointments"
 DEFAULT_MINUTES = 30  # the processor's default_minutes
+# Typed as a data engineer would: ignore_errors then skips a row whose value does not parse.
+COLUMNS = {
+    "AppointmentID": "VARCHAR",
+    "PatientId": "VARCHAR",
+    "doctor": "VARCHAR",
+    "ScheduledDay": "TIMESTAMPTZ",
+    "AppointmentDay": "TIMESTAMPTZ",
+    "duration_min": "DOUBLE",
+    "status": "VARCHAR",
+}
 BOOKING_COLUMNS = ["appointment_id", "patient_id", "professional_id", "start", "end", "status"]
 
 
@@ -57,23 +68,16 @@ def _conflicts(kind: str) -> str:
 def query(path: Path, out: Path) -> str:
     return f"""
     SET TimeZone = 'UTC';
-    CREATE TEMP TABLE raw AS
-    SELECT AppointmentID AS appointment_id, PatientId AS patient_id, doctor AS professional_id,
-           TRY_CAST(AppointmentDay AS TIMESTAMPTZ) AS start,
-           TRY_CAST(ScheduledDay AS TIMESTAMPTZ) AS scheduled_at,
-           duration_min, TRY_CAST(duration_min AS DOUBLE) AS minutes,
-           strip_accents(lower(status)) AS status_text
-    FROM read_csv('{path}', header = true, all_varchar = true, ignore_errors = true);
     CREATE TEMP TABLE bookings AS
-    SELECT appointment_id, patient_id, professional_id, start,
-           start + to_microseconds(CAST(coalesce(minutes, {DEFAULT_MINUTES}) * 60e6 AS BIGINT))
-             AS "end",
-           scheduled_at, epoch(start - scheduled_at) / 86400.0 AS lead_days,
-           {_status_case("status_text")} AS status, row_number() OVER () AS n
-    FROM raw
-    WHERE start IS NOT NULL AND (duration_min IS NULL OR minutes IS NOT NULL)
-      AND (patient_id IS NOT NULL OR professional_id IS NOT NULL)
-      AND coalesce(minutes, 0) >= 0;
+    SELECT AppointmentID AS appointment_id, PatientId AS patient_id, doctor AS professional_id,
+           AppointmentDay AS start,
+           AppointmentDay + to_microseconds(
+               CAST(coalesce(duration_min, {DEFAULT_MINUTES}) * 60e6 AS BIGINT)) AS "end",
+           ScheduledDay AS scheduled_at,
+           epoch(AppointmentDay - ScheduledDay) / 86400.0 AS lead_days,
+           {_status_case("strip_accents(lower(status))")} AS status, row_number() OVER () AS n
+    FROM read_csv('{path}', header = true, ignore_errors = true, columns = {COLUMNS})
+    WHERE (PatientId IS NOT NULL OR doctor IS NOT NULL) AND coalesce(duration_min, 0) >= 0;
     COPY (SELECT * EXCLUDE (n) FROM bookings)
       TO '{out}/appointments.parquet' (FORMAT parquet, COMPRESSION zstd);
     CREATE TEMP TABLE held AS SELECT * FROM bookings WHERE status <> 'cancelled';
