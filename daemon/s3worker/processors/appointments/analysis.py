@@ -7,6 +7,7 @@ per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflic
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,13 @@ from s3worker.processors.tabular.columns import (
     with_time,
 )
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
-from s3worker.processors.tabular.reading import Chunk, Reject, input_encoding, iter_chunks
+from s3worker.processors.tabular.reading import (
+    Chunk,
+    Reject,
+    input_encoding,
+    iter_chunks,
+    prefetch,
+)
 from s3worker.processors.tabular.spill import Spill
 
 YES = {"yes", "y", "true", "1", "sim", "s"}
@@ -186,14 +193,21 @@ def _utc(times: np.ndarray) -> pa.Array:
     return pa.array(times.astype("datetime64[ns]"), pa.timestamp("ns", "UTC"), from_pandas=True)
 
 
+def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list[Reject]]]:
+    """Chunks as bookings; `run` takes them through `prefetch` (parsing the next chunk while
+    this one is written, spilled and counted: Arrow releases the GIL on both sides)."""
+    reader: Reader | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+        reader = reader or Reader(chunk, ctx)
+        yield reader, *reader.bookings(chunk)
+
+
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected, table = RejectSink(out_dir), ParquetSink(out_dir, "appointments.parquet", BOOKINGS)
     reader: Reader | None = None
     counts = DayCounts()
     with Spill(out_dir, ACTIVE) as active:
-        for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
-            reader = reader or Reader(chunk, ctx)
-            bookings, rejects = reader.bookings(chunk)
+        for reader, bookings, rejects in prefetch(_parsed(src, ctx)):
             rejected.add(rejects)
             table.write(bookings)
             if not reader.date_only:
