@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo catalog clean bench bench-quick bench-latency chaos bench-processors tools cfn-lint checkov package deploy boot-test boot-tools
+.PHONY: venv test lint typecheck pytest demo catalog clean bench bench-quick bench-latency chaos bench-processors bench-duckdb tools cfn-lint checkov package deploy boot-test boot-tools
 
 venv: $(STAMP)
 
@@ -60,6 +60,10 @@ bench-processors: venv
 # tests/test_catalog.py fails when the two drift.
 catalog: venv
 	$(BIN)/python -m s3worker.catalog $(TEMPLATE)
+
+# Issue 14: each processor against the DuckDB query producing the same outputs (0.5-2 GiB).
+bench-duckdb: venv
+	$(BIN)/python bench/bench_vs_duckdb.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DIST) .pytest_cache .mypy_cache .ruff_cache
@@ -238,6 +242,7 @@ help:
 	@echo "make bench-quick      a short benchmark run, README untouched"
 	@echo "make bench-latency    the daemon, plain consumer and ceiling through a latency proxy"
 	@echo "make bench-processors processor throughput against pandas' CSV floor"
+	@echo "make bench-duckdb     each processor against the same outputs from a DuckDB query"
 	@echo "make chaos            faults and kills across 400 files"
 	@echo "make package [ARCH=]  build the worker bundle and the Lambda zip in dist/"
 	@echo "make deploy STACK= REGION= [ARCH=] [PARAMS=]   package, upload, deploy the stack"

@@ -46,19 +46,24 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak, "row
 
 
 def generate(kind: str, size: float, folder: Path) -> Path:
-    """A CSV of about `size` GiB: rows estimated from a small sample's bytes per row."""
+    """A CSV of about `size` GiB (kept in `folder`: made once)."""
     path = folder / f"{kind}-{size:g}GiB.csv"
     if path.exists():
         return path
-    probe = folder / "probe.csv"
-    truth = write_sample(kind, 200_000, probe)
-    per_row = probe.stat().st_size / truth.rows
-    probe.unlink()
     started = time.perf_counter()
-    write_sample(kind, int(size * GIB / per_row), path)
+    write_sized(kind, path, int(size * GIB))
     took = time.perf_counter() - started
     print(f"generated {path.name}: {path.stat().st_size / 1e6:.0f} MB in {took:.1f} s", flush=True)
     return path
+
+
+def write_sized(kind: str, path: Path, size_bytes: int) -> None:
+    """A sample CSV of about `size_bytes`: rows estimated from a small sample's bytes per row."""
+    probe = path.with_name(f".probe-{path.name}")
+    truth = write_sample(kind, 200_000, probe)
+    per_row = probe.stat().st_size / truth.rows
+    probe.unlink()
+    write_sample(kind, int(size_bytes / per_row), path)
 
 
 def measure(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from s3worker.processors.sales.totals import SPILL_SCHEMA
 from s3worker.processors.tabular.groups import factorize, group_sum
 from s3worker.processors.tabular.spill import Spill
@@ -65,3 +66,22 @@ def test_spill_returns_every_row_by_bucket_and_cleans_up(tmp_path: Path) -> None
         expected = everything[everything["dt"] % 5 == b].reset_index(drop=True)
         pd.testing.assert_frame_equal(table, expected)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> None:
+    # given tables of strings and times added under buckets 0..2
+    schema = pa.schema([("id", pa.string()), ("start", pa.timestamp("ns", "UTC"))])
+    rows = [(f"A{i}", i * 1_000) for i in range(30)]
+    with Spill(tmp_path, schema) as spill:
+        for part in (rows[:17], rows[17:]):
+            table = pa.table(
+                {
+                    "id": [r[0] for r in part],
+                    "start": pa.array([r[1] for r in part], schema[1].type),
+                }
+            )
+            spill.add_table(np.array([int(r[0][1:]) % 3 for r in part]), table)
+        # when read back
+        buckets = [t.column("id").to_pylist() for t in spill.buckets()]
+    # then each bucket holds its rows in the order they came
+    assert buckets == [[f"A{i}" for i in range(30) if i % 3 == b] for b in range(3)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from processing import run, sample, scores, table
@@ -71,3 +72,54 @@ def test_kaggle_no_show_export_and_cancellations(tmp_path: Path) -> None:
         "professional": 0,
         "patient": 0,
     }  # the cancelled one does not clash
+
+
+def _sweep_by_hand(bookings: pd.DataFrame, kind: str) -> set[tuple[str, str, str]]:
+    """A held booking clashes with the earlier booking of its entity (in start, id order)
+    that reaches furthest, the latest of those on a tie: looked at pair by pair."""
+    out = set()
+    held = bookings[bookings["status"] != "cancelled"]
+    for _, group in held.groupby(kind):
+        rows = group.sort_values(["start", "id"], kind="stable").to_dict("records")
+        for i, b in enumerate(rows):
+            earlier = rows[:i]
+            if earlier and b["start"] < max(e["end"] for e in earlier):
+                reach = max(e["end"] for e in earlier)
+                other = [e for e in earlier if e["end"] == reach][-1]
+                out.add((kind, b["id"], other["id"]))
+    return out
+
+
+def test_conflicts_across_weeks_match_a_pairwise_check(tmp_path: Path) -> None:
+    # given bookings over five weeks, out of time order, some running for days (into the
+    # next week's bucket), some cancelled
+    rng = np.random.default_rng(21)
+    n = 600
+    start = pd.Timestamp("2024-03-01T00:00Z") + pd.to_timedelta(
+        rng.integers(0, 35 * 96, n) * 15, "min"
+    )
+    minutes = rng.choice([15, 30, 60, 3 * 24 * 60], n, p=[0.4, 0.4, 0.17, 0.03])
+    bookings = pd.DataFrame(
+        {
+            "id": [f"B{i:04d}" for i in range(n)],
+            "professional": rng.choice([f"DR{i}" for i in range(4)], n),
+            "patient": rng.choice([f"P{i:02d}" for i in range(60)], n),
+            "start": start,
+            "end": start + pd.to_timedelta(minutes, "min"),
+            "status": rng.choice(["attended", "cancelled"], n, p=[0.9, 0.1]),
+        }
+    )
+    src = tmp_path / "schedule.csv"
+    bookings.assign(
+        start=bookings["start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), duration_min=minutes
+    ).drop(columns="end").to_csv(src, index=False)
+    # when processed in small chunks
+    run("appointments", src, tmp_path / "out", chunk_rows=97)
+    # then the conflicts are exactly those a pair-by-pair check finds
+    found = pd.read_parquet(tmp_path / "out" / "conflicts.parquet")
+    got = set(
+        zip(found["kind"], found["appointment_id"], found["other_appointment_id"], strict=True)
+    )
+    expected = _sweep_by_hand(bookings, "professional") | _sweep_by_hand(bookings, "patient")
+    assert got == expected
+    assert len(expected) > 50

@@ -29,6 +29,8 @@ import s3worker.processors.sensors.analysis  # noqa: F401  (imported before the 
 from s3worker.processors.base import JobContext, execute
 from s3worker.processors.registry import registry
 
+KIND = "sensors"  # bench/bench_vs_duckdb.py's interface (vs_duckdb/__init__.py)
+
 READINGS = """
 CREATE TEMP TABLE readings AS
 SELECT device, metric, ts, v AS value FROM (
@@ -90,9 +92,16 @@ def same(table: str, ours: Path, theirs: Path) -> bool:
     return all(np.allclose(a[c], b[c], rtol=1e-9, atol=0, equal_nan=True) for c in close)
 
 
-def measure(path: Path | str) -> dict[str, Any]:
+def make_input(path: Path, size_bytes: int) -> None:
+    from bench_processors import write_sized  # bench/ is on the path under the driver
+
+    write_sized(KIND, path, size_bytes)
+
+
+def measure(path: Path | str, repeats: int = 1) -> dict[str, Any]:
     """Seconds of the processor and of the DuckDB query on one file, their ratio, and
-    whether the aggregates agree."""
+    whether the aggregates agree. One run each: a 0.5 GiB scan takes tens of seconds, and
+    `repeats` is accepted for the driver's interface."""
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="s3worker-vs-duckdb-") as tmp:
         ours, theirs = Path(tmp) / "processor", Path(tmp) / "duckdb"

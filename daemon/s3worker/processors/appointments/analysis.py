@@ -1,22 +1,22 @@
 """The appointments processor's pandas side: bookings, conflicts and summaries.
 
-Conflicts are found by a sweep in time order over the active bookings. These are spilled
-to disk in buckets of a week (by start) and swept one bucket at a time, carrying over only
-the bookings still running at the bucket's end: memory follows the bookings of one week,
-not of the file. Only the conflicts found are kept until the end.
+A chunk's bookings stay Arrow columns from the reader to the Parquet writer (no Python
+objects per row); statuses are small integer codes, computed once per distinct word; the
+per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflicts`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.appointments import AppointmentsProcessor
+from s3worker.processors.appointments.conflicts import ACTIVE, FOUND, spill, sweep
 from s3worker.processors.appointments.schema import SCHEMA, STATUS_WORDS
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.schema import fold
@@ -33,7 +33,13 @@ from s3worker.processors.tabular.columns import (
     with_time,
 )
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
-from s3worker.processors.tabular.reading import Chunk, Reject, input_encoding, iter_chunks
+from s3worker.processors.tabular.reading import (
+    Chunk,
+    Reject,
+    input_encoding,
+    iter_chunks,
+    prefetch,
+)
 from s3worker.processors.tabular.spill import Spill
 
 YES = {"yes", "y", "true", "1", "sim", "s"}
@@ -51,29 +57,12 @@ BOOKINGS = pa.schema(
         ("record", pa.int64()),
     ]
 )
-CONFLICTS = pa.schema(
-    [
-        ("kind", pa.string()),
-        ("entity", pa.string()),
-        ("appointment_id", pa.string()),
-        ("other_appointment_id", pa.string()),
-        ("start", TS),
-        ("other_start", TS),
-        ("overlap_minutes", pa.float64()),
-    ]
+CONFLICTS = pa.schema(  # as the sweep finds them, times to the millisecond
+    [f.with_type(TS) if f.name in ("start", "other_start") else f for f in FOUND]
 )
-ACTIVE = pa.schema(
-    [
-        ("appointment_id", pa.string()),
-        ("patient_id", pa.string()),
-        ("professional_id", pa.string()),
-        ("start", pa.timestamp("ns", "UTC")),
-        ("end", pa.timestamp("ns", "UTC")),
-    ]
-)
-BUCKET = np.timedelta64(7, "D")  # the span of bookings swept at once
-KINDS = ("professional", "patient")
-_EPOCH, _BUCKET = pd.Timestamp(0, tz="UTC"), pd.Timedelta(BUCKET)
+# Status codes: an index into STATUSES (-1: a flag that says nothing).
+STATUSES = ("cancelled", "no_show", "attended", "scheduled")
+CANCELLED, NO_SHOW, ATTENDED, SCHEDULED = range(4)
 COUNTS = ["bookings", "cancellations", "no_shows", "attended"]
 SUMMARY = pa.schema(
     [
@@ -83,41 +72,43 @@ SUMMARY = pa.schema(
         ("no_show_rate", pa.float64()),
     ]
 )
+MERGE_PARTS = 16  # partial day counts merged once this many wait
 
 
 WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
 ROLE_NAMES = [r.name for r in SCHEMA.roles]
+Codes = np.ndarray
 
 
 def status_of(
     status: pa.ChunkedArray, no_show: pa.ChunkedArray, showed_up: pa.ChunkedArray | None = None
-) -> np.ndarray:
-    """`cancelled`, `no_show`, `attended` or `scheduled`: from a status word, else a no-show
-    flag, else a showed-up flag (yes = attended). Each distinct value is looked at once."""
-    out = _per_value(status, _word_status, "scheduled")
-    for flags, yes, no in ((no_show, "no_show", "attended"), (showed_up, "attended", "no_show")):
+) -> Codes:
+    """Status codes (STATUSES): from a status word, else a no-show flag, else a showed-up
+    flag (yes = attended). Each distinct value is looked at once."""
+    out = _per_value(status, _word_status, SCHEDULED)
+    for flags, yes, no in ((no_show, NO_SHOW, ATTENDED), (showed_up, ATTENDED, NO_SHOW)):
         if flags is None or flags.null_count == len(flags):
             continue
-        said = _per_value(flags, lambda v, y=yes, n=no: y if v.strip().lower() in YES else n, "")
-        open_ = (out == "scheduled") & (said != "")
+        said = _per_value(flags, lambda v, y=yes, n=no: y if v.strip().lower() in YES else n, -1)
+        open_ = (out == SCHEDULED) & (said >= 0)
         out[open_] = said[open_]
     return out
 
 
-def _word_status(word: str) -> str:
+def _word_status(word: str) -> int:
     folded = fold(word).lower()
     for label, stems in STATUS_WORDS.items():  # first listed wins
         if any(stem in folded for stem in stems):
-            return label
-    return "scheduled"
+            return STATUSES.index(label)
+    return SCHEDULED
 
 
-def _per_value(col: pa.ChunkedArray, label: Any, missing: str) -> np.ndarray:
+def _per_value(col: pa.ChunkedArray, label: Any, missing: int) -> Codes:
     """`label(value)` for every row, computed once per distinct value; `missing` for nulls."""
     enc = pc.dictionary_encode(col).combine_chunks()
-    lut = np.array([label(v) for v in enc.dictionary.to_pylist()] + [missing], dtype=object)
+    lut = np.array([label(v) for v in enc.dictionary.to_pylist()] + [missing], dtype=np.int8)
     codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
-    out: np.ndarray = lut[np.asarray(codes, dtype=np.int64)]
+    out: Codes = lut[np.asarray(codes, dtype=np.int64)]
     return out
 
 
@@ -145,7 +136,7 @@ class Reader:
         start = strings(t, self.cols.get(self.start_role))
         return with_time(start, strings(t, self.clock) if self.clock else None)
 
-    def bookings(self, chunk: Chunk) -> tuple[pd.DataFrame, list[Reject]]:
+    def bookings(self, chunk: Chunk) -> tuple[pa.Table, list[Reject]]:
         t = chunk.table
         get = {k: strings(t, self.cols.get(k)) for k in ROLE_NAMES}
         raw_start = self._start_text(t)
@@ -167,89 +158,66 @@ class Reader:
             "end before start": end < start,
         }
         keep, rejects = rejects_of(chunk, problems)
-        frame = _frame(chunk, get, start, end, booked)
-        return frame[keep].reset_index(drop=True), rejects
+        return _table(chunk, get, start, end, booked).filter(pa.array(keep)), rejects
 
 
-def _frame(
+def _table(
     chunk: Chunk,
     get: dict[str, pa.ChunkedArray],
     start: np.ndarray,
     end: np.ndarray,
     booked: np.ndarray,
-) -> pd.DataFrame:
-    n = chunk.table.num_rows
-    ids = pc.fill_null(
-        get["appointment_id"],
-        pc.cast(pa.array(np.arange(chunk.start, chunk.start + n)), pa.string()),
-    )
-    return pd.DataFrame(
+) -> pa.Table:
+    """The chunk's rows as bookings (start and end in ns: `conflicts` sweeps them so)."""
+    record = np.arange(chunk.start, chunk.start + chunk.table.num_rows)
+    status = status_of(get["status"], get["no_show"], get["showed_up"])
+    return pa.table(
         {
-            "appointment_id": ids.to_numpy(zero_copy_only=False),
-            "patient_id": get["patient_id"].to_numpy(zero_copy_only=False),
-            "professional_id": get["professional_id"].to_numpy(zero_copy_only=False),
-            "start": pd.to_datetime(start, utc=True),
-            "end": pd.to_datetime(end, utc=True),
-            "scheduled_at": pd.to_datetime(booked, utc=True),
-            "lead_days": (start - booked) / np.timedelta64(1, "D"),
-            "status": status_of(get["status"], get["no_show"], get["showed_up"]),
-            "record": np.arange(chunk.start, chunk.start + n),
+            "appointment_id": pc.fill_null(
+                get["appointment_id"], pc.cast(pa.array(record), pa.string())
+            ),
+            "patient_id": get["patient_id"],
+            "professional_id": get["professional_id"],
+            "start": _utc(start),
+            "end": _utc(end),
+            "scheduled_at": _utc(booked),
+            "lead_days": pa.array((start - booked) / np.timedelta64(1, "D"), from_pandas=True),
+            "status": pc.take(pa.array(STATUSES), pa.array(status)),
+            "code": pa.array(status),
+            "record": pa.array(record),
         }
     )
 
 
-def conflicts(active: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Pairs of active bookings of one entity that overlap in time."""
-    col = f"{kind}_id"
-    df = (
-        active[active[col].notna()]
-        .sort_values([col, "start", "appointment_id"])
-        .reset_index(drop=True)
-    )
-    if df.empty:
-        return pd.DataFrame(columns=CONFLICTS.names)
-    start, end = df["start"].to_numpy("int64"), df["end"].to_numpy("int64")
-    reach = df.groupby(col, sort=False)["end"].cummax().to_numpy("int64")
-    holder = np.maximum.accumulate(np.where(end == reach, np.arange(len(df)), 0))
-    same = np.zeros(len(df), dtype=bool)
-    same[1:] = df[col].to_numpy()[1:] == df[col].to_numpy()[:-1]
-    prev_reach, prev_holder = np.roll(reach, 1), np.roll(holder, 1)
-    hit = same & (start < prev_reach)
-    if "carried" in df:  # reported in the bucket they started in
-        hit &= ~df["carried"].to_numpy(dtype=bool)
-    other = prev_holder[hit]
-    return pd.DataFrame(
-        {
-            "kind": kind,
-            "entity": df[col].to_numpy()[hit],
-            "appointment_id": df["appointment_id"].to_numpy()[hit],
-            "other_appointment_id": df["appointment_id"].to_numpy()[other],
-            "start": df["start"].array[hit],
-            "other_start": df["start"].array[other],
-            "overlap_minutes": (np.minimum(end[hit], end[other]) - start[hit]) / 60e9,
-        }
-    )
+def _utc(times: np.ndarray) -> pa.Array:
+    return pa.array(times.astype("datetime64[ns]"), pa.timestamp("ns", "UTC"), from_pandas=True)
+
+
+def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list[Reject]]]:
+    """Chunks as bookings; `run` takes them through `prefetch` (parsing the next chunk while
+    this one is written, spilled and counted: Arrow releases the GIL on both sides)."""
+    reader: Reader | None = None
+    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+        reader = reader or Reader(chunk, ctx)
+        yield reader, *reader.bookings(chunk)
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected, table = RejectSink(out_dir), ParquetSink(out_dir, "appointments.parquet", BOOKINGS)
     reader: Reader | None = None
-    counts = []
+    counts = DayCounts()
     with Spill(out_dir, ACTIVE) as active:
-        for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
-            reader = reader or Reader(chunk, ctx)
-            frame, rejects = reader.bookings(chunk)
+        for reader, bookings, rejects in prefetch(_parsed(src, ctx)):
             rejected.add(rejects)
-            table.write(frame)
+            table.write(bookings)
             if not reader.date_only:
-                _spill(active, frame[frame["status"] != "cancelled"])
-            counts.append(_counts(frame))
-            if len(counts) > 16:  # rows out of time order repeat every group in every chunk
-                counts = [_merge(counts)]
+                held = pc.not_equal(bookings.column("code"), CANCELLED)
+                spill(active, bookings.filter(held))
+            counts.add(bookings)
         rows = rejected.close() | table.close()
-        found = _sweep(active)
+        found = sweep(active)
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
-    daily = _daily(counts)
+    daily = counts.daily()
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
     summary = _summary(daily, found, rows, rejected.rows)
     summary["schedule"] = "date-only" if reader is not None and reader.date_only else "timed"
@@ -258,83 +226,70 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
-def _spill(active: Spill, frame: pd.DataFrame) -> None:
-    start = frame["start"].to_numpy("datetime64[ns]")
-    bucket = (start.astype("datetime64[D]") - np.datetime64(0, "D")) // BUCKET
-    active.add(
-        bucket.astype(np.int64),
-        {n: frame[n].to_numpy(np.dtype("datetime64[ns]") if n in ("start", "end") else object)
-         for n in ACTIVE.names},
-    )  # fmt: skip
+class DayCounts:
+    """Bookings, cancellations, no-shows and attended per (day, professional): Arrow hash
+    group-bys per chunk, merged when MERGE_PARTS partials wait (rows out of time order
+    repeat every group in every chunk)."""
 
+    def __init__(self) -> None:
+        self.parts: list[pa.Table] = []
 
-def _sweep(active: Spill) -> pd.DataFrame:
-    """Every conflict, one bucket of bookings (plus those still running into it) at a time."""
-    found: dict[str, list[pd.DataFrame]] = {k: [] for k in KINDS}
-    carry = pd.DataFrame()
-    for bucket in active.buckets():
-        rows = bucket.to_pandas().assign(carried=False)
-        both = pd.concat([carry, rows], ignore_index=True) if len(carry) else rows
-        for kind in KINDS:
-            found[kind].append(conflicts(both, kind))
-        bucket_end = (rows["start"].min().floor("D") - _EPOCH) // _BUCKET * _BUCKET + _EPOCH
-        carry = both[both["end"] > bucket_end + _BUCKET].assign(carried=True)
-    # In the order one sweep over the whole file gives: by kind, entity, start.
-    parts = [
-        pd.concat(found[k], ignore_index=True).sort_values(["entity", "start", "appointment_id"])
-        for k in KINDS
-        if found[k]
-    ]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CONFLICTS.names)
-
-
-def _counts(frame: pd.DataFrame) -> pd.DataFrame:
-    status = frame["status"]
-    return (
-        pd.DataFrame(
+    def add(self, bookings: pa.Table) -> None:
+        code = np.asarray(bookings.column("code").to_numpy(), dtype=np.int8)
+        start = bookings.column("start").to_numpy().astype("datetime64[D]")
+        flags = pa.table(
             {
-                # the day as a date here, as text only once per group (in _daily)
-                "day": frame["start"].to_numpy("datetime64[ns]").astype("datetime64[D]"),
-                "professional_id": frame["professional_id"].fillna("unknown"),
-                "bookings": 1,
-                "cancellations": (status == "cancelled").astype("int64"),
-                "no_shows": (status == "no_show").astype("int64"),
-                "attended": (status == "attended").astype("int64"),
+                "day": pa.array(start),
+                "professional_id": pc.fill_null(bookings.column("professional_id"), "unknown"),
+                "bookings": pa.array(np.ones(code.size, dtype=np.int64)),
+                "cancellations": pa.array((code == CANCELLED).astype(np.int64)),
+                "no_shows": pa.array((code == NO_SHOW).astype(np.int64)),
+                "attended": pa.array((code == ATTENDED).astype(np.int64)),
             }
         )
-        .groupby(["day", "professional_id"])[COUNTS]
-        .sum()
+        self.parts.append(_group(flags))
+        if len(self.parts) > MERGE_PARTS:
+            self.parts = [_group(pa.concat_tables(self.parts))]
+
+    def daily(self) -> pa.Table:
+        """One row per (day, professional), in that order, with the no-show rate of the
+        bookings held (not cancelled); the day as YYYY-MM-DD."""
+        if not self.parts:
+            return SUMMARY.empty_table()
+        daily = _group(pa.concat_tables(self.parts)).sort_by(
+            [("day", "ascending"), ("professional_id", "ascending")]
+        )
+        held = pc.subtract(daily.column("bookings"), daily.column("cancellations"))
+        rate = pc.divide(
+            pc.cast(daily.column("no_shows"), pa.float64()), pc.cast(held, pa.float64())
+        )
+        daily = daily.set_column(0, "day", pc.cast(daily.column("day"), pa.string()))
+        return daily.append_column("no_show_rate", pc.if_else(pc.greater(held, 0), rate, None))
+
+
+def _group(flags: pa.Table) -> pa.Table:
+    sums = flags.group_by(["day", "professional_id"]).aggregate([(c, "sum") for c in COUNTS])
+    keys = [sums.column("day"), sums.column("professional_id")]
+    return pa.table(
+        [*keys, *(sums.column(f"{c}_sum") for c in COUNTS)],
+        names=["day", "professional_id", *COUNTS],
     )
 
 
-def _merge(counts: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(counts).groupby(level=["day", "professional_id"]).sum()
-
-
-def _daily(counts: list[pd.DataFrame]) -> pd.DataFrame:
-    if not counts:
-        return pd.DataFrame(columns=SUMMARY.names)
-    daily = _merge(counts).reset_index()
-    daily["day"] = daily["day"].dt.strftime("%Y-%m-%d")
-    held = daily["bookings"] - daily["cancellations"]
-    return daily.assign(no_show_rate=(daily["no_shows"] / held.where(held > 0)).astype("float64"))
-
-
 def _summary(
-    daily: pd.DataFrame, found: pd.DataFrame, rows: dict[str, int], rejected: int
+    daily: pa.Table, found: pa.Table, rows: dict[str, int], rejected: int
 ) -> dict[str, Any]:
-    total = {c: int(daily[c].sum()) for c in COUNTS} if len(daily) else dict.fromkeys(COUNTS, 0)
+    total = {c: int(pc.sum(daily.column(c)).as_py() or 0) for c in COUNTS}
     held = total["bookings"] - total["cancellations"]
-    kinds = found["kind"].value_counts().to_dict() if len(found) else {}
+    kinds = found.column("kind")
     return {
         **total,
         "rejected_rows": rejected,
         "no_show_rate": round(total["no_shows"] / held, 4) if held else None,
-        "days": int(daily["day"].nunique()) if len(daily) else 0,
-        "professionals": int(daily["professional_id"].nunique()) if len(daily) else 0,
+        "days": int(pc.count_distinct(daily.column("day")).as_py()),
+        "professionals": int(pc.count_distinct(daily.column("professional_id")).as_py()),
         "conflicts": {
-            "professional": int(kinds.get("professional", 0)),
-            "patient": int(kinds.get("patient", 0)),
+            k: int(pc.sum(pc.equal(kinds, k)).as_py() or 0) for k in ("professional", "patient")
         },
         "outputs": rows,
     }

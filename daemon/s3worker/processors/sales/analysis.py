@@ -183,25 +183,27 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
 
 
 def _write_detail(out_dir: Path, totals: Totals) -> dict[str, int]:
-    """`sales/dt=YYYY-MM-DD/part-0.parquet`, one bucket of days in memory at a time."""
+    """`sales/dt=YYYY-MM-DD/part-0.parquet`, one bucket of days in memory at a time, each day
+    a slice of the bucket's table sorted by (day, store name, product name)."""
     stores, products = totals.stores.ranks(), totals.products.ranks()
-    store_names = np.array(totals.stores.names, dtype=object)
-    product_names = np.array(totals.products.names, dtype=object)
+    store_names = pa.array(totals.stores.names, pa.string())
+    product_names = pa.array(totals.products.names, pa.string())
     rows: dict[str, int] = {}
     for g in totals.details():
         day, store, product = g.keys
         order = np.lexsort((products[product], stores[store], day))
-        frame = pd.DataFrame(
+        table = pa.table(
             {
-                "dt": day[order],
-                "store": store_names[store[order]],
-                "product": product_names[product[order]],
+                "store": store_names.take(pa.array(store[order])),
+                "product": product_names.take(pa.array(product[order])),
                 **{name: g.values[i][order] for i, name in enumerate(VALUES)},
             }
         )
-        for value, part in frame.groupby("dt", sort=True):
-            rel = f"sales/dt={_day(int(value))}/part-0.parquet"
-            rows |= write_frame(out_dir, rel, part, DAILY_SCHEMA)
+        day = day[order]
+        starts = np.flatnonzero(np.diff(day, prepend=day[0] - 1)) if day.size else day
+        for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), day.size], strict=True):
+            rel = f"sales/dt={_day(int(day[lo]))}/part-0.parquet"
+            rows |= write_frame(out_dir, rel, table.slice(lo, hi - lo), DAILY_SCHEMA)
     return rows
 
 

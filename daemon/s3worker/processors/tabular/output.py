@@ -58,7 +58,9 @@ class RejectSink(ParquetSink):
             )
 
 
-def write_frame(out_dir: Path, name: str, frame: pd.DataFrame, schema: pa.Schema) -> dict[str, int]:
+def write_frame(
+    out_dir: Path, name: str, frame: pd.DataFrame | pa.Table, schema: pa.Schema
+) -> dict[str, int]:
     """A whole (small, aggregated) table in one go."""
     sink = ParquetSink(out_dir, name, schema)
     sink.write(frame)

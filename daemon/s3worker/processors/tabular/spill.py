@@ -41,12 +41,22 @@ class Spill:
             )],
             schema=self.schema,
         )  # fmt: skip
-        sorted_bucket = bucket[order]
-        starts = np.flatnonzero(np.diff(sorted_bucket, prepend=sorted_bucket[0] - 1))
+        self._write_sorted(bucket[order], pa.Table.from_batches([batch]))
+        self.rows += bucket.size
+
+    def add_table(self, bucket: I64, table: pa.Table) -> None:
+        """Rows of a table with the spill's schema, each row going to its `bucket`."""
+        if bucket.size == 0:
+            return
+        order = np.argsort(bucket, kind="stable")
+        self._write_sorted(bucket[order], table.take(pa.array(order)).combine_chunks())
+        self.rows += bucket.size
+
+    def _write_sorted(self, bucket: I64, table: pa.Table) -> None:
+        starts = np.flatnonzero(np.diff(bucket, prepend=bucket[0] - 1))
         ends = np.append(starts[1:], bucket.size)
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            self._writer(int(sorted_bucket[start])).write_batch(batch.slice(start, end - start))
-        self.rows += bucket.size
+            self._writer(int(bucket[start])).write_table(table.slice(start, end - start))
 
     def _writer(self, bucket: int) -> pa.ipc.RecordBatchStreamWriter:
         if bucket not in self._writers:
