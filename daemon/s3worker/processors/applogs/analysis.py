@@ -71,7 +71,7 @@ VALUE_SCALE = {"ns": 1e-6, "us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
 METHOD = r"^[A-Z]{3,12}$"  # anything else (binary probes, typos) counts as OTHER
 # Log lines are parsed in slices of this many lines, PARSE_THREADS slices at once (the
 # kernels release the GIL); a slice's temporaries are what the memory grows with.
-SLICE_ROWS = 100_000
+SLICE_ROWS = 64_000
 PARSE_THREADS = 2
 
 
@@ -148,7 +148,7 @@ def _line_jobs(
 ) -> Iterator[tuple[int, pa.Array, list[int], list[str]]]:
     """Slices of at most SLICE_ROWS lines, each with the W3C `#Fields` in force there."""
     fields: list[str] = []  # W3C: the latest #Fields header
-    for start, lines, bad in iter_log_lines(src, chunk_rows, encoding):
+    for start, lines, bad in iter_log_lines(src, min(chunk_rows, SLICE_ROWS), encoding):
         for offset, part, part_bad, header in _segments(lines, bad, fmt):
             fields = w3c_fields(header) if header else fields
             for a in range(0, len(part), SLICE_ROWS):
