@@ -70,7 +70,8 @@ BROKEN_SHARE = 0.002
 
 
 def make_input(path: Path, size_bytes: int, seed: int = 7) -> Path:
-    """An nginx combined log (with `$request_time`) of about `size_bytes`, written in blocks."""
+    """An nginx combined log (with `$request_time`) of at least `size_bytes`, written in
+    blocks of BLOCK_LINES lines (about 18 MB: the last block may overshoot by that)."""
     rng = np.random.default_rng(seed)
     written, first = 0, 0
     with path.open("wb") as f:
