@@ -67,7 +67,9 @@ class Traffic:
         self.hist: list[pd.Series] = []
         self.paths: list[pd.DataFrame] = []
         self.methods: list[pd.DataFrame] = []
-        self.clients: list[pd.DataFrame] = []
+        # Per minute (ns since the epoch): its distinct client hashes, sorted; and all of them.
+        self.clients: dict[int, npt.NDArray[np.uint64]] = {}
+        self.all_clients = np.zeros(0, dtype=np.uint64)
         self.agents = dict.fromkeys((BOT, HUMAN, UNKNOWN), 0)
 
     def add(self, r: pd.DataFrame) -> None:
@@ -83,18 +85,30 @@ class Traffic:
         for key, out in (("path", self.paths), ("method", self.methods)):
             grouped = errors.groupby(r[key], observed=True)
             out.append(pd.DataFrame({"requests": grouped.size(), "errors": grouped.sum()}))
-        pairs = r.loc[r["client"] != NO_CLIENT, ["minute", "client"]]
-        self.clients.append(pairs.drop_duplicates())
-        if len(self.clients) > 16:  # keep the partial lists short
-            self.clients = [pd.concat(self.clients).drop_duplicates()]
+        self._add_clients(r)
 
-    def distinct_clients(self) -> pd.DataFrame:
-        """Every (minute, client) pair seen, once."""
-        if not self.clients:
-            return pd.DataFrame({"minute": [], "client": []})
-        if len(self.clients) > 1:
-            self.clients = [pd.concat(self.clients).drop_duplicates()]
-        return self.clients[0]
+    def _add_clients(self, r: pd.DataFrame) -> None:
+        """Merged minute by minute: memory is the distinct pairs (8 bytes each) and a merge
+        touches one minute's set, not every pair seen (a file's pairs in one frame, deduped
+        whole, took 0.4 GB more at 2 GiB of log)."""
+        named = r["client"].to_numpy() != NO_CLIENT
+        if not named.any():
+            return
+        minutes = r["minute"].to_numpy()[named].view(np.int64)
+        clients = r["client"].to_numpy()[named].astype(np.uint64)
+        order = np.argsort(minutes, kind="stable")
+        minutes, clients = minutes[order], clients[order]
+        keys, first = np.unique(minutes, return_index=True)
+        for key, part in zip(keys.tolist(), np.split(clients, first[1:]), strict=True):
+            seen = self.clients.get(key)
+            self.clients[key] = np.unique(part) if seen is None else np.union1d(seen, part)
+        self.all_clients = np.union1d(self.all_clients, clients)
+
+    def clients_per_minute(self) -> pd.Series:
+        """Distinct clients of each minute, by minute (naive UTC)."""
+        index = pd.DatetimeIndex(np.array(list(self.clients), dtype="datetime64[ns]"))
+        counts = np.array([len(v) for v in self.clients.values()], dtype=np.int64)
+        return pd.Series(counts, index=index)
 
     def _add_latency(self, r: pd.DataFrame) -> None:
         lat = r["latency_ms"].to_numpy()
@@ -129,8 +143,7 @@ def per_minute(traffic: Traffic, codes: pd.DataFrame) -> pd.DataFrame:
     naive = m.index.tz_convert(None)
     for name, q in QUANTILES.items():
         m[name] = _quantile(traffic, q).reindex(naive).to_numpy()
-    clients = traffic.distinct_clients()
-    m["unique_clients"] = clients.groupby("minute").size().reindex(naive, fill_value=0).to_numpy()
+    m["unique_clients"] = traffic.clients_per_minute().reindex(naive, fill_value=0).to_numpy()
     bots = pd.concat(traffic.bots).groupby(level=0).sum() if traffic.bots else pd.Series()
     m["bot_requests"] = bots.reindex(naive, fill_value=0).to_numpy()
     return m.rename_axis("minute").reset_index()
@@ -191,7 +204,7 @@ def summary(
         "status_codes": {str(int(k)): int(v) for k, v in by_code.items()},
         "methods": dict(zip(methods["method"], methods["requests"].astype(int), strict=True)),
         "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
-        "unique_clients": int(traffic.distinct_clients()["client"].nunique()),
+        "unique_clients": len(traffic.all_clients),
         "user_agents": {
             "bot": traffic.agents[BOT],
             "human": traffic.agents[HUMAN],
