@@ -70,6 +70,7 @@ class Traffic:
         # Per minute (ns since the epoch): its distinct client hashes, sorted; and all of them.
         self.clients: dict[int, npt.NDArray[np.uint64]] = {}
         self.all_clients = np.zeros(0, dtype=np.uint64)
+        self._new_clients: list[npt.NDArray[np.uint64]] = []  # merged once they outgrow it
         self.agents = dict.fromkeys((BOT, HUMAN, UNKNOWN), 0)
 
     def add(self, r: pd.DataFrame) -> None:
@@ -102,7 +103,16 @@ class Traffic:
         for key, part in zip(keys.tolist(), np.split(clients, first[1:]), strict=True):
             seen = self.clients.get(key)
             self.clients[key] = np.unique(part) if seen is None else np.union1d(seen, part)
-        self.all_clients = np.union1d(self.all_clients, clients)
+        self._new_clients.append(np.unique(clients))
+        if sum(map(len, self._new_clients)) > max(len(self.all_clients), 1 << 16):
+            self.unique_clients()  # amortised: each merge at least doubles what is merged
+
+    def unique_clients(self) -> int:
+        """Distinct clients over the whole file."""
+        if self._new_clients:
+            self.all_clients = np.unique(np.concatenate([self.all_clients, *self._new_clients]))
+            self._new_clients = []
+        return len(self.all_clients)
 
     def clients_per_minute(self) -> pd.Series:
         """Distinct clients of each minute, by minute (naive UTC)."""
@@ -204,7 +214,7 @@ def summary(
         "status_codes": {str(int(k)): int(v) for k, v in by_code.items()},
         "methods": dict(zip(methods["method"], methods["requests"].astype(int), strict=True)),
         "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
-        "unique_clients": len(traffic.all_clients),
+        "unique_clients": traffic.unique_clients(),
         "user_agents": {
             "bot": traffic.agents[BOT],
             "human": traffic.agents[HUMAN],
