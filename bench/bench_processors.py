@@ -5,7 +5,7 @@ For each kind and size: generate the file (vectorised, streamed), then in fresh 
 reports its own wall time and peak RSS (getrusage of itself), so runs do not mix.
 Writes bench/results/processors.{json,md}.
 
-    .venv/bin/python bench/bench_processors.py --kinds sensors,sales --sizes 0.5,1,2
+    .venv/bin/python bench/bench_processors.py --kinds sensors,sales,applogs --sizes 0.5,1,2
 """
 
 from __future__ import annotations
@@ -46,10 +46,16 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak, "row
 
 
 def generate(kind: str, size: float, folder: Path) -> Path:
-    """A CSV of about `size` GiB (kept in `folder`: made once)."""
-    path = folder / f"{kind}-{size:g}GiB.csv"
+    """A file of about `size` GiB (kept in `folder`: made once): a CSV sample, or for applogs
+    an nginx combined access log (what bench/vs_duckdb/applogs.py measures)."""
+    path = folder / f"{kind}-{size:g}GiB.{'log' if kind == 'applogs' else 'csv'}"
     if path.exists():
         return path
+    if kind == "applogs":
+        sys.path.insert(0, str(Path(__file__).parent / "vs_duckdb"))
+        from applogs import make_input
+
+        return make_input(path, int(size * GIB))
     started = time.perf_counter()
     write_sized(kind, path, int(size * GIB))
     took = time.perf_counter() - started

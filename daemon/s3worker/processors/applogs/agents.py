@@ -26,7 +26,7 @@ LOOKAHEAD = re.compile(r"(.*)\(\?!([^()]*)\)")
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> tuple[str, str]:
+def bot_patterns() -> tuple[str, str]:
     """(exclusions, crawlers) as two RE2 alternations."""
     exclusions, crawlers = list(EXCLUSIONS), []
     for pattern in CRAWLERS:
@@ -48,7 +48,7 @@ def classify(agents: pa.ChunkedArray) -> npt.NDArray[np.int8]:
 
 
 def _classify_distinct(agents: pa.Array) -> npt.NDArray[np.int8]:
-    exclusions, crawlers = _patterns()
+    exclusions, crawlers = bot_patterns()
     trimmed = pc.utf8_trim_whitespace(agents)
     stripped = pc.utf8_trim_whitespace(pc.replace_substring_regex(trimmed, exclusions, ""))
     bot = pc.match_substring_regex(stripped, crawlers, ignore_case=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from s3worker.errors import BadDataError
 from s3worker.processors.applogs import ALIASES
 from s3worker.processors.applogs import traffic as agg
 from s3worker.processors.applogs.agents import classify
+from s3worker.processors.applogs.inorder import ordered_map
 from s3worker.processors.applogs.logformats import (
     FIELDS_HEADER,
     LINE_FORMATS,
@@ -68,6 +69,10 @@ SECOND_FIELDS = {"requesttime", "upstreamresponsetime", "upstreamtime", "timetak
 VALUE_UNIT = r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<u>ns|us|µs|ms|s)\s*$"
 VALUE_SCALE = {"ns": 1e-6, "us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
 METHOD = r"^[A-Z]{3,12}$"  # anything else (binary probes, typos) counts as OTHER
+# Log lines are parsed in slices of this many lines, PARSE_THREADS slices at once (the
+# kernels release the GIL); a slice's temporaries are what the memory grows with.
+SLICE_ROWS = 64_000
+PARSE_THREADS = 2
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None) -> ProcessResult:
@@ -131,11 +136,25 @@ def _frames(
 def _line_frames(
     src: Path, fmt: str, chunk_rows: int, encoding: str
 ) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+    def parse(job: tuple[int, pa.Array, list[int], list[str]]) -> tuple[pd.DataFrame, list[Reject]]:
+        start, lines, bad, fields = job
+        return _line_requests(start, lines, bad, fmt, fields, encoding)
+
+    yield from ordered_map(parse, _line_jobs(src, fmt, chunk_rows, encoding), PARSE_THREADS)
+
+
+def _line_jobs(
+    src: Path, fmt: str, chunk_rows: int, encoding: str
+) -> Iterator[tuple[int, pa.Array, list[int], list[str]]]:
+    """Slices of at most SLICE_ROWS lines, each with the W3C `#Fields` in force there."""
     fields: list[str] = []  # W3C: the latest #Fields header
-    for start, lines, bad in iter_log_lines(src, chunk_rows, encoding):
+    for start, lines, bad in iter_log_lines(src, min(chunk_rows, SLICE_ROWS), encoding):
         for offset, part, part_bad, header in _segments(lines, bad, fmt):
             fields = w3c_fields(header) if header else fields
-            yield _line_requests(start + offset, part, part_bad, fmt, fields, encoding)
+            for a in range(0, len(part), SLICE_ROWS):
+                b = min(a + SLICE_ROWS, len(part))
+                bad_here = [i - a for i in part_bad if a <= i < b]
+                yield start + offset + a, part.slice(a, b - a), bad_here, fields
 
 
 def _segments(
@@ -158,11 +177,11 @@ def _line_requests(
     start: int, arr: pa.Array, bad: list[int], fmt: str, w3c: list[str], encoding: str
 ) -> tuple[pd.DataFrame, list[Reject]]:
     comment = np.asarray(pc.starts_with(arr, "#").to_numpy(zero_copy_only=False), dtype=bool)
-    blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
-    comment |= np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
-    if fmt == "w3c" and not w3c and not comment.all():
+    if fmt == "w3c" and not w3c and not (comment | _blank(arr)).all():
         raise BadDataError("a W3C extended log needs a #Fields: header before its first line")
     fields = parse_lines(fmt, arr, w3c)
+    # A line in a pattern's format is not blank (a one-field W3C line can be empty).
+    comment |= _blank(arr, among=None if fmt == "w3c" else fields.unparsed)
     undecoded = np.zeros(len(arr), dtype=bool)
     undecoded[list(bad)] = True
     fields.unparsed |= undecoded
@@ -171,6 +190,18 @@ def _line_requests(
         undecodable(encoding): undecoded,
     }
     return _requests(start, fields, [], unread, skip=comment, raw=arr)
+
+
+def _blank(lines: pa.Array, among: BoolArray | None = None) -> BoolArray:
+    """Empty or whitespace-only lines (looked for only `among` those lines when given)."""
+    out = np.zeros(len(lines), dtype=bool)
+    rows = np.arange(len(lines)) if among is None else np.flatnonzero(among)
+    if rows.size:
+        some = lines.take(pa.array(rows)) if among is not None else lines
+        out[rows] = np.asarray(
+            pc.equal(pc.utf8_trim_whitespace(some), "").to_numpy(zero_copy_only=False), dtype=bool
+        )
+    return out
 
 
 # --- JSON and CSV records --------------------------------------------------------------
@@ -278,11 +309,21 @@ def _raw_texts(rows: np.ndarray, raw: pa.Array | pa.Table | None) -> list[str]:
     return [str(line) for line in taken.to_pylist()]
 
 
-def _methods(method: pa.ChunkedArray) -> pa.ChunkedArray:
+def _methods(method: pa.ChunkedArray) -> pa.Array:
     """Upper-case verbs; `-` where the log has none, OTHER for binary probes and typos."""
-    upper = pc.utf8_upper(pc.fill_null(method, "-"))
+    return _per_distinct(pc.fill_null(method, "-"), _verbs)
+
+
+def _verbs(method: pa.Array) -> pa.Array:
+    upper = pc.utf8_upper(method)
     known = pc.or_(pc.match_substring_regex(upper, METHOD), pc.equal(upper, "-"))
     return pc.if_else(known, upper, "OTHER")
+
+
+def _per_distinct(values: pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """`fn(values)`, computed once per distinct value (a chunk has few)."""
+    enc = pc.dictionary_encode(values).combine_chunks()
+    return fn(enc.dictionary).take(enc.indices)
 
 
 def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
@@ -293,11 +334,15 @@ def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
         {
             "minute": pa.array(minute),
             "status": pa.array(status[keep].astype("int64")),
-            "method": pc.dictionary_encode(_methods(f.method.filter(mask))),
-            "path": pc.replace_substring_regex(f.path.filter(mask), r"[?#].*$", ""),
-            "client": pa.array(agg.client_ids(f.client.filter(mask))),
+            "method": pc.dictionary_encode(_methods(f.method).filter(mask)),
+            "path": _per_distinct(f.path, _no_query).filter(mask),
+            "client": pa.array(agg.client_ids(f.client)[keep]),
             "latency_ms": pa.array(f.latency_ms[keep]),
-            "agent": pa.array(classify(f.agent.filter(mask))),
+            "agent": pa.array(classify(f.agent)[keep]),
         }
     )
     return table.to_pandas()
+
+
+def _no_query(paths: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(paths, r"[?#].*$", "")

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from s3worker.processors.applogs import clfscan
 from s3worker.processors.applogs.logformats import (
     CLF,
     CLF_HEAD,
@@ -54,9 +55,30 @@ def parse_lines(fmt: str, lines: pa.Array, w3c: Sequence[str] = ()) -> Fields:
     """Lines of `fmt` (`clf`, `alb`, `s3` or `w3c` with its `#Fields`) as request fields."""
     if fmt == "w3c":
         return _w3c(lines, w3c)
-    parts = clf_parts(lines) if fmt == "clf" else pc.extract_regex(lines, LINE_PATTERNS[fmt])
-    unparsed = _nulls(parts)
-    return {"clf": _clf, "alb": _alb, "s3": _s3}[fmt](parts, unparsed)
+    if fmt == "clf":
+        return _clf(*clf_fields(lines))
+    parts = pc.extract_regex(lines, LINE_PATTERNS[fmt])
+    return {"alb": _alb, "s3": _s3}[fmt](parts, _nulls(parts))
+
+
+def clf_fields(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
+    """Client, time, method, path, status, agent and rest of CLF lines, and the lines that
+    are not CLF. Plain lines are cut by their bytes (clfscan); the others by `clf_parts`."""
+    cut, plain = clfscan.scan(lines)
+    method, path = _split_request(cut.pop("method"), cut.pop("target"))
+    fields = {**cut, "method": method, "path": path}
+    unparsed = np.zeros(len(lines), dtype=bool)
+    if plain.all():
+        return fields, unparsed
+    odd = ~plain
+    parts = clf_parts(lines.filter(pa.array(odd)))
+    unparsed[odd] = _nulls(parts)
+    method, path = _request(pc.struct_field(parts, "request"))
+    slow = {name: pc.struct_field(parts, name) for name in ("client", "time", "status")}
+    slow |= {name: pc.struct_field(parts, name) for name in ("agent", "rest")}
+    slow |= {"method": method.combine_chunks(), "path": path.combine_chunks()}
+    mask = pa.array(odd)
+    return {k: pc.replace_with_mask(v, mask, slow[k]) for k, v in fields.items()}, unparsed
 
 
 def clf_parts(lines: pa.Array) -> pa.StructArray:
@@ -108,9 +130,8 @@ def _is(condition: pa.Array) -> BoolArray:
     return np.asarray(pc.fill_null(condition, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _clf(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
-    method, path = _request(pc.struct_field(parts, "request"))
-    rest = pc.fill_null(pc.struct_field(parts, "rest"), "")
+def _clf(parts: dict[str, pa.Array], unparsed: BoolArray) -> Fields:
+    rest = pc.fill_null(parts["rest"], "")
     rtime = pc.struct_field(pc.extract_regex(rest, REQUEST_TIME), "rtime")
     seconds = np.asarray(
         pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False)
@@ -120,12 +141,12 @@ def _clf(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
     latency = np.where(seconds, latency * 1000.0, latency / 1000.0)
     xff = pc.struct_field(pc.extract_regex(rest, FORWARDED), "xff")
     return Fields(
-        time=_strptime(pc.struct_field(parts, "time"), CLF_TIME),
-        status=_status(pc.struct_field(parts, "status")),
-        method=method,
-        path=path,
-        client=_forwarded_or(xff, pc.struct_field(parts, "client")),
-        agent=_chunked(pc.struct_field(parts, "agent")),
+        time=_strptime(parts["time"], CLF_TIME),
+        status=_status(parts["status"]),
+        method=_chunked(parts["method"]),
+        path=_chunked(parts["path"]),
+        client=_forwarded_or(xff, parts["client"]),
+        agent=_chunked(parts["agent"]),
         latency_ms=latency,
         unparsed=unparsed,
     )
@@ -217,6 +238,14 @@ def _unquote(value: str | None, plus: bool) -> str | None:
             break
         value = unquote(value)
     return value
+
+
+def _split_request(method: pa.Array, target: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """`-` for both where the method is not letters or there is no target (`_request`)."""
+    ok = pc.and_(pc.utf8_is_alpha(method), pc.greater(pc.utf8_length(target), 0))
+    if pc.all(ok).as_py():
+        return method, target
+    return pc.if_else(ok, method, "-"), pc.if_else(ok, target, "-")
 
 
 def _request(request: pa.Array) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:

@@ -67,7 +67,10 @@ class Traffic:
         self.hist: list[pd.Series] = []
         self.paths: list[pd.DataFrame] = []
         self.methods: list[pd.DataFrame] = []
-        self.clients: list[pd.DataFrame] = []
+        # Per minute (ns since the epoch): its distinct client hashes, sorted; and all of them.
+        self.clients: dict[int, npt.NDArray[np.uint64]] = {}
+        self.all_clients = np.zeros(0, dtype=np.uint64)
+        self._new_clients: list[npt.NDArray[np.uint64]] = []  # merged once they outgrow it
         self.agents = dict.fromkeys((BOT, HUMAN, UNKNOWN), 0)
 
     def add(self, r: pd.DataFrame) -> None:
@@ -83,18 +86,39 @@ class Traffic:
         for key, out in (("path", self.paths), ("method", self.methods)):
             grouped = errors.groupby(r[key], observed=True)
             out.append(pd.DataFrame({"requests": grouped.size(), "errors": grouped.sum()}))
-        pairs = r.loc[r["client"] != NO_CLIENT, ["minute", "client"]]
-        self.clients.append(pairs.drop_duplicates())
-        if len(self.clients) > 16:  # keep the partial lists short
-            self.clients = [pd.concat(self.clients).drop_duplicates()]
+        self._add_clients(r)
 
-    def distinct_clients(self) -> pd.DataFrame:
-        """Every (minute, client) pair seen, once."""
-        if not self.clients:
-            return pd.DataFrame({"minute": [], "client": []})
-        if len(self.clients) > 1:
-            self.clients = [pd.concat(self.clients).drop_duplicates()]
-        return self.clients[0]
+    def _add_clients(self, r: pd.DataFrame) -> None:
+        """Merged minute by minute: memory is the distinct pairs (8 bytes each) and a merge
+        touches one minute's set, not every pair seen (a file's pairs in one frame, deduped
+        whole, took 0.4 GB more at 2 GiB of log)."""
+        named = r["client"].to_numpy() != NO_CLIENT
+        if not named.any():
+            return
+        minutes = r["minute"].to_numpy()[named].view(np.int64)
+        clients = r["client"].to_numpy()[named].astype(np.uint64)
+        order = np.argsort(minutes, kind="stable")
+        minutes, clients = minutes[order], clients[order]
+        keys, first = np.unique(minutes, return_index=True)
+        for key, part in zip(keys.tolist(), np.split(clients, first[1:]), strict=True):
+            seen = self.clients.get(key)
+            self.clients[key] = np.unique(part) if seen is None else np.union1d(seen, part)
+        self._new_clients.append(np.unique(clients))
+        if sum(map(len, self._new_clients)) > max(len(self.all_clients), 1 << 16):
+            self.unique_clients()  # amortised: each merge at least doubles what is merged
+
+    def unique_clients(self) -> int:
+        """Distinct clients over the whole file."""
+        if self._new_clients:
+            self.all_clients = np.unique(np.concatenate([self.all_clients, *self._new_clients]))
+            self._new_clients = []
+        return len(self.all_clients)
+
+    def clients_per_minute(self) -> pd.Series:
+        """Distinct clients of each minute, by minute (naive UTC)."""
+        index = pd.DatetimeIndex(np.array(list(self.clients), dtype="datetime64[ns]"))
+        counts = np.array([len(v) for v in self.clients.values()], dtype=np.int64)
+        return pd.Series(counts, index=index)
 
     def _add_latency(self, r: pd.DataFrame) -> None:
         lat = r["latency_ms"].to_numpy()
@@ -129,8 +153,7 @@ def per_minute(traffic: Traffic, codes: pd.DataFrame) -> pd.DataFrame:
     naive = m.index.tz_convert(None)
     for name, q in QUANTILES.items():
         m[name] = _quantile(traffic, q).reindex(naive).to_numpy()
-    clients = traffic.distinct_clients()
-    m["unique_clients"] = clients.groupby("minute").size().reindex(naive, fill_value=0).to_numpy()
+    m["unique_clients"] = traffic.clients_per_minute().reindex(naive, fill_value=0).to_numpy()
     bots = pd.concat(traffic.bots).groupby(level=0).sum() if traffic.bots else pd.Series()
     m["bot_requests"] = bots.reindex(naive, fill_value=0).to_numpy()
     return m.rename_axis("minute").reset_index()
@@ -139,8 +162,11 @@ def per_minute(traffic: Traffic, codes: pd.DataFrame) -> pd.DataFrame:
 def client_ids(clients: pa.ChunkedArray) -> npt.NDArray[np.uint64]:
     """64-bit hashes of client addresses (NO_CLIENT where none), one per distinct address."""
     enc = pc.dictionary_encode(clients).combine_chunks()
-    values = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    hashes = np.append(pd.util.hash_array(values), np.uint64(NO_CLIENT))
+    # Python's own string hash (64-bit SipHash, salted per process: the ids only have to
+    # agree within one job), ten times cheaper than pandas' hash_array on these objects.
+    values = enc.dictionary.to_pylist()
+    distinct = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+    hashes = np.append(distinct.view(np.uint64), np.uint64(NO_CLIENT))
     codes = pc.fill_null(enc.indices, len(enc.dictionary))
     return hashes[np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
@@ -188,7 +214,7 @@ def summary(
         "status_codes": {str(int(k)): int(v) for k, v in by_code.items()},
         "methods": dict(zip(methods["method"], methods["requests"].astype(int), strict=True)),
         "error_rate": round(float(m["status_5xx"].sum()) / requests, 4) if requests else None,
-        "unique_clients": int(traffic.distinct_clients()["client"].nunique()),
+        "unique_clients": traffic.unique_clients(),
         "user_agents": {
             "bot": traffic.agents[BOT],
             "human": traffic.agents[HUMAN],
