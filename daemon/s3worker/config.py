@@ -24,7 +24,7 @@ MAX_POLL_SECONDS = 20
 # SQS keeps a message in flight at most 12 hours from its receipt, heartbeat or not:
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
 MAX_JOB_SECONDS = 11 * 3600
-IN_FLIGHT_PER_PROCESS = 8
+IN_FLIGHT_PER_PROCESS = 4
 # A job's address-space limit (RLIMIT_AS). Address space, not resident memory: pyarrow's
 # allocator and the thread stacks reserve ~1.8 GiB that a small job never touches (measured:
 # VmPeak 1.8 GB at 0.2 GB resident), so below 2 GiB nothing runs. Kept for the daemon and the OS:
