@@ -367,7 +367,8 @@ class FakeImds:
         token = secrets.token_hex(8)
         self.requests: list[str] = []
         self.served: list[str] = []
-        requests, served = self.requests, self.served
+        self._answered = threading.Condition()  # notified after each 200 (`wait_served`)
+        requests, served, answered = self.requests, self.served, self._answered
         self.values = values = {
             "instance-id": instance_id,
             "placement/region": region,
@@ -391,8 +392,10 @@ class FakeImds:
                 if self.headers.get("X-aws-ec2-metadata-token") != token:
                     self._reply(401, "")  # IMDSv1 is disabled on the stack's instances
                 elif (path := self.path.removeprefix("/latest/meta-data/").rstrip("/")) in values:
-                    served.append(path)
                     self._reply(200, values[path])
+                    with answered:
+                        served.append(path)
+                        answered.notify_all()
                 else:
                     self._reply(404, "")
 
@@ -420,6 +423,11 @@ class FakeImds:
             path, doc = "spot/instance-action", {"action": action, "time": _imds_time(when)}
         self.values[path] = json.dumps(doc)
         return path
+
+    def wait_served(self, path: str, timeout: float) -> bool:
+        """Block until `path` has been answered 200 (a notice read by the daemon)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: path in self.served, timeout)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -7,7 +7,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,12 @@ from s3worker.interruption import (
 )
 from s3worker.progress import Progress
 from s3worker.worker import ExitReason, Worker
+from test_races import WAIT_SECONDS, wait_for
 
 from demo.emulator import FakeImds
 from tests.test_metrics import statistics
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
-WAIT_SECONDS = 60
 
 
 # -- the notices and the rule, pure -----------------------------------------------------------
@@ -111,13 +110,6 @@ def test_after_a_notice_the_daemon_exits_0_which_the_unit_does_not_restart() -> 
 # -- a notice mid-job, against the moto server --------------------------------------------------
 
 
-def wait_until(what: Callable[[], bool], message: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not what():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-
-
 def not_visible(pipeline: Pipeline) -> int:
     attrs = boto3.client("sqs").get_queue_attributes(
         QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
@@ -177,13 +169,14 @@ def test_a_notice_mid_job_loses_nothing_and_duplicates_nothing(
     begun = time.monotonic()
     worker.start()
     started = lambda: [k for k, g in gates.items() if Path(f"{g}.started").exists()]  # noqa: E731
-    wait_until(lambda: len(started()) == 2 and not_visible(pipeline) == 4, "never held all four")
+    # (the markers are another process's files and the count SQS's: polled, with a deadline)
+    wait_for(lambda: len(started()) == 2 and not_visible(pipeline) == 4, "all four held")
     running = started()
     # When EC2 serves a termination notice that leaves the running files as long again as they
     # have run at most (the drain rule keeps both), and one of them finishes in time, the other
     # never does
     path = imds.notify("terminate", RELEASE_MARGIN_SECONDS + time.monotonic() - begun + 5)
-    wait_until(lambda: path in imds.served, "the notice was never read")
+    assert imds.wait_served(path, WAIT_SECONDS), "the notice was never read"
     gates[running[0]].touch()
     worker.join(WAIT_SECONDS)
     imds.close()
