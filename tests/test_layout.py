@@ -78,3 +78,46 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 def test_no_module_over_400_lines(name: str) -> None:
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines"
+
+
+# Tests mirror modules: every module with logic has its own test file, named after it. The name is
+# `test_<suffix>.py` for a suffix of the module's dotted path (`s3worker.processors.sales.totals` ->
+# `test_totals`, `test_sales_totals` or `test_processors_sales_totals`) that no other module shares;
+# the start Lambda's modules are `test_start_worker_<name>.py`.
+TESTS = ROOT / "tests"
+
+
+def own_names(name: str) -> set[str]:
+    """The test-file names (without `test_`) that can stand for module `name`."""
+    parts = name.split(".")
+    if parts[0] == "starter":
+        return {"start_worker_" + "_".join(parts[1:])} if len(parts) > 1 else set()
+    if parts[0] in {"start_worker", "build"}:
+        return {"start_worker"} if parts[0] == "start_worker" else {"lambda_build"}
+    parts = parts[1:] if parts[0] == "s3worker" else parts
+    return {"_".join(parts[i:]) for i in range(len(parts))}
+
+
+def has_logic(path: Path) -> bool:
+    """A module defines a function or a method (re-exports and declarations do not count)."""
+    tree = ast.parse(path.read_text())
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
+
+
+def untested_modules() -> list[str]:
+    roots = {"s3worker", "starter", "start_worker", "build"}
+    known = {n: p for n, p in modules().items() if n.split(".")[0] in roots}
+    names = {n: own_names(n) for n in known}
+    shared = {s for n in names for s in names[n] if any(s in names[o] for o in names if o != n)}
+    files = {p.stem[len("test_") :] for p in TESTS.glob("test_*.py")}
+    return sorted(n for n, p in known.items() if has_logic(p) and not (names[n] - shared) & files)
+
+
+def test_every_module_with_logic_has_its_own_test_file() -> None:
+    assert untested_modules() == []
+
+
+def test_the_mirror_rule_needs_an_unambiguous_name() -> None:
+    names = own_names("s3worker.processors.sales.analysis")
+    assert names == {"analysis", "sales_analysis", "processors_sales_analysis"}
+    assert own_names("starter.events") == {"start_worker_events"}
