@@ -1,4 +1,4 @@
-"""Integer group-by and the on-disk spill the sales processor uses to bound its memory."""
+"""The on-disk spill: rows parked in buckets, read back one bucket at a time, then gone."""
 
 from __future__ import annotations
 
@@ -8,42 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from s3worker.processors.sales.totals import SPILL_SCHEMA
-from s3worker.processors.tabular.groups import factorize, group_sum
 from s3worker.processors.tabular.spill import Spill
-
-
-def _by_pandas(keys: list[np.ndarray], value: np.ndarray) -> pd.Series:
-    frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)} | {"v": value})
-    return frame.groupby([f"k{i}" for i in range(len(keys))])["v"].sum()
-
-
-def _as_series(keys: list[np.ndarray], sums: np.ndarray) -> pd.Series:
-    index = pd.MultiIndex.from_arrays(keys, names=[f"k{i}" for i in range(len(keys))])
-    return pd.Series(sums, index=index, name="v").sort_index()
-
-
-def test_group_sum_matches_pandas_for_narrow_and_wide_keys() -> None:
-    # given keys that fold into one int64, and keys too wide to fold
-    rng = np.random.default_rng(3)
-    value = rng.random(5_000)
-    narrow = [rng.integers(-5, 40, 5_000), rng.integers(0, 30, 5_000)]
-    wide = [rng.integers(0, 3, 5_000) * (1 << 40), rng.integers(0, 3, 5_000) * (1 << 40)]
-    for keys in (narrow, wide):
-        # when grouped
-        distinct, (sums,) = group_sum(keys, [value])
-        # then the groups and sums are pandas'
-        expected = _by_pandas(keys, value)
-        pd.testing.assert_series_equal(
-            _as_series(distinct, sums), expected, check_exact=False, rtol=1e-12
-        )
-
-
-def test_factorize_gives_each_row_its_group() -> None:
-    keys = [np.array([5, 1, 5, 1, 7]), np.array([0, 0, 0, 2, 0])]
-    distinct, group = factorize(keys)
-    rows = list(zip(*(d[group].tolist() for d in distinct), strict=True))
-    assert rows == list(zip(*(k.tolist() for k in keys), strict=True))
-    assert len(distinct[0]) == 4
 
 
 def test_spill_returns_every_row_by_bucket_and_cleans_up(tmp_path: Path) -> None:
@@ -85,3 +50,48 @@ def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> No
         buckets = [t.column("id").to_pylist() for t in spill.buckets()]
     # then each bucket holds its rows in the order they came
     assert buckets == [[f"A{i}" for i in range(30) if i % 3 == b] for b in range(3)]
+
+
+SMALL = pa.schema([("k", pa.int64()), ("v", pa.float64())])
+
+
+def test_only_buckets_given_rows_come_back_in_bucket_order(tmp_path: Path) -> None:
+    # given rows under buckets 7 and 2 only, the 7s added first, and an empty add
+    with Spill(tmp_path, SMALL) as spill:
+        spill.add(np.array([7, 7]), {"k": np.array([1, 2]), "v": np.array([0.5, 1.5])})
+        spill.add(np.array([2]), {"k": np.array([3]), "v": np.array([2.5])})
+        spill.add(np.zeros(0, dtype=np.int64), {"k": np.zeros(0), "v": np.zeros(0)})
+        # when read back
+        tables = []
+        for table in spill.buckets():
+            tables.append(table.to_pydict())
+            # then each bucket's file is gone once it has been read
+            (folder,) = tmp_path.iterdir()
+            assert len(list(folder.iterdir())) == 2 - len(tables)
+        # then bucket 2 comes first, and the row count is the rows added
+        assert spill.rows == 3
+    assert tables == [{"k": [3], "v": [2.5]}, {"k": [1, 2], "v": [0.5, 1.5]}]
+
+
+def test_closing_unread_spill_removes_its_files(tmp_path: Path) -> None:
+    # given a spill that fails before its buckets are read
+    try:
+        with Spill(tmp_path, SMALL) as spill:
+            spill.add(np.array([0, 1]), {"k": np.array([1, 2]), "v": np.array([1.0, 2.0])})
+            spill.add_table(np.zeros(0, dtype=np.int64), pa.table({"k": [], "v": []}, SMALL))
+            assert len(list(next(tmp_path.iterdir()).iterdir())) == 2
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    # then nothing of it is left in the folder
+    assert list(tmp_path.iterdir()) == []
+    assert spill.rows == 2
+
+
+def test_values_are_stored_in_the_schema_types(tmp_path: Path) -> None:
+    # given int columns given for a float field
+    with Spill(tmp_path, SMALL) as spill:
+        spill.add(np.array([0]), {"k": np.array([4]), "v": np.array([3])})
+        (table,) = spill.buckets()
+    assert table.schema == SMALL
+    assert table.to_pydict() == {"k": [4], "v": [3.0]}

@@ -1,0 +1,90 @@
+"""Parquet outputs: appended chunk by chunk in the declared schema, present even when empty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from s3worker.processors.tabular.output import (
+    REJECTED,
+    REJECTED_SCHEMA,
+    ParquetSink,
+    RejectSink,
+    write_frame,
+    write_partitioned,
+)
+from s3worker.processors.tabular.rows import Reject
+
+SCHEMA = pa.schema([("store", pa.string()), ("revenue", pa.float64())])
+
+
+def test_a_sink_appends_chunks_in_its_schema_and_counts_rows(tmp_path: Path) -> None:
+    # given a sink and chunks as a frame (extra column, ints) and as a table (columns swapped)
+    sink = ParquetSink(tmp_path, "deep/out.parquet", SCHEMA)
+    sink.write(pd.DataFrame({"revenue": [1, 2], "store": ["a", "b"], "extra": [0, 0]}))
+    sink.write(pa.table({"revenue": [3.5], "store": ["c"]}))
+    sink.write(pd.DataFrame({"store": [], "revenue": []}))
+    # when closed
+    rows = sink.close()
+    # then one file in the declared schema holds every row, in order
+    assert rows == {"deep/out.parquet": 3}
+    table = pq.read_table(tmp_path / "deep" / "out.parquet")
+    assert table.schema.remove_metadata() == SCHEMA
+    assert table.to_pydict() == {"store": ["a", "b", "c"], "revenue": [1.0, 2.0, 3.5]}
+    # the empty chunk added no (empty) row group
+    assert pq.ParquetFile(tmp_path / "deep" / "out.parquet").metadata.num_row_groups == 2
+
+
+def test_an_empty_sink_still_writes_its_file(tmp_path: Path) -> None:
+    assert ParquetSink(tmp_path, "none.parquet", SCHEMA).close() == {"none.parquet": 0}
+    table = pq.read_table(tmp_path / "none.parquet")
+    assert table.num_rows == 0
+    assert table.schema.remove_metadata() == SCHEMA
+
+
+def test_rejects_are_written_with_record_reason_and_raw(tmp_path: Path) -> None:
+    sink = RejectSink(tmp_path)
+    sink.add([Reject(4, "date: missing", "a,,1"), Reject(None, "expected 2 columns", "x")])
+    sink.add([])
+    assert sink.close() == {REJECTED: 2}
+    table = pq.read_table(tmp_path / REJECTED)
+    assert table.schema.remove_metadata() == REJECTED_SCHEMA
+    assert table.to_pydict() == {
+        "record": [4, None],
+        "reason": ["date: missing", "expected 2 columns"],
+        "raw": ["a,,1", "x"],
+    }
+
+
+def test_write_frame_writes_a_whole_table(tmp_path: Path) -> None:
+    rows = write_frame(
+        tmp_path, "t.parquet", pd.DataFrame({"store": ["a"], "revenue": [2.0]}), SCHEMA
+    )
+    assert rows == {"t.parquet": 1}
+    assert pd.read_parquet(tmp_path / "t.parquet").to_dict("list") == {
+        "store": ["a"],
+        "revenue": [2.0],
+    }
+
+
+def test_write_partitioned_makes_one_hive_folder_per_value(tmp_path: Path) -> None:
+    # given rows of two days, out of order
+    frame = pd.DataFrame(
+        {
+            "dt": ["2024-02-02", "2024-02-01", "2024-02-02"],
+            "store": ["b", "a", "c"],
+            "revenue": [2.0, 1.0, 3.0],
+        }
+    )
+    # when partitioned by dt
+    rows = write_partitioned(tmp_path, "sales", frame, SCHEMA)
+    # then each day has its folder, its rows, and no dt column of its own
+    assert rows == {
+        "sales/dt=2024-02-01/part-0.parquet": 1,
+        "sales/dt=2024-02-02/part-0.parquet": 2,
+    }
+    day = pq.read_table(tmp_path / "sales" / "dt=2024-02-02" / "part-0.parquet")
+    assert day.column_names == ["store", "revenue"]
+    assert day.to_pydict() == {"store": ["b", "c"], "revenue": [2.0, 3.0]}
