@@ -1,0 +1,142 @@
+"""Per-series statistics and hourly aggregates, merged chunk by chunk, and the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from s3worker.processors.sensors import stats as sensor_stats
+from s3worker.processors.sensors.findings import KINDS, Found, concat, empty
+from s3worker.processors.sensors.series import Readings
+from s3worker.processors.sensors.stats import Stats, summary, write
+
+HOUR = 3_600 * 1_000_000_000
+T0 = pd.Timestamp("2024-06-01T10:00:00Z").value  # ns
+
+
+def _readings(gid: list[int], minutes: list[float], value: list[float]) -> Readings:
+    ts = T0 + (np.array(minutes) * 60e9).astype(np.int64)
+    return Readings(
+        np.array(gid, dtype=np.int64), ts, np.array(value, dtype=np.float64), np.arange(len(gid))
+    )
+
+
+def _flags(gid: list[int], kind: str) -> Found:
+    f = empty()
+    n = len(gid)
+    f.gid, f.kind = np.array(gid), np.full(n, KINDS.index(kind))
+    for name in ("ts", "until", "first", "last", "record"):
+        setattr(f, name, np.zeros(n, dtype=np.int64))
+    for name in ("value", "expected", "score"):
+        setattr(f, name, np.zeros(n))
+    return f
+
+
+def _stats_of_two_chunks() -> Stats:
+    stats = Stats()
+    # series 0 and 1 in the first chunk; series 2 first seen in the second
+    stats.add(_readings([0, 1, 0, 0], [0, 0, 30, 61], [10.0, 5.0, 20.0, 30.0]), 2)
+    stats.add(_readings([2, 0, 1], [62, 90, 120.5], [7.0, 40.0, 6.0]), 3)
+    stats.count_anomalies(concat([_flags([0, 0], "spike"), _flags([2], "gap")]), 3)
+    return stats
+
+
+def test_each_series_gets_its_count_mean_spread_extremes_and_times(tmp_path: Path) -> None:
+    rows = write(tmp_path, _stats_of_two_chunks(), ["pump", "pump", "fan"], ["flow", "temp", "rpm"])
+    assert rows == {"device_stats.parquet": 3, "hourly.parquet": 5}
+    got = pd.read_parquet(tmp_path / "device_stats.parquet")
+    # sorted by device and metric
+    assert got[["device", "metric", "readings", "anomalies"]].values.tolist() == [
+        ["fan", "rpm", 1, 1],
+        ["pump", "flow", 4, 2],
+        ["pump", "temp", 2, 0],
+    ]
+    flow = got.iloc[1]
+    assert flow["mean"] == 25.0
+    assert flow["std"] == pytest.approx(np.std([10, 20, 30, 40], ddof=1))
+    assert (flow["min"], flow["max"]) == (10.0, 40.0)
+    assert flow["first_seen"] == pd.Timestamp(T0, tz="UTC")
+    assert flow["last_seen"] == pd.Timestamp(T0, tz="UTC") + pd.Timedelta(minutes=90)
+    assert np.isnan(got.iloc[0]["std"])  # one reading has no spread
+    # a time with microseconds is kept to its millisecond
+    assert got.iloc[2]["last_seen"] == pd.Timestamp(T0, tz="UTC") + pd.Timedelta(
+        minutes=120, seconds=30
+    )
+
+
+def test_hourly_rows_merge_each_series_hour_across_chunks(tmp_path: Path) -> None:
+    write(tmp_path, _stats_of_two_chunks(), ["pump", "pump", "fan"], ["flow", "temp", "rpm"])
+    hourly = pd.read_parquet(tmp_path / "hourly.parquet")
+    hours = hourly["hour"].dt.strftime("%H").tolist()
+    assert list(zip(hourly["device"], hourly["metric"], hours, strict=True)) == [
+        ("fan", "rpm", "11"),
+        ("pump", "flow", "10"),
+        ("pump", "flow", "11"),
+        ("pump", "temp", "10"),
+        ("pump", "temp", "12"),
+    ]
+    flow_11 = hourly.iloc[2]
+    # 30 at 11:01 (first chunk) and 40 at 11:30 (second)
+    assert (flow_11["readings"], flow_11["mean"], flow_11["min"], flow_11["max"]) == (
+        2,
+        35.0,
+        30.0,
+        40.0,
+    )
+
+
+def test_compacting_the_hourly_parts_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = (["pump", "pump", "fan"], ["flow", "temp", "rpm"])
+    write(tmp_path / "a", _stats_of_two_chunks(), *names)
+    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 1)
+    write(tmp_path / "b", _stats_of_two_chunks(), *names)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "hourly.parquet"),
+        pd.read_parquet(tmp_path / "b" / "hourly.parquet"),
+    )
+
+
+def test_big_values_keep_their_mean_and_spread_precise(tmp_path: Path) -> None:
+    # given readings near 1e9 that differ by tenths
+    stats = Stats()
+    values = 1e9 + np.array([0.1, 0.2, 0.3, 0.4])
+    stats.add(Readings(np.zeros(4, dtype=np.int64), np.arange(4) + T0, values, np.arange(4)), 1)
+    write(tmp_path, stats, ["d"], ["m"])
+    got = pd.read_parquet(tmp_path / "device_stats.parquet").iloc[0]
+    assert got["mean"] == pytest.approx(1e9 + 0.25, abs=1e-6)
+    assert got["std"] == pytest.approx(np.std([0.1, 0.2, 0.3, 0.4], ddof=1), rel=1e-6)
+
+
+def test_infinite_readings_make_infinite_figures_not_errors(tmp_path: Path) -> None:
+    stats = Stats()
+    stats.add(_readings([0, 0, 1], [0, 1, 0], [1.0, np.inf, 2.0]), 2)
+    write(tmp_path, stats, ["a", "b"], ["m", "m"])
+    got = pd.read_parquet(tmp_path / "device_stats.parquet")
+    assert got["max"].tolist() == [np.inf, 2.0]
+    assert got["mean"].tolist()[1] == 2.0
+
+
+def test_the_summary_counts_readings_series_devices_and_reasons() -> None:
+    stats = _stats_of_two_chunks()
+    stats.add(_readings([], [], []), 4)  # a fourth series, never read
+    s = summary(stats, ["pump", "pump", "fan", "fan"], {"x.parquet": 1}, 3)
+    assert s == {
+        "readings": 7,
+        "rejected_rows": 3,
+        "devices": 2,
+        "series": 3,
+        "first_reading": "2024-06-01 10:00:00+00:00",
+        "last_reading": "2024-06-01 12:00:30+00:00",
+        "anomalies": 3,
+        "anomalies_by_reason": {"gap": 1, "spike": 2},
+        "outputs": {"x.parquet": 1},
+    }
+
+
+def test_the_summary_of_no_readings_has_no_times() -> None:
+    s = summary(Stats(), [], {}, 0)
+    assert (s["readings"], s["series"], s["first_reading"], s["last_reading"]) == (0, 0, None, None)
