@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from s3worker.errors import BadDataError
 from s3worker.processors.options import Options
+from s3worker.processors.tabular import csvread
 from s3worker.processors.tabular.csvread import (
     MAX_COLUMNS,
     csv_batches,
@@ -145,3 +146,17 @@ def test_rebatch_hands_over_rejects_that_come_after_the_last_row() -> None:
     chunks = list(rebatch(iter([(_batch(["a", "b"]), []), (_batch([]), [tail])]), 2))
     assert [(c.table.num_rows, c.start, c.rejects) for c in chunks] == [(2, 0, []), (0, 2, [tail])]
     assert list(rebatch(iter([]), 5)) == []
+
+
+def test_a_row_past_the_line_limit_is_a_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given limits shrunk from 8 MiB a row to 20 bytes (every batch checked for long rows)
+    monkeypatch.setattr(csvread, "MAX_LINE_CHARS", 20)
+    monkeypatch.setattr(csvread, "LONG_ROW_BYTES", 0)
+    src = tmp_path / "a.csv"
+    src.write_text("a,b\n1,2\n" + "x" * 30 + ",y\n3,4\n")
+    table, rejects = _read(src)
+    # then the long row is rejected with its length and its start; the others are read
+    assert table.to_pydict() == {"a": ["1", "3"], "b": ["2", "4"]}
+    assert [(r.reason, r.raw) for r in rejects] == [("row longer than 0 MiB (31 bytes)", "x" * 30)]
