@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pyarrow as pa
+from processing import heavy_modules_after
 from s3worker.processors.bi import BiTable, all_tables, table_named, table_of
 
 EVENTS = BiTable(
@@ -41,12 +39,8 @@ def test_the_schema_is_the_named_constant_imported_when_asked_for() -> None:
 
 
 def test_declaring_the_tables_imports_no_pandas() -> None:
-    code = (
-        "import sys; from s3worker.processors.bi import all_tables; all_tables(); "
-        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    statement = "from s3worker.processors.bi import all_tables; all_tables()"
+    assert heavy_modules_after(statement) == []
 
 
 def test_every_built_in_processor_declares_tables_in_catalog_order() -> None:
