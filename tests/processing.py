@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,3 +43,16 @@ def scores(found: Iterable[Any], planted: Iterable[Any]) -> tuple[float, float, 
 def table(out: Path, name: str, by: list[str]) -> pd.DataFrame:
     """An output read back, in a stable order, for comparisons."""
     return pd.read_parquet(out / name).sort_values(by).reset_index(drop=True)
+
+
+def heavy_modules_after(statement: str) -> list[str]:
+    """Which of pandas, numpy and pyarrow a fresh interpreter has imported after `statement`
+    (the daemon's main process routes files and must not load them)."""
+    code = f"import sys; {statement}; print(sorted(m for m in HEAVY if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = ('pandas', 'numpy', 'pyarrow'); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return list(ast.literal_eval(out.stdout.strip()))

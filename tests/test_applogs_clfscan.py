@@ -7,7 +7,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from s3worker.processors.applogs import clfscan
-from s3worker.processors.applogs.inorder import ordered_map
 from s3worker.processors.applogs.logparse import _request, clf_fields, clf_parts
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"
@@ -91,15 +90,3 @@ def test_spans_take_each_range_of_the_buffer() -> None:
     buffer = pa.py_buffer(b"alpha beta gamma")
     out = clfscan.spans(buffer, np.array([0, 6, 11, 16]), np.array([5, 10, 16, 16]))
     assert out.to_pylist() == ["alpha", "beta", "gamma", ""]
-
-
-def test_ordered_map_keeps_the_order_and_raises_what_a_worker_raised() -> None:
-    def square(n: int) -> int:
-        if n == 7:
-            raise ValueError("seven")
-        return n * n
-
-    assert list(ordered_map(square, range(7), workers=2)) == [n * n for n in range(7)]
-    assert list(ordered_map(square, range(3), workers=1)) == [0, 1, 4]
-    with pytest.raises(ValueError, match="seven"):
-        list(ordered_map(square, range(10), workers=2))

@@ -245,49 +245,6 @@ def test_small_chunks_give_the_same_figures_on_real_lines(tmp_path: Path) -> Non
         pd.testing.assert_frame_equal(a, b)
 
 
-AGENTS = [
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/32.0.1700.77 Safari/537.36",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "curl/7.46.0",
-    "python-requests/2.31.0",
-    "Mozilla/5.0 (Linux; Android 10) YandexSearch/8.10",
-    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
-    "UniversalFeedParser/4.2-pre-314-svn +http://feedparser.org/",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-]
-
-
-def test_bot_classification_matches_crawlerdetect() -> None:
-    import pyarrow as pa
-    from s3worker.processors.applogs.agents import BOT, HUMAN, UNKNOWN, classify
-
-    kinds = classify(pa.chunked_array([pa.array([*AGENTS, "-", "", None])]))
-    detector = CrawlerDetect()
-    assert [k == BOT for k in kinds[: len(AGENTS)]] == [detector.is_crawler(a) for a in AGENTS]
-    assert [kinds[0], kinds[1], kinds[4], kinds[5]] == [HUMAN, BOT, HUMAN, BOT]
-    assert (kinds[len(AGENTS) :] == UNKNOWN).all()
-
-
-@pytest.mark.parametrize(
-    ("name", "scale"),
-    [
-        ("latency_ms", 1.0),
-        ("durationMs", 1.0),
-        ("duration", 1.0),
-        ("request_time", 1000.0),
-        ("upstream_response_time", 1000.0),
-        ("responseTimeSeconds", 1000.0),
-        ("elapsed_us", 0.001),
-        ("duration_ns", 1e-6),
-    ],
-)
-def test_latency_units_from_field_names(name: str, scale: float) -> None:
-    from s3worker.processors.applogs.analysis import field_scale
-
-    assert field_scale(name) == scale
-
-
 def test_a_line_with_bytes_that_are_not_utf8_is_rejected_alone(tmp_path: Path) -> None:
     # UTF-8 (the paths hold "ação" in UTF-8), one stray byte that is not
     lines = [

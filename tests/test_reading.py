@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from processing import run, table
 from s3worker.errors import BadDataError
-from s3worker.processors.base import detect_encoding, read_sample
+from s3worker.processors.base import read_sample
 from s3worker.processors.registry import Registry
 
 AGENDA = (
@@ -101,18 +101,6 @@ def test_undecodable_json_record_is_rejected_alone(tmp_path: Path, fmt: str) -> 
     result = run("appointments", src, tmp_path / "out")
     assert result.summary["bookings"] == 4
     assert result.summary["rejected_rows"] == 1
-
-
-def test_encoding_detection() -> None:
-    assert detect_encoding(b"a,b\n1,2\n") == "utf-8"
-    assert detect_encoding("a,b\nJoão,2\n".encode()) == "utf-8"
-    assert detect_encoding("a,b\nJoão,2\n".encode("cp1252")) == "cp1252"
-    assert detect_encoding(b"\xef\xbb\xbfa,b\n") == "utf-8-sig"
-    assert detect_encoding("a,b\n".encode("utf-16")) in ("utf-16-le", "utf-16-be")
-    # without a BOM: spelt so that no BOM is skipped (its first character was lost)
-    assert detect_encoding("a,b\n1,2\n".encode("utf-16-le")) == "utf-16le"
-    # a UTF-8 file with a stray bad byte is still UTF-8 (the row is rejected, not re-read)
-    assert detect_encoding("Conceição,João,Médico\xff".encode() + b"\xff") == "utf-8"
 
 
 def test_undecodable_log_line_is_rejected_alone(tmp_path: Path) -> None:

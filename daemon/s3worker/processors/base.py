@@ -171,7 +171,7 @@ def detect_encoding(head: bytes) -> str:
     if not invalid:
         return "utf-8"
     valid = len(MULTIBYTE_UTF8.findall(text))
-    return "utf-8" if valid > invalid else "cp1252"
+    return "utf-8" if valid >= invalid else "cp1252"
 
 
 def codec_of(encoding: str) -> tuple[str, int]:

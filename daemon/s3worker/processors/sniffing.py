@@ -26,6 +26,8 @@ CLF_PATTERN = (
     r"(?: (?P<rtime>[\d.]+))?.*$"
 )
 CLF_RE = re.compile(CLF_PATTERN)
+# `{"records": [` (any key): a document whose rows are the objects of that list.
+WRAPPER_START = re.compile(r'\{\s*"(?:[^"\\]|\\.)*"\s*:\s*\[')
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,11 @@ def detect_format(text: str) -> str:
     if body.startswith("{"):
         first = body.split("\n", 1)[0].strip()
         try:
-            json.loads(first)
+            obj = json.loads(first)
         except ValueError:
             return "json"
-        return "jsonl"
+        # A whole `{"records": [...]}` document on one line is JSON, not one JSON line.
+        return "json" if _wrapper(obj) and body.rstrip() == first else "jsonl"
     lines = [ln for ln in body.splitlines()[:20] if ln.strip()]
     if lines and sum(bool(CLF_RE.match(ln)) for ln in lines) >= max(1, len(lines) // 2):
         return "clf"
@@ -74,10 +77,15 @@ def first_record(body: str) -> Mapping[str, object]:
     try:
         obj, _ = json.JSONDecoder().raw_decode(body, start)
     except ValueError:
-        return {}
-    if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
+        opening = WRAPPER_START.match(body, start)  # a wrapper cut by the sample's end
+        return first_record(body[opening.end() :]) if opening else {}
+    if _wrapper(obj):
         return first_record(body[start + 1 :])  # {"records": [...]}: look inside
     return obj if isinstance(obj, dict) else {}
+
+
+def _wrapper(obj: object) -> bool:
+    return isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list)
 
 
 def shape_of(sample: Sample) -> Shape:
@@ -134,16 +142,17 @@ def _array_rows(body: str) -> list[dict[str, object]]:
     """Up to SNIFF_ROWS objects of a JSON array (or of `{"records": [...]}`), as far as the
     sample goes."""
     decoder, rows = json.JSONDecoder(), list[dict[str, object]]()
-    pos = body.find("{")
+    pos = first = body.find("{")
     while pos >= 0 and len(rows) < SNIFF_ROWS:
         try:
             obj, end = decoder.raw_decode(body, pos)
         except ValueError:
-            if not rows and first_record(body) and body.find("{", pos + 1) > 0:
-                pos = body.find("{", pos + 1)  # a wrapper cut by the sample's end: look inside
-                continue
-            break
-        if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
+            opening = WRAPPER_START.match(body, pos) if pos == first else None
+            if opening is None:
+                break
+            pos = body.find("{", opening.end())  # a wrapper cut by the sample's end: look inside
+            continue
+        if _wrapper(obj):
             return [r for r in next(iter(obj.values()))[:SNIFF_ROWS] if isinstance(r, dict)]
         if isinstance(obj, dict):
             rows.append(obj)

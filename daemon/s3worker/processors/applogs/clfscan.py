@@ -51,7 +51,7 @@ def scan(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
     """The fields of every plain CLF line (empty strings on other lines), and which are."""
     buffer, offsets = _layout(lines)
     start, end = offsets[:-1], offsets[1:]
-    if not len(start) or buffer is None:
+    if not len(start) or buffer is None or not buffer.size:  # no bytes: every line empty
         return {name: pa.array([""] * len(start), pa.string()) for name in FIELDS}, np.zeros(
             len(start), dtype=bool
         )

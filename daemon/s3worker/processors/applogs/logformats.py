@@ -106,7 +106,8 @@ def w3c_fields(header: str) -> list[str]:
 
 def w3c_pattern(fields: Sequence[str], separator: str) -> str:
     """A line pattern with one group per field, named `f0`, `f1`, ... (names are not
-    identifiers: `cs(User-Agent)`); later fields may be missing, extra ones are ignored."""
+    identifiers: `cs(User-Agent)`); extra fields are ignored, a line with fewer fields
+    does not match (it is not the format: the header says what every line holds)."""
     sep = re.escape(separator)
     cell = rf"[^{sep}]*"
     groups = [rf"(?P<f{i}>{cell})" for i in range(len(fields))]

@@ -10,6 +10,8 @@ block, so the line numbers after it in that block are one off: logs do not write
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ def iter_log_lines(src: Path, chunk_rows: int, encoding: str) -> Iterator[Lines]
 def _blocks(src: Path) -> Iterator[pa.Array]:
     with src.open("rb") as f:
         compression = "gzip" if f.read(2) == GZIP_MAGIC else None
+    if _empty(src, compression):
+        return  # no lines (pyarrow's reader refuses an empty input)
     overflow: list[str] = []
 
     def odd_row(row: Any) -> str:  # a line holding the separator: kept whole, read as text
@@ -69,6 +73,16 @@ def _blocks(src: Path) -> Iterator[pa.Array]:
         if overflow:  # out of place by at most a block: rare enough not to renumber
             yield pa.array([line.encode("utf-8", "surrogateescape") for line in overflow])
             overflow.clear()
+
+
+def _empty(src: Path, compression: str | None) -> bool:
+    if compression is None:
+        return src.stat().st_size == 0
+    try:
+        with gzip.open(src) as f:
+            return not f.read(1)
+    except (OSError, EOFError, zlib.error):
+        return False  # damaged: the reader reports it as it does for any broken stream
 
 
 def _decoded(start: int, raw: pa.Array) -> Lines:

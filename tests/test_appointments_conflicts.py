@@ -1,0 +1,116 @@
+"""Double bookings: each booking that starts before an earlier one of its entity has ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from s3worker.processors.appointments.conflicts import ACTIVE, FOUND, conflicts, spill, sweep
+from s3worker.processors.tabular.spill import Spill
+
+Booking = tuple[str, str | None, str | None, str, str]  # id, patient, doctor, start, end
+
+
+def bookings(rows: list[Booking]) -> pa.Table:
+    ids, patients, doctors, starts, ends = (list(c) for c in zip(*rows, strict=True))
+    times = [pa.array(np.array(c, dtype="datetime64[ns]"), ACTIVE.field("start").type)
+             for c in (starts, ends)]  # fmt: skip
+    return pa.table([ids, patients, doctors, *times], schema=ACTIVE)
+
+
+def swept(tmp_path: Path, *chunks: list[Booking]) -> list[dict[str, Any]]:
+    with Spill(tmp_path, ACTIVE) as active:
+        for chunk in chunks:
+            spill(active, bookings(chunk))
+        found = sweep(active)
+    assert found.schema == FOUND
+    return [
+        {k: row[k] for k in ("kind", "entity", "appointment_id", "other_appointment_id")}
+        | {"minutes": row["overlap_minutes"]}
+        for row in found.to_pylist()
+    ]
+
+
+def test_an_overlap_is_reported_once_at_the_later_booking(tmp_path: Path) -> None:
+    found = swept(tmp_path, [
+        ("a1", "ana", "drx", "2024-06-03T09:00", "2024-06-03T09:30"),
+        ("a2", "bia", "drx", "2024-06-03T09:20", "2024-06-03T09:50"),
+        ("a3", "caio", "drx", "2024-06-03T09:50", "2024-06-03T10:10"),  # starts as a2 ends
+    ])  # fmt: skip
+    assert found == [
+        {"kind": "professional", "entity": "drx", "appointment_id": "a2",
+         "other_appointment_id": "a1", "minutes": 10.0},
+    ]  # fmt: skip
+
+
+def test_the_overlap_is_with_the_booking_that_reaches_furthest(tmp_path: Path) -> None:
+    found = swept(tmp_path, [
+        ("long", "p1", "drx", "2024-06-03T08:00", "2024-06-03T12:00"),
+        ("short", "p2", "drx", "2024-06-03T09:00", "2024-06-03T09:15"),
+        ("late", "p3", "drx", "2024-06-03T10:00", "2024-06-03T10:30"),
+    ])  # fmt: skip
+    assert [(f["appointment_id"], f["other_appointment_id"], f["minutes"]) for f in found] == [
+        ("short", "long", 15.0),
+        ("late", "long", 30.0),  # not with "short", which ended before it began
+    ]
+
+
+def test_patients_are_swept_like_professionals_and_sorted_after_them(tmp_path: Path) -> None:
+    found = swept(tmp_path, [
+        ("b3", None, "drx", "2024-06-03T09:00", "2024-06-03T09:30"),  # no patient: not swept
+        ("b2", "ana", "dry", "2024-06-03T09:10", "2024-06-03T09:40"),
+        ("b1", "ana", "drx", "2024-06-03T09:00", "2024-06-03T09:30"),
+        ("b4", None, "drz", "2024-06-03T09:00", "2024-06-03T09:30"),
+    ])  # fmt: skip
+    assert [(f["kind"], f["entity"], f["appointment_id"], f["other_appointment_id"])
+            for f in found] == [
+        ("professional", "drx", "b3", "b1"),  # same start: by appointment id
+        ("patient", "ana", "b2", "b1"),
+    ]  # fmt: skip
+
+
+def test_a_booking_running_into_the_next_week_is_carried_there(tmp_path: Path) -> None:
+    # Weeks are counted from 1970-01-01, a Thursday: Wednesday night runs into the next
+    # bucket, where the booking it overlaps is swept
+    found = swept(
+        tmp_path,
+        [("night", "p1", "drx", "2024-06-12T23:00", "2024-06-13T01:00")],
+        [("early", "p2", "drx", "2024-06-13T00:30", "2024-06-13T01:30"),
+         ("later", "p3", "drx", "2024-06-20T00:30", "2024-06-20T01:30")],
+    )  # fmt: skip
+    assert [(f["appointment_id"], f["other_appointment_id"], f["minutes"]) for f in found] == [
+        ("early", "night", 30.0),  # once, though "night" is swept in both weeks
+    ]
+
+
+def test_a_carried_booking_is_not_reported_again_in_the_next_week(tmp_path: Path) -> None:
+    found = swept(tmp_path, [
+        ("mon", "p1", "drx", "2024-06-10T10:00", "2024-06-13T12:00"),  # into the next week
+        ("tue", "p2", "drx", "2024-06-11T10:00", "2024-06-13T12:00"),
+        ("thu", "p3", "drx", "2024-06-13T09:00", "2024-06-13T09:30"),
+    ])  # fmt: skip
+    pairs = [(f["appointment_id"], f["other_appointment_id"]) for f in found]
+    assert sorted(pairs) == [("thu", "tue"), ("tue", "mon")]  # the latest on a tie of ends
+
+
+def test_nothing_to_sweep_and_no_overlap_give_an_empty_table(tmp_path: Path) -> None:
+    with Spill(tmp_path, ACTIVE) as active:
+        assert sweep(active).num_rows == 0
+    single = [("c1", "ana", "drx", "2024-06-03T09:00", "2024-06-03T09:30"),
+              ("c2", "bia", "dry", "2024-06-03T09:00", "2024-06-03T09:30")]  # fmt: skip
+    assert swept(tmp_path, single) == []
+
+
+def test_conflicts_skips_rows_carried_from_an_earlier_bucket() -> None:
+    table = bookings([
+        ("old", "p1", "drx", "2024-06-12T23:00", "2024-06-13T02:00"),
+        ("new", "p2", "drx", "2024-06-13T00:00", "2024-06-13T00:30"),
+        ("also", "p3", "drx", "2024-06-12T23:30", "2024-06-13T00:10"),
+    ])  # fmt: skip
+    carried = np.array([True, False, True])
+    found = conflicts(table, carried, "professional")
+    assert found.column("appointment_id").to_pylist() == ["new"]
+    assert found.column("other_appointment_id").to_pylist() == ["old"]
+    assert conflicts(table, np.zeros(3, dtype=bool), "patient").num_rows == 0
