@@ -66,7 +66,7 @@ def load_start_worker() -> ModuleType:
 
     The zip goes at the end of sys.path, as /var/task is on the runtime's: its `starter` package
     comes from it, while `s3worker` stays this checkout's (the zip's vendored copy is the same
-    file, and tests/test_start_worker_zip.py imports the zip on its own).
+    file, and tests/test_lambda_build.py imports the zip on its own).
     """
     path = Path(tempfile.mkdtemp(prefix="s3worker-lambda-")) / "lambda.zip"
     path.write_bytes(lambda_zip())

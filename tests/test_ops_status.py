@@ -9,7 +9,6 @@ from pathlib import Path
 import boto3
 import pytest
 from opstack import cli, create_stack, drain, launch_worker
-from s3worker.ops import fmt
 
 
 def test_status_shows_queues_workers_results_and_errors(
@@ -97,9 +96,3 @@ def test_status_reads_the_age_from_cloudwatch_when_present(
     assert code == 0
     assert queue["oldest_age_seconds"] == 192.0
     assert queue["oldest_age_source"].startswith("CloudWatch")
-
-
-def test_durations_read_well() -> None:
-    assert [fmt.duration(s) for s in (None, 42, 192, 5 * 3600 + 180, 2 * 86400 + 4 * 3600)] == [
-        "-", "42s", "3m12s", "5h03m", "2d04h",
-    ]  # fmt: skip

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import boto3
 import pytest
 from opstack import cli, create_stack
-from s3worker.ops.progress import Progress
 from s3worker.ops.upload import HASH_METADATA, is_unchanged, normalise_prefix, plan
 
 
@@ -118,19 +116,3 @@ def test_unchanged_needs_the_same_size_and_content() -> None:
     assert is_unchanged({"ContentLength": 5, "ETag": f'"{md5}"'}, 5, sha, md5)
     # A multipart ETag is not an MD5 of the content: without the hash it counts as changed
     assert not is_unchanged({"ContentLength": 5, "ETag": f'"{md5}-3"'}, 5, sha, md5)
-
-
-def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
-    # Given a progress bar on a non-terminal stream that prints at every step
-    stream = io.StringIO()
-    progress = Progress(files=2, total_bytes=100, stream=stream, interval=0)
-    # When two files' bytes arrive
-    progress.advance(50)
-    progress.file_done()
-    progress.advance(50)
-    progress.file_done()
-    progress.close()
-    # Then each step is its own line, ending at 100%
-    lines = stream.getvalue().splitlines()
-    assert "\r" not in stream.getvalue()
-    assert lines[-1].startswith("upload [########################] 100%  2/2 files  100 B/100 B")

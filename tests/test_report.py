@@ -1,5 +1,6 @@
-"""`s3worker report`: the results it reads (moto server over HTTP, and local folders) and
-what its charts hold, on results the real processors wrote on real public files."""
+"""`s3worker report` (s3worker.ops.report): the page of a processed bucket (moto server over
+HTTP) and of local folders, on results the real processors wrote on real public files. What
+each part does: tests/test_report_sources.py, test_report_charts.py, test_report_page.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from report_samples import DATA, REAL_FILES, process_real_files
 from s3worker.config import Settings
 from s3worker.contract import Layout
 from s3worker.ops.report import Result, from_bucket, from_dir
-from s3worker.ops.report.charts import applogs, appointments, sales, sensors, with_gaps
-from s3worker.ops.report.page import render
 from s3worker.retry import RetryPolicy
 from s3worker.worker import serve
 from tenacity import wait_none
@@ -134,99 +133,3 @@ def test_without_the_ops_extra_it_names_the_extra(
     # Then it says which extra to install, as a usage error
     assert code == 2
     assert "needs the operator extra (plotly is not installed): pip install 's3worker[ops]'" in err
-
-
-def traces(charts: list[Any], title: str) -> dict[str, Any]:
-    (chart,) = [c for c in charts if c.title == title]
-    return {t.name: t for t in chart.figure.data}
-
-
-def of(results: list[Result], processor: str) -> list[Result]:
-    return [r for r in results if r.processor == processor]
-
-
-def test_sales_charts_hold_the_results(local: tuple[Path, list[Result]]) -> None:
-    results = of(local[1], "sales")
-    charts = sales(results)
-    ((summary, tables),) = [(r.summary, r.tables) for r in results]
-    by_day = traces(charts, "Revenue by day")["revenue"]
-    assert sum(by_day.y) == pytest.approx(summary["revenue"])
-    assert len(by_day.x) == summary["days"] == 89
-    stores = traces(charts, "Revenue by day and store")
-    assert sorted(stores) == ["A", "B", "C"]
-    assert sum(sum(t.y) for t in stores.values()) == pytest.approx(summary["revenue"])
-    top = traces(charts, "Top products by revenue")["revenue"]
-    ranked = tables["top_products.parquet"].sort_values("rank")["product"]
-    assert list(top.y)[::-1] == ranked.tolist()  # best first, drawn bottom-up
-    assert list(top.y)[-1] == next(iter(summary["top_products"])) == "Food and beverages"
-
-
-def test_applogs_charts_one_line_per_input(local: tuple[Path, list[Result]]) -> None:
-    results = of(local[1], "applogs")
-    charts = applogs(results)
-    requests = traces(charts, "Requests per minute")
-    for r in results:
-        line = requests[f"{r.source} requests"]
-        assert pd.Series(line.y).sum() == r.summary["requests"]
-    latency = traces(charts, "Latency per minute")
-    assert sorted(latency) == [f"applogs/alb_awsdocs.log {p}" for p in ("p50", "p95", "p99")]
-
-
-def test_sensor_charts_mark_every_anomaly(local: tuple[Path, list[Result]]) -> None:
-    (result,) = of(local[1], "sensors")
-    charts = sensors([result])
-    assert len(charts) == result.summary["series"] == 2
-    drawn = [t.name for c in charts for t in c.figure.data if t.name and "hourly" not in t.name]
-    anomalies = result.tables["anomalies.parquet"]
-    counts = anomalies.groupby(["metric", "reason"]).size()
-    assert sorted(drawn) == sorted(f"{reason} ({n})" for (_, reason), n in counts.items())
-    assert counts.sum() == len(anomalies) == result.summary["anomalies"] == 8
-
-
-def test_sensor_gaps_span_the_silence() -> None:
-    # Given a series with a reading gap of two hours (the gap's value is its length)
-    hours = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
-    hourly = pd.DataFrame({"device": "d", "metric": "t", "hour": hours, "readings": 1,
-                           "mean": 20.0, "min": 19.0, "max": 21.0})  # fmt: skip
-    gap = pd.DataFrame({"device": ["d"], "metric": ["t"], "timestamp": [hours[1]],
-                        "until": [hours[3]], "reason": ["gap"], "value": [7200.0],
-                        "expected": [3600.0], "score": [2.0], "record": [2]})  # fmt: skip
-    result = Result("k", "sensors", {}, {"hourly.parquet": hourly, "anomalies.parquet": gap})
-    # When charted, Then the gap is drawn from its start to its end along the series' bottom
-    (chart,) = sensors([result])
-    (drawn,) = [t for t in chart.figure.data if t.name == "gap (1)"]
-    assert list(drawn.x) == [hours[1], hours[3], None]
-    assert list(drawn.y) == [19.0, 19.0, None]
-
-
-def test_appointment_charts_count_bookings_and_no_shows(local: tuple[Path, list[Result]]) -> None:
-    (result,) = of(local[1], "appointments")
-    charts = appointments([result])
-    bars = traces(charts, "Bookings by day")
-    s = result.summary
-    assert (sum(bars["attended"].y), sum(bars["no-show"].y)) == (s["attended"], s["no_shows"])
-    assert len(bars["attended"].x) == s["days"] == 30
-    rate = next(iter(traces(charts, "No-show rate by day").values()))
-    assert max(rate.y) > s["no_show_rate"] > min(rate.y)
-
-
-def test_lines_break_where_minutes_are_missing() -> None:
-    minutes = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:01", "2024-01-01 00:05"])
-    frame = pd.DataFrame({"minute": minutes, "requests": [1, 2, 3]})
-    gapped = with_gaps(frame, "minute", pd.Timedelta(minutes=1))
-    assert gapped["minute"].dt.strftime("%H:%M").tolist() == ["00:00", "00:01", "00:02", "00:05"]
-    assert gapped["requests"].isna().tolist() == [False, False, True, False]
-
-
-def test_text_from_results_cannot_break_out_of_the_page() -> None:
-    # Given results whose key and store name hold markup
-    evil = "</script><script>alert(1)</script>"
-    stores = pd.DataFrame({"dt": ["2024-01-01"], "store": [evil], "revenue": [1.0],
-                           "units": [1.0], "tickets": [1], "lines": [1]})  # fmt: skip
-    result = Result(f"in/{evil}.csv", "sales", {"note": evil}, {"daily_store.parquet": stores})
-    # When the page is rendered
-    text = render([result], "s3://b/", "now")
-    # Then the markup is text: escaped in the HTML, and as JSON data inside the chart's script
-    assert evil not in text
-    assert "in/&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.csv" in text
-    assert text.count("<script>alert") == 0

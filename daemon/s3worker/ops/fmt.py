@@ -9,7 +9,7 @@ UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain left-aligned text table; empty rows print a dash row so the shape stays clear."""
+    """A plain left-aligned text table; a None cell prints empty, no rows the header alone."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [

@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 from s3worker.ops.aws import error_code, http_status
 
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Also a 404, but the bucket is not there: a misconfiguration, never "not written yet".
+NO_BUCKET = "NoSuchBucket"
 
 
 def get_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -18,7 +20,8 @@ def get_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if error_code(exc) in MISSING_CODES or http_status(exc) == 404:
+        code = error_code(exc)
+        if code in MISSING_CODES or (http_status(exc) == 404 and code != NO_BUCKET):
             return None
         raise
     doc = json.loads(body)
