@@ -268,7 +268,9 @@ class RecordingQueue:
             raise ConnectionError("reset")
 
     async def delete(self, messages: Iterable[Message]) -> None:
-        raise ConnectionError("reset")
+        self.calls.append(([m.delivery for m in messages], 0))
+        if self.failures:
+            raise ConnectionError("reset")
 
 
 async def beats(queue: RecordingQueue, heartbeat: Heartbeat, count: int) -> None:
@@ -303,7 +305,7 @@ def test_the_heartbeat_interval_is_a_third_of_the_timeout_with_a_floor() -> None
 
 def test_a_failed_batch_delete_fails_every_waiter() -> None:
     async def scenario() -> list[BaseException | None]:
-        batcher = DeleteBatcher(RecordingQueue(), linger=0.0)  # type: ignore[arg-type]
+        batcher = DeleteBatcher(RecordingQueue(failures=1), linger=0.0)  # type: ignore[arg-type]
         results = await asyncio.gather(
             *(batcher.delete(Message(str(i), f"h{i}", "{}")) for i in range(3)),
             return_exceptions=True,
@@ -312,3 +314,15 @@ def test_a_failed_batch_delete_fails_every_waiter() -> None:
 
     errors = asyncio.run(scenario())
     assert all(isinstance(e, ConnectionError) for e in errors), errors
+
+
+def test_ten_waiting_deletes_go_at_once_without_waiting_for_the_linger() -> None:
+    queue = RecordingQueue()
+
+    async def scenario() -> None:
+        batcher = DeleteBatcher(queue, linger=3600)  # type: ignore[arg-type]
+        deletes = (batcher.delete(Message(str(i), f"h{i}", "{}")) for i in range(10))
+        await asyncio.wait_for(asyncio.gather(*deletes), 30)
+
+    asyncio.run(scenario())
+    assert [len(handles) for handles, _ in queue.calls] == [10]
