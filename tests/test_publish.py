@@ -103,6 +103,17 @@ def test_a_new_version_names_the_outputs_it_replaced(aws: str, name: str) -> Non
     assert stored_manifest(pipeline)["input"]["version_id"] == v2.version_id
 
 
+def test_an_output_both_versions_list_is_not_named_replaced(aws: str, name: str) -> None:
+    # An output whose key carries no version tag (written before tags, or by a plug-in layout)
+    pipeline = Pipeline.create(name)
+    v1 = upload(pipeline, b"one\n")
+    shared = f"{KEY}/summary.json"
+    run(commit(v1, manifest_of(v1, shared, f"{KEY}/a.t1.parquet")), pipeline)
+    v2 = upload(pipeline, b"two\n")
+    written = run(commit(v2, manifest_of(v2, shared, f"{KEY}/a.t2.parquet")), pipeline)
+    assert written.replaced_outputs == (f"{KEY}/a.t1.parquet",)  # dropping it would lose v2's
+
+
 def test_a_manifest_of_this_version_written_meanwhile_wins(aws: str, name: str) -> None:
     pipeline = Pipeline.create(name)
     ref = upload(pipeline)
