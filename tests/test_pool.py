@@ -97,18 +97,23 @@ def test_an_overrun_ends_only_its_own_process() -> None:
     assert neighbour == "woke"
 
 
-def test_waiting_for_a_free_process_does_not_count_against_the_limit() -> None:
-    started: list[str] = []
+def test_a_job_starts_when_a_process_is_free_and_its_limit_counts_from_then() -> None:
+    events: list[str] = []
 
     async def scenario(pool: ProcessPool) -> list[str]:
-        first = asyncio.ensure_future(pool.run(hang, 1.0, on_start=lambda: started.append("first")))
+        async def first() -> str:
+            woke = await pool.run(hang, 1.0, on_start=lambda: events.append("first started"))
+            events.append("first done")
+            return woke
+
+        running = asyncio.ensure_future(first())
         await asyncio.sleep(0)  # `first` takes the only process
-        second = pool.run(hang, 0.1, limit=0.9, on_start=lambda: started.append("second"))
+        second = pool.run(hang, 0.1, limit=0.9, on_start=lambda: events.append("second started"))
         # One process: `second` waits ~1 s behind `first`, longer than its own 0.9 s limit
-        return [await second, await first]
+        return [await second, await running]
 
     assert with_pool(1, scenario) == ["woke", "woke"]
-    assert started == ["first", "second"]
+    assert events == ["first started", "first done", "second started"]
 
 
 def test_a_cancelled_job_ends_its_process() -> None:
