@@ -70,14 +70,3 @@ def test_job_memory_is_the_machine_shared_by_the_jobs_but_never_below_what_pyarr
     assert s.job_memory_bytes == 3000 * 2**20
     with pytest.raises(ConfigError, match="S3WORKER_JOB_MEMORY_MB"):
         Settings.from_env({**BASE, "S3WORKER_JOB_MEMORY_MB": "512"})
-
-
-def test_a_route_to_a_processor_that_does_not_exist_stops_the_start():
-    from s3worker.preflight import unknown_routes
-    from s3worker.processors.registry import Registry
-
-    s = Settings.from_env({**BASE, "S3WORKER_ROUTES": "sales/=sales,x/=salse"})
-    (problem,) = unknown_routes(s.routes, Registry())
-    assert problem.startswith("S3WORKER_ROUTES: x/=salse: ")
-    ok = Settings.from_env({**BASE, "S3WORKER_ROUTES": "sales/=sales"})
-    assert unknown_routes(ok.routes, Registry()) == []

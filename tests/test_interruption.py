@@ -25,7 +25,6 @@ from s3worker.interruption import (
     parse_rebalance,
     plan,
 )
-from s3worker.progress import Progress
 from s3worker.worker import ExitReason, Worker
 from test_races import WAIT_SECONDS, wait_for
 
@@ -78,19 +77,6 @@ def test_plan_keeps_only_files_that_can_finish_within_the_budget() -> None:
     keep, release = plan(jobs, now=90.0, budget=60.0)
     assert keep == ["uploading", "nearly-done", "young"]
     assert release == ["waiting", "long", "old"]
-
-
-def test_progress_expects_the_pace_of_the_workers_own_files() -> None:
-    clock = iter([0.0, 10.0, 20.0, 20.0]).__next__
-    progress = Progress(clock=clock)
-    progress.starter("a", "sales", 1000)()  # started at 0
-    progress.processed("a")  # done at 10: 0.01 s per byte
-    progress.starter("b", "sales", 3000)()  # started at 20
-    (b,) = progress.running(["b"])
-    assert b.started == 20.0
-    assert b.expected_s == pytest.approx(30.0)
-    (unknown,) = progress.running(["c"])
-    assert unknown.started is None
 
 
 def test_after_a_notice_the_daemon_exits_0_which_the_unit_does_not_restart() -> None:

@@ -25,12 +25,12 @@ from procs import Pipeline
 from s3worker import exits
 from s3worker.aws import ClientsContext
 from s3worker.config import Settings
-from s3worker.contract import TABLES_DIR, Layout, untag
+from s3worker.contract import TABLES_DIR, Layout
 from s3worker.events import ObjectRef
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
 from s3worker.storage import Storage
-from s3worker.tables import TableIndex, entries, source_id
+from s3worker.tables import TableIndex, source_id
 from s3worker.worker import ExitReason, serve
 from tenacity import wait_none
 
@@ -289,24 +289,3 @@ def test_a_late_writer_of_an_older_version_leaves_the_newest_entries(
     # Then it read the manifest again and put the newest version's entries back: none names
     # v1's files (deleted) or v1's lost day
     assert index(pipeline) == newest
-
-
-def test_untag_and_entries_are_pure() -> None:
-    assert untag("daily_totals.0123456789abcdef.parquet") == "daily_totals.parquet"
-    assert untag("sales/dt=2024-01-01/part-0.0123456789abcdef.parquet") == (
-        "sales/dt=2024-01-01/part-0.parquet"
-    )
-    layout = Layout("r")
-    keys = [
-        "r/in.csv/daily_totals.t.parquet", "r/in.csv/rejected.t.parquet",
-        "r/in.csv/sales/dt=2024-01-01/part-0.t.parquet", "r/other.csv/daily_totals.t.parquet",
-    ]  # fmt: skip
-    got = entries(layout, "b", "in.csv", "sales", keys)
-    sid = source_id("in.csv")
-    assert got == {
-        f"r/_tables/sales_daily/{sid}.txt": "s3://b/r/in.csv/daily_totals.t.parquet\n",
-        f"r/_tables/sales_detail/dt=2024-01-01/{sid}.txt": (
-            "s3://b/r/in.csv/sales/dt=2024-01-01/part-0.t.parquet\n"
-        ),
-    }
-    assert entries(layout, "b", "in.csv", "applogs", keys) == {}  # another processor's names

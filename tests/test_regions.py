@@ -7,7 +7,6 @@ files set, so a region variable the product needs but the env file lacks fails h
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -140,15 +139,3 @@ def test_the_operator_cli_on_ec2_uses_the_instance_region(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
     assert Aws().session.region_name == "us-east-1"
-
-
-def test_resolve_region_prefers_the_environment_over_imds(
-    monkeypatch: pytest.MonkeyPatch, imds: FakeImds
-) -> None:
-    from aiobotocore.session import get_session
-    from s3worker.aws import resolve_region
-
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
-    monkeypatch.setenv("AWS_REGION", "eu-north-1")
-    assert asyncio.run(resolve_region(get_session())) == "eu-north-1"
-    assert imds.requests == []

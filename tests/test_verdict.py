@@ -13,7 +13,7 @@ from procs import Pipeline, echo_registry, runs
 from s3worker.errors import BadDataError, SupersededError, TransientError
 from s3worker.events import ObjectRef
 from s3worker.publish import version_tag
-from s3worker.sqs import fit_message, message_bytes
+from s3worker.sqs import message_bytes
 from s3worker.verdict import UNKNOWN_ATTEMPTS, Verdict, is_final_receive, verdict_for
 from test_worker import run_worker
 
@@ -46,27 +46,6 @@ def test_one_rule_maps_every_exception(
     exc: BaseException, attempt: int, max_receives: int | None, verdict: Verdict
 ):
     assert verdict_for(exc, attempt, max_receives) is verdict
-
-
-def test_a_message_that_fits_exactly_is_sent_whole():
-    attrs = {"s3worker-error": "boom"}
-    body = "x" * (1024 - message_bytes("", attrs))
-    assert fit_message(body, attrs, 1024) == (body, attrs)
-
-
-def test_a_message_one_byte_over_is_cut_to_fit_with_its_attributes_counted():
-    attrs = {"s3worker-error": "e" * 300, "s3worker-error-class": "BadEventError"}
-    body = "é" * 600  # 1,200 bytes: the cut must not split a character either
-    cut, values = fit_message(body, attrs, 1024)
-    assert message_bytes(cut, values) <= 1024
-    assert values["s3worker-body-truncated"] == "1200 bytes"
-    assert len(values["s3worker-error"]) <= 256
-    assert body.startswith(cut)
-
-
-def test_characters_sqs_refuses_are_replaced_in_attributes():
-    _, values = fit_message("{}", {"s3worker-error": "key a\ud800b\x00c"}, 1024)
-    assert values["s3worker-error"] == "key a?b?c"
 
 
 def _event(pipeline: Pipeline, key: str, size: object) -> str:

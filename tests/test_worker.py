@@ -18,8 +18,6 @@ from s3worker.worker import ExitReason, serve
 from structlog.testing import capture_logs
 from tenacity import wait_none
 
-from demo.emulator import REGION
-
 
 def run_worker(
     pipeline: Pipeline, scratch: Path, registry: Registry, attempts: int = 5, **env: Any
@@ -253,38 +251,6 @@ def test_throttling_and_5xx_lose_nothing(
     ) == sorted(keys)
     assert pipeline.depth() == 0
     assert pipeline.depth(pipeline.dlq_url) == 0
-
-
-def test_deletes_of_jobs_finishing_together_share_a_batch(aws: str, name: str):
-    from s3worker.aws import client_config
-    from s3worker.sqs import DeleteBatcher, Queue
-
-    pipeline = Pipeline.create(name)
-    for i in range(12):
-        pipeline.send({"n": i})
-
-    async def scenario() -> list[int]:
-        from aiobotocore.session import get_session
-
-        async with get_session().create_client(
-            "sqs", region_name=REGION, config=client_config()
-        ) as sqs:
-            sizes: list[int] = []
-            sqs.meta.events.register(
-                "provide-client-params.sqs.DeleteMessageBatch",
-                lambda params, **_: sizes.append(len(params["Entries"])),
-            )
-            queue = Queue(sqs, pipeline.queue_url, RetryPolicy(3, wait_none()))
-            messages = await queue.receive(10, 0) + await queue.receive(10, 0)
-            batcher = DeleteBatcher(queue)
-            # When 12 jobs finish at the same moment
-            await asyncio.gather(*(batcher.delete(m) for m in messages))
-            return sizes
-
-    sizes = asyncio.run(scenario())
-    # Then their deletes went out as two batch calls, and the queue is empty
-    assert sorted(sizes) == [2, 10]
-    assert pipeline.depth() == 0
 
 
 def test_a_redelivered_copy_gets_its_own_slot_and_heartbeat(

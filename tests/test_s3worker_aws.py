@@ -1,0 +1,115 @@
+"""aws.py (s3worker.aws): the daemon's one place that builds clients: botocore's retries off,
+timeouts above the long poll, the region from the environment or the instance, EC2 and
+CloudWatch built on first use. Against the emulator over HTTP and a local IMDSv2."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiobotocore.session import AioSession, get_session
+from s3worker.aws import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    ClientsContext,
+    client_config,
+    pool_size,
+    resolve_region,
+)
+from s3worker.errors import ConfigError
+
+from demo.emulator import FakeImds
+
+
+@pytest.fixture
+def imds() -> Iterator[FakeImds]:
+    server = FakeImds("i-0123456789abcdef0", region="ap-south-1")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+
+def test_clients_do_not_retry_and_wait_longer_than_a_long_poll() -> None:
+    config = client_config(33)
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert READ_TIMEOUT_SECONDS > 20  # SQS's longest WaitTimeSeconds
+    assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT_SECONDS, 60)
+    assert config.max_pool_connections == 33
+
+
+def test_the_pool_grows_with_the_jobs_in_flight_above_a_floor() -> None:
+    assert [pool_size(n) for n in (0, 1, 10, 11, 64)] == [20, 20, 20, 22, 128]
+
+
+def test_resolve_region_prefers_the_environment_over_imds(
+    monkeypatch: pytest.MonkeyPatch, imds: FakeImds
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
+    assert asyncio.run(resolve_region(get_session())) == "eu-north-1"
+    assert imds.requests == []
+
+
+def test_the_profiles_region_comes_before_the_instances(
+    no_region: None, monkeypatch: pytest.MonkeyPatch, imds: FakeImds, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = sa-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
+    assert asyncio.run(resolve_region(get_session())) == "sa-east-1"
+    assert imds.requests == []
+
+
+def test_without_a_configured_region_the_instances_is_used(
+    no_region: None, monkeypatch: pytest.MonkeyPatch, imds: FakeImds
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url)
+    assert asyncio.run(resolve_region(get_session())) == "ap-south-1"
+
+
+def test_no_region_anywhere_is_a_configuration_error_that_says_what_to_set(
+    no_region: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="no AWS region: set AWS_REGION"):
+        asyncio.run(resolve_region(get_session()))
+
+
+def test_the_context_builds_sqs_and_s3_now_and_ec2_and_cloudwatch_once_on_first_use(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    created: list[str] = []
+
+    async def main() -> None:
+        context = ClientsContext(in_flight=16)
+        session_create = AioSession.create_client
+
+        def spy(self: object, service: str, *args: object, **kwargs: object) -> object:
+            created.append(service)
+            return session_create(self, service, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(AioSession, "create_client", spy)
+        async with context as clients:
+            assert created == ["sqs", "s3"]
+            assert clients.s3.meta.region_name == "eu-central-1"
+            assert clients.sqs.meta.config.max_pool_connections == 32  # pool_size(16)
+            assert (await clients.s3.list_buckets())["ResponseMetadata"]["HTTPStatusCode"] == 200
+            ec2 = await clients.ec2()
+            assert await clients.ec2() is ec2
+            assert await clients.make_ec2() is ec2
+            cloudwatch = await clients.make_cloudwatch()
+            assert await clients.make_cloudwatch() is cloudwatch
+            assert created == ["sqs", "s3", "ec2", "cloudwatch"]
+            assert ec2.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+    asyncio.run(main())
