@@ -107,6 +107,7 @@ FROM (
 )
 WHERE repeat IS NOT TRUE
 WINDOW s AS (PARTITION BY sid ORDER BY rec);
+DROP TABLE readings;
 """
 BASE = """
 CREATE TEMP TABLE base AS
@@ -126,6 +127,8 @@ SELECT *, x - med AS resid, abs(x - med) AS dev,
        lead(x, {SPIKE_BACK}) OVER s AS x_back, lead(floor, {SPIKE_BACK}) OVER s AS floor_back,
        lead(floor, {POST_1}) OVER s AS floor_post
 FROM base WINDOW s AS (PARTITION BY sid ORDER BY idx);
+DROP TABLE base;
+DROP TABLE kept;
 """
 # The cheap tests first, as the processor does: only a reading far from its baseline can be a
 # spike or start a level shift, and the medians of the POST readings from it are taken for
@@ -140,7 +143,7 @@ SELECT o.sid, o.idx, o.ts, o.rec, o.v, o.x, o.med, o.resid, o.floor_post,
 FROM (
     SELECT *, idx + unnest(range({POST})) AS pos FROM scored
     WHERE idx >= 2 * {W} AND floor_post IS NOT NULL AND abs(resid) > {Z_SHIFT} / 2 * floor_post
-) o JOIN kept k ON k.sid = o.sid AND k.idx = o.pos
+) o JOIN scored k ON k.sid = o.sid AND k.idx = o.pos
 GROUP BY o.sid, o.idx, o.ts, o.rec, o.v, o.x, o.med, o.resid, o.floor_post;
 CREATE TEMP TABLE onsets AS
 SELECT *, post - med AS shift FROM shifts
@@ -277,6 +280,21 @@ FROM (
 )
 GROUP BY sid, kind, down, incident;
 """
+# The aggregates are written first, so that the readings' table can go once the series'
+# readings are numbered (what each later step still needs is in the step before it).
+AGGREGATES = """
+CREATE TEMP TABLE stats AS
+SELECT device, metric, count(*) AS readings, avg(value) AS mean,
+       stddev_samp(value) AS std, min(value) AS min, max(value) AS max,
+       date_trunc('millisecond', min(ts)) AS first_seen,
+       date_trunc('millisecond', max(ts)) AS last_seen
+FROM readings GROUP BY device, metric;
+COPY (
+    SELECT device, metric, date_trunc('hour', ts) AS hour, count(*) AS readings,
+           avg(value) AS mean, min(value) AS min, max(value) AS max
+    FROM readings GROUP BY device, metric, hour ORDER BY device, metric, hour
+) TO '{out}/hourly.parquet' (FORMAT parquet);
+"""
 OUTPUTS = """
 COPY (
     SELECT device, metric, date_trunc('millisecond', ts) AS "timestamp",
@@ -285,23 +303,11 @@ COPY (
     FROM anomalies JOIN series USING (sid)
 ) TO '{out}/anomalies.parquet' (FORMAT parquet);
 COPY (
-    SELECT device, metric, readings, mean, std, min, max, first_seen, last_seen,
-           coalesce(n, 0) AS anomalies
-    FROM (
-        SELECT device, metric, count(*) AS readings, avg(value) AS mean,
-               stddev_samp(value) AS std, min(value) AS min, max(value) AS max,
-               date_trunc('millisecond', min(ts)) AS first_seen,
-               date_trunc('millisecond', max(ts)) AS last_seen
-        FROM readings GROUP BY device, metric
-    ) JOIN series USING (device, metric)
+    SELECT stats.*, coalesce(n, 0) AS anomalies
+    FROM stats JOIN series USING (device, metric)
     LEFT JOIN (SELECT sid, count(*) AS n FROM anomalies GROUP BY sid) USING (sid)
     ORDER BY device, metric
 ) TO '{out}/device_stats.parquet' (FORMAT parquet);
-COPY (
-    SELECT device, metric, date_trunc('hour', ts) AS hour, count(*) AS readings,
-           avg(value) AS mean, min(value) AS min, max(value) AS max
-    FROM readings GROUP BY device, metric, hour ORDER BY device, metric, hour
-) TO '{out}/hourly.parquet' (FORMAT parquet);
 """
 
 
@@ -324,7 +330,7 @@ def query(path: Path, out: Path) -> str:
     parts = {"SPIKES": SPIKES, "SHIFT_FLAGS": SHIFT_FLAGS, "GAPS": GAPS}
     parts |= {"OUT_OF_RANGE": OUT_OF_RANGE, "FLAT_FLAGS": FLAT_FLAGS, "DRIFT_FLAGS": DRIFT_FLAGS}
     names |= {name: fill(sql) for name, sql in parts.items()}
-    steps = [READINGS, KEPT, BASE, SHIFTS, FLAT, DRIFTS, INCIDENTS, OUTPUTS]
+    steps = [READINGS, AGGREGATES, KEPT, BASE, SHIFTS, FLAT, DRIFTS, INCIDENTS, OUTPUTS]
     return "\n".join(fill(sql) for sql in steps)
 
 
