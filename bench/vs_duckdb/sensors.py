@@ -4,19 +4,23 @@ The query is the detection written as window functions, what a data engineer flu
 would write instead of the processor:
 
 - readings: the CSV read as text, rows without a device, a metric, a parseable timestamp or
-  a finite number skipped (the processor rejects them), numbered in file order;
+  a finite number skipped (the processor rejects them), numbered in file order; each
+  (device, metric) given an integer series id `sid`;
 - `device_stats` and `hourly`: GROUP BYs (readings, mean, sample std, min, max, first and
   last seen; per hour readings, mean, min, max), with each series' incident count;
-- the detection, per series (PARTITION BY device, metric ORDER BY the file's row): readings
+- the detection, per series (PARTITION BY sid ORDER BY the reading's number): readings
   repeating the one before (same time and value) left out; the baseline `median(x) OVER
-  (ROWS BETWEEN 30 PRECEDING AND 1 PRECEDING)`; the spread, the median absolute residual of
-  the same frame; the noise floor as running aggregates (`sum` and `min` of the steps
-  between readings, ROWS UNBOUNDED PRECEDING); spikes (`lead` 3 readings), level shifts
-  (medians of the 10 readings from the row, and of their halves), gaps (`max` of the 30
-  intervals before), out-of-range readings, flat lines (runs of one value as islands, with
-  the series' repeat rate before them), drifts (8 block medians in a row, per block size,
-  as `list` windows over the block rows), and the flags of one series, kind and direction
-  merged into incidents (islands again, over a running `max` of where each flag ends).
+  (ROWS BETWEEN 30 PRECEDING AND 1 PRECEDING)`; the noise floor as running aggregates
+  (`sum` and `min` of the steps between readings, ROWS UNBOUNDED PRECEDING); spikes (`lead`
+  3 readings), level shifts (medians of the 10 readings from the row, and of their halves),
+  gaps (`max` of the 30 intervals before), out-of-range readings, flat lines (runs of one
+  value as islands, with the series' repeat rate before them), drifts (8 block medians in a
+  row, per block size, as `list` windows over the block rows), and the flags of one series,
+  kind and direction merged into incidents (islands again, over a running `max` of where
+  each flag ends). As the processor does, the cheap tests come first: the medians after a
+  candidate and the spread (the median absolute residual of the 30 readings before a row)
+  are taken only at the rows a decision still needs, through equi-joins on the reading
+  number (a spread window over every row cost several times that stage's CPU).
 
 So DuckDB computes every table the processor writes, anomalies included. What SQL does not
 express the same way: floating-point sums are added in another order (DuckDB's segment
@@ -25,7 +29,8 @@ last bit, and a decision exactly at a threshold could in principle fall the othe
 processor merges flags into incidents chunk by chunk (an incident closed in one chunk does
 not reopen), which a global merge differs from only when a slow drift is reported after a
 faster one it overlaps had already closed. The `record` column (the row's number in the
-file) is not compared: DuckDB's `ignore_errors` does not count the rows it skips. The
+file) is not compared: DuckDB's `ignore_errors` does not count the rows it skips. Range
+limits match the metric's name as written (the processor normalises it first). The
 summary.json and rejected.parquet side-files have no counterpart here.
 
     .venv/bin/python bench/bench_vs_duckdb.py --kinds sensors --sizes 0.5
