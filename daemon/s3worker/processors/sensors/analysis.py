@@ -51,6 +51,9 @@ ANOMALIES_SCHEMA = pa.schema(
 # A chunk's readings, one part per metric (device, metric, ts ns, value, record), and rejects.
 Part = tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]
 Normalised = tuple[list[Part], list[Reject]]
+NewSeries = tuple[np.ndarray, np.ndarray, np.ndarray]  # lo, hi, first value
+# A chunk's readings with their series ids (and the series they add), and its rejects.
+Prepared = tuple[list[tuple[Readings, NewSeries | None]], list[Reject]]
 # Wide-format columns that describe a reading rather than measure something.
 NOT_METRICS = {"unit", "units", "location", "site", "line", "plant", "id", "readingid", "status"}
 NOT_METRICS |= {"anomaly", "changepoint", "label", "islabel", "isanomaly"}  # benchmark labels
@@ -68,6 +71,18 @@ class Series:
     def ids_of(
         self, device: pa.ChunkedArray, metric: pa.ChunkedArray, value: np.ndarray
     ) -> np.ndarray:
+        """Each reading's series id; series seen for the first time are added to `state`."""
+        ids, new = self.register(device, metric, value)
+        if new is not None:
+            self.state.add_series(*new)
+        return ids
+
+    def register(
+        self, device: pa.ChunkedArray, metric: pa.ChunkedArray, value: np.ndarray
+    ) -> tuple[np.ndarray, NewSeries | None]:
+        """Each reading's series id, and the (lo, hi, first value) of the series seen for the
+        first time, for `state.add_series`: leaving `state` alone, this runs on the reading
+        thread while the detection works on the chunk before."""
         d = pc.dictionary_encode(device).combine_chunks()
         m = pc.dictionary_encode(metric).combine_chunks()
         d_idx = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -89,11 +104,11 @@ class Series:
                 self.metrics.append(key[1])
                 new.append((*key, float(value[first[n]])))
             lut[code] = self.ids[key]
-        if new:
-            limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])
-            self.state.add_series(limits[:, 0], limits[:, 1], np.array([v for *_, v in new]))
         ids: np.ndarray = lut[combined]
-        return ids
+        if not new:
+            return ids, None
+        limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])
+        return ids, (limits[:, 0], limits[:, 1], np.array([v for *_, v in new]))
 
 
 class Normaliser:
@@ -195,17 +210,18 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     series, stats = Series(), sensor_stats.Stats()
     rejected = RejectSink(out_dir)
     anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
-    for parts, rejects in prefetch(_normalised(src, ctx)):
+    reported: list[Found] = []  # counted once the reading thread is done with `stats`
+    for prepared, rejects in prefetch(_prepared(src, ctx, series, stats)):
         rejected.add(rejects)
-        for device, metric, ts, value, record in parts:
-            readings = Readings(series.ids_of(device, metric, value), ts, value, record)
-            stats.add(readings, series.state.size)
-            found = series.state.scan(readings)
-            anomalies.write(_anomaly_table(series, found))
-            stats.count_anomalies(found, series.state.size)
-    found = series.state.finish()
-    anomalies.write(_anomaly_table(series, found))
-    stats.count_anomalies(found, series.state.size)
+        for readings, new in prepared:
+            if new is not None:
+                series.state.add_series(*new)
+            reported.append(series.state.scan(readings))
+            anomalies.write(_anomaly_table(series, reported[-1]))
+    reported.append(series.state.finish())
+    anomalies.write(_anomaly_table(series, reported[-1]))
+    for found in reported:
+        stats.count_anomalies(found, series.state.size)
     rows = rejected.close() | anomalies.close()
     rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
     summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)
@@ -214,8 +230,24 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
+def _prepared(
+    src: Path, ctx: JobContext, series: Series, stats: sensor_stats.Stats
+) -> Iterator[Prepared]:
+    """Chunks parsed, typed, given series ids and added to the statistics: `run` takes them
+    through `prefetch`, so all of this runs on a second core, one chunk ahead of detection
+    (which alone touches `series.state`)."""
+    for parts, rejects in _normalised(src, ctx):
+        prepared = []
+        for device, metric, ts, value, record in parts:
+            ids, new = series.register(device, metric, value)
+            readings = Readings(ids, ts, value, record)
+            stats.add(readings, len(series.ids))
+            prepared.append((readings, new))
+        yield prepared, rejects
+
+
 def _normalised(src: Path, ctx: JobContext) -> Iterator[Normalised]:
-    """Chunks parsed and typed; `run` takes them through `prefetch`, one chunk ahead."""
+    """Chunks parsed and typed."""
     normalise: Normaliser | None = None
     for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
         normalise = normalise or Normaliser(chunk.table, ctx)
