@@ -29,17 +29,29 @@ FIELDS = ("client", "time", "method", "target", "status", "agent", "rest")
 
 
 class _Bytes:
-    """A chunk's bytes, and where the quotes, spaces and other marks in it are."""
+    """A chunk's bytes, and where the quotes, spaces and other marks in it are (positions
+    from the chunk's first byte: adding its offset to a million spaces costs more than
+    to the few cut positions)."""
 
-    def __init__(self, data: npt.NDArray[np.uint8], first: int, last: int) -> None:
+    def __init__(self, data: npt.NDArray[np.uint8]) -> None:
         self.data = data
-        view = data[first:last]
-        self.quotes = np.flatnonzero(view == QUOTE) + first
-        self.spaces = np.flatnonzero(view == SPACE) + first
-        odd = view < SPACE  # tabs, CR, other control characters: rare, so found only if any
-        self.odd = np.flatnonzero(odd) + first if odd.any() else np.zeros(0, dtype=np.int64)
-        self.brackets = np.flatnonzero(view == RBRACKET) + first
-        self.backslashes = np.flatnonzero(view == BACKSLASH) + first
+        self.quotes = np.flatnonzero(data == QUOTE)
+        self.spaces = np.flatnonzero(data == SPACE)
+        self.odd = self.rare(data < SPACE)  # tabs, CR, other control characters
+        self.brackets = np.flatnonzero(data == RBRACKET)
+        self._backslashes: Positions | None = None
+
+    @staticmethod
+    def rare(mask: BoolArray) -> Positions:
+        """np.flatnonzero of a mask that is mostly all False (found only if any is True)."""
+        return np.flatnonzero(mask) if mask.any() else np.zeros(0, dtype=np.int64)
+
+    @property
+    def backslashes(self) -> Positions:
+        """Found when first asked for: only Common Log Format lines need them."""
+        if self._backslashes is None:
+            self._backslashes = self.rare(self.data == BACKSLASH)
+        return self._backslashes
 
     def at(self, index: Positions) -> npt.NDArray[np.uint8]:
         """The byte at each position (positions past the end read as 0)."""
@@ -55,10 +67,11 @@ def scan(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
         return {name: pa.array([""] * len(start), pa.string()) for name in FIELDS}, np.zeros(
             len(start), dtype=bool
         )
-    b = _Bytes(np.frombuffer(buffer, dtype=np.uint8), int(offsets[0]), int(offsets[-1]))
-    cuts, plain = _cuts(b, start, end)
+    first, last = int(offsets[0]), int(offsets[-1])
+    start, end = start - first, end - first
+    cuts, plain = _cuts(_Bytes(np.frombuffer(buffer, dtype=np.uint8)[first:last]), start, end)
     fields = {
-        name: spans(buffer, np.where(plain, a, start), np.where(plain, z, start))
+        name: spans(buffer, np.where(plain, a, start) + first, np.where(plain, z, start) + first)
         for name, (a, z) in cuts.items()
     }
     return fields, plain
@@ -74,7 +87,9 @@ def _cuts(
     q = [_nth(b.quotes, qa, k) for k in range(6)]
     combined = (count >= 6) & (q[4] == q[3] + 2) & (b.at(q[3] + 1) == SPACE)
     combined &= (b.at(q[3] - 1) != BACKSLASH) & (b.at(q[5] - 1) != BACKSLASH)
-    common = (count == 2) & (_within(b.backslashes, q[1], end) == 0)
+    common = count == 2
+    if common.any():
+        common &= _within(b.backslashes, q[1], end) == 0
     plain = (combined | common) & (b.at(q[1] - 1) != BACKSLASH)
     plain &= _within(b.odd, start, end) == 0
     # client ident user [time with one space] "method target protocol" status bytes "...
