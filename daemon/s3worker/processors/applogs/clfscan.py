@@ -26,6 +26,7 @@ LBRACKET, RBRACKET, ZERO, NINE = ord("["), ord("]"), ord("0"), ord("9")
 # The fields a plain line gives: as `clf_parts` extracts them, with the request already
 # split as `logparse._request` splits it (method and target).
 FIELDS = ("client", "time", "method", "target", "status", "agent", "rest")
+NONE = np.iinfo(np.int64).max // 2  # the position of a mark a line does not have
 
 
 class _Bytes:
@@ -35,10 +36,11 @@ class _Bytes:
 
     def __init__(self, data: npt.NDArray[np.uint8]) -> None:
         self.data = data
-        self.quotes = np.flatnonzero(data == QUOTE)
-        self.spaces = np.flatnonzero(data == SPACE)
+        # Each ended by NONE, so that the k-th after any position is one clipped take.
+        self.quotes = np.append(np.flatnonzero(data == QUOTE), NONE)
+        self.spaces = np.append(np.flatnonzero(data == SPACE), NONE)
         self.odd = self.rare(data < SPACE)  # tabs, CR, other control characters
-        self.brackets = np.flatnonzero(data == RBRACKET)
+        self.brackets = np.append(np.flatnonzero(data == RBRACKET), NONE)
         self._backslashes: Positions | None = None
 
     @staticmethod
@@ -54,9 +56,13 @@ class _Bytes:
         return self._backslashes
 
     def at(self, index: Positions) -> npt.NDArray[np.uint8]:
-        """The byte at each position (positions past the end read as 0)."""
-        inside = (index >= 0) & (index < len(self.data))
-        return np.where(inside, self.data[np.where(inside, index, 0)], 0).astype(np.uint8)
+        """The byte at each position, clipped to the chunk. Clipping never decides a line:
+        each check on a byte is ANDed with checks that place its position inside the line
+        (a quote count, the spaces' places), so a clipped position only meets lines that
+        are not plain anyway."""
+        if not len(self.data):
+            return np.zeros(len(index), dtype=np.uint8)
+        return np.take(self.data, index, mode="clip")
 
 
 def scan(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
@@ -83,7 +89,7 @@ def _cuts(
     """Where each field of a line lies, from the line's first quote and first space: a
     plain line has its quotes and spaces in known places, which is checked, not assumed."""
     qa = _first_at_or_after(b.quotes, start, end)
-    count = np.diff(qa, append=len(b.quotes))
+    count = np.diff(qa, append=len(b.quotes) - 1)  # quotes in the line (NONE is none)
     q = [_nth(b.quotes, qa, k) for k in range(6)]
     combined = (count >= 6) & (q[4] == q[3] + 2) & (b.at(q[3] + 1) == SPACE)
     combined &= (b.at(q[3] - 1) != BACKSLASH) & (b.at(q[5] - 1) != BACKSLASH)
@@ -125,12 +131,9 @@ def _first_at_or_after(positions: Positions, start: Positions, end: Positions) -
 
 
 def _nth(positions: Positions, first: Positions, k: int) -> Positions:
-    """positions[first + k], or a position past every line where there is none."""
-    if not len(positions):
-        return np.full(len(first), np.iinfo(np.int64).max // 2, dtype=np.int64)
-    index = first + k
-    found = positions[np.minimum(index, len(positions) - 1)]
-    return np.where(index < len(positions), found, np.iinfo(np.int64).max // 2)
+    """positions[first + k], or NONE (past every line) where there is none: `positions`
+    ends with NONE."""
+    return np.take(positions, first + k, mode="clip")
 
 
 def _within(positions: Positions, first: Positions, stop: Positions) -> Positions:
