@@ -65,6 +65,34 @@ def test_every_line_gets_the_fields_the_pattern_gives(order: str) -> None:
         assert fields[name].to_pylist() == values, name
 
 
+def test_mutated_lines_get_the_fields_the_pattern_gives() -> None:
+    # given: lines cut short, or with quotes, spaces, brackets or backslashes put in, so
+    # that marks are missing or land near the end of the slice, where positions run out
+    rng = np.random.default_rng(11)
+    marks = list(' "\\[]-/09aZ\t')
+
+    def mutated(line: str) -> str:
+        chars = list(line)
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, len(chars) + 1))
+            if rng.random() < 0.3:
+                chars = chars[:i]
+            else:
+                chars.insert(i, str(rng.choice(marks)))
+        return "".join(chars)
+
+    for _ in range(200):
+        texts = [mutated(PLAIN[int(i)]) for i in rng.integers(0, len(PLAIN), 8)]
+        lines = pa.array(texts, pa.string())
+        # when
+        fields, unparsed = clf_fields(lines)
+        # then
+        expected, expected_unparsed = by_pattern(lines)
+        assert unparsed.tolist() == expected_unparsed, texts
+        for name, values in expected.items():
+            assert fields[name].to_pylist() == values, (name, texts)
+
+
 def test_plain_lines_are_cut_by_bytes_and_the_others_left_to_the_pattern() -> None:
     lines = pa.array(PLAIN + ODD, pa.string())
     _, plain = clfscan.scan(lines)

@@ -105,3 +105,26 @@ def test_another_encoding_goes_through_the_transcoding_reader(tmp_path: Path) ->
     utf16 = tmp_path / "utf16.log"
     utf16.write_bytes("GET /ç\r\nGET /b\r\n".encode("utf-16"))
     assert read(utf16, 1, encoding="utf-16-le") == [(0, ["GET /ç"], []), (1, ["GET /b"], [])]
+
+
+def test_lines_come_in_order_in_runs_of_at_most_chunk_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a log the reader splits into several blocks
+    monkeypatch.setattr(loglines, "BLOCK_BYTES", 1 << 10)
+    lines = [
+        f'10.0.0.{i % 250} - - [17/May/2015:10:05:03 +0000] "GET /{i} HTTP/1.1" 200 1'
+        for i in range(500)
+    ]
+    src = tmp_path / "access.log"
+    src.write_text("\n".join(lines) + "\n")
+    # when
+    runs = list(iter_log_lines(src, 7, "utf-8"))
+    # then
+    assert all(len(run) <= 7 for _, run, _ in runs)
+    assert len({len(run) for _, run, _ in runs}) > 1  # cut where the blocks end
+    expected = 0
+    for start, run, _ in runs:
+        assert start == expected
+        expected += len(run)
+    assert [line for _, run, _ in runs for line in run.to_pylist()] == lines

@@ -6,7 +6,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from s3worker.processors.applogs.logparse import Fields, iso_times, parse_lines, url_decoded
+import pyarrow.compute as pc
+from s3worker.processors.applogs.logparse import (
+    REQUEST_TIME,
+    Fields,
+    _forwarded_or,
+    _request_time,
+    iso_times,
+    parse_lines,
+    url_decoded,
+)
 
 OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
 
@@ -142,3 +151,21 @@ def test_url_decoding_of_user_agents() -> None:
     assert url_decoded(pa.chunked_array([["a+b"]]), plus=True).to_pylist() == ["a b"]
     # at most twice: what a third encoding left stays encoded
     assert url_decoded(pa.chunked_array([["%252520"]])).to_pylist() == ["%20"]
+
+
+RESTS = [" 0.049", " 12", "", ' "-" 0.250', " rt=0.250 uct=0.001", " 1.5 0.2", " .5", " 5.", " 1e3"]
+
+
+def test_request_time_is_what_the_full_pattern_extracts() -> None:
+    rest = pa.array(RESTS)
+    full = pc.struct_field(pc.extract_regex(rest, REQUEST_TIME), "rtime")
+    assert _request_time(rest).to_pylist() == full.to_pylist()
+    assert _request_time(rest).to_pylist()[:5] == ["0.049", "12", None, "0.250", "0.250"]
+
+
+def test_no_forwarded_for_leaves_the_peer_address() -> None:
+    clients = pa.array(["10.0.0.1", "-", "10.0.0.2"])
+    none = pa.nulls(3, pa.string())
+    assert _forwarded_or(none, clients).to_pylist() == ["10.0.0.1", None, "10.0.0.2"]
+    some = pa.array([None, "203.0.113.9, 10.0.0.9", None], pa.string())
+    assert _forwarded_or(some, clients).to_pylist() == ["10.0.0.1", "203.0.113.9", "10.0.0.2"]

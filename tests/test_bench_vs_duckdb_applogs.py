@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 from processing import run
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))  # the package of the kinds
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench" / "vs_duckdb"))
-from applogs import duckdb_query, make_input
+from applogs import check, duckdb_query, make_input
 
 COUNTS = ["requests", "status_2xx", "status_3xx", "status_4xx", "status_5xx"]
 
@@ -43,3 +44,4 @@ def test_duckdb_query_gives_the_processors_figures(tmp_path: Path) -> None:
         codes["requests"].tolist()
         == read("duckdb", "status_codes", ["minute", "status"])["requests"].tolist()
     )
+    assert check(tmp_path / "processor", tmp_path / "duckdb")  # what the benchmark reports

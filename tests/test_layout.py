@@ -104,7 +104,8 @@ def has_logic(path: Path) -> bool:
     return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
 
 
-def untested_modules() -> list[str]:
+def own_test_files() -> dict[str, set[str]]:
+    """Module -> the names of the test files that are its own."""
     roots = {"s3worker", "starter", "start_worker", "build"}
     known = {n: p for n, p in modules().items() if n.split(".")[0] in roots}
     names = {n: own_names(n) for n in known}
@@ -113,11 +114,19 @@ def untested_modules() -> list[str]:
         if n.startswith("s3worker.") and not names[n] - shared:
             names[n].add(n.replace(".", "_"))
     files = {p.stem[len("test_") :] for p in TESTS.glob("test_*.py")}
-    return sorted(n for n, p in known.items() if has_logic(p) and not (names[n] - shared) & files)
+    return {n: (names[n] - shared) & files for n, p in known.items() if has_logic(p)}
+
+
+def untested_modules() -> list[str]:
+    return sorted(n for n, own in own_test_files().items() if not own)
 
 
 def test_every_module_with_logic_has_its_own_test_file() -> None:
     assert untested_modules() == []
+
+
+def test_no_module_has_two_test_files_of_its_own() -> None:
+    assert {n: own for n, own in own_test_files().items() if len(own) > 1} == {}
 
 
 def test_the_mirror_rule_needs_an_unambiguous_name() -> None:

@@ -6,31 +6,25 @@ planted 0.2% of broken lines). The DuckDB query reads the same file as one text 
 splits it with `regexp_extract` (the Combined Log Format pattern), skips the lines that do
 not match and writes the same per-minute, per-status, per-method and per-path aggregates
 as Parquet, bots told from humans with the same CrawlerDetect patterns once per distinct
-user agent. Each side runs in a fresh process (its own peak RSS), alternated and repeated.
-
-    .venv/bin/python bench/vs_duckdb/applogs.py [FILE] [--size-gib 0.5] [--repeat 3]
+user agent. `bench/bench_vs_duckdb.py --kinds applogs` runs it beside pandas' pyarrow read
+(vs_duckdb.side_by_side) and compares the two sides' tables.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from s3worker.samples.applogs import HUMANS as SAMPLE_HUMANS
 
+from vs_duckdb import REPEATS, same_tables, side_by_side
+
 KIND = "applogs"
-GIB = 1 << 30
+SUFFIX = ".log"
 BLOCK_LINES = 100_000
 REQUESTS_PER_SECOND = 2_000  # a busy site: ~120k requests a minute
 PATHS = [
@@ -118,163 +112,93 @@ DUCK_PATTERN = (
     r'"[^"]*" "([^"]*)"(?: (\d+(?:\.\d+)?))?'
 )
 DUCK_FIELDS = ["client", "time", "method", "path", "status", "agent", "rtime"]
+QUERIES = {
+    "per_minute": """SELECT minute, count(*) AS requests,
+          count(*) FILTER (status BETWEEN 200 AND 299) AS status_2xx,
+          count(*) FILTER (status BETWEEN 300 AND 399) AS status_3xx,
+          count(*) FILTER (status BETWEEN 400 AND 499) AS status_4xx,
+          count(*) FILTER (status >= 500) AS status_5xx,
+          count(*) FILTER (status >= 500) / count(*) AS error_rate,
+          approx_quantile(latency_ms, 0.5) AS p50_ms,
+          approx_quantile(latency_ms, 0.95) AS p95_ms,
+          approx_quantile(latency_ms, 0.99) AS p99_ms,
+          count(DISTINCT client) AS unique_clients,
+          count(*) FILTER (bot) AS bot_requests
+        FROM req JOIN agents USING (agent) GROUP BY minute ORDER BY minute""",
+    "status_codes": """SELECT minute, status, count(*) AS requests FROM req
+        GROUP BY minute, status ORDER BY minute, status""",
+    "methods": """SELECT upper(method) AS method, count(*) AS requests,
+          count(*) FILTER (status >= 500) AS errors, errors / requests AS error_rate
+        FROM req GROUP BY 1 ORDER BY requests DESC""",
+    "top_paths": """SELECT row_number() OVER (ORDER BY requests DESC, errors DESC) AS rank,
+          * FROM (SELECT path, count(*) AS requests,
+                    count(*) FILTER (status >= 500) AS errors, errors / requests AS error_rate
+                  FROM req GROUP BY path ORDER BY requests DESC, errors DESC LIMIT 100)""",
+}
+# Compared after the runs: every count; percentiles differ by design (2% histogram bins
+# against DuckDB's t-digest, checked to 5% in tests/test_bench_vs_duckdb_applogs.py).
+CHECKED = {
+    "per_minute": (["minute"], ["minute", "requests", "status_2xx", "status_3xx",
+                   "status_4xx", "status_5xx", "error_rate", "unique_clients", "bot_requests"]),
+    "status_codes": (["minute", "status"], None),
+    "methods": (["method"], None),
+    "top_paths": (["path"], ["path", "requests", "errors", "error_rate"]),
+}  # fmt: skip
+
+
+def query(src: Path, out: Path) -> str:
+    """The DuckDB script writing the processor's four tables from `src` into `out`: the lines
+    split by the pattern, bots told from humans once per distinct user agent."""
+    from s3worker.processors.applogs.agents import bot_patterns
+
+    exclusions, crawlers = (_literal(p) for p in bot_patterns())
+    script = f"""
+    CREATE TEMP TABLE req AS
+    WITH parsed AS (
+      SELECT regexp_extract(line, {_literal(DUCK_PATTERN)}, {DUCK_FIELDS!r}) AS f
+      FROM read_csv({_literal(str(src))}, columns = {{'line': 'VARCHAR'}}, delim = '\x1f',
+                    quote = '', escape = '', header = false, auto_detect = false))
+    SELECT date_trunc('minute', try_strptime(f.time, '%d/%b/%Y:%H:%M:%S %z')) AS minute,
+           CAST(f.status AS INTEGER) AS status, f.method, f.path, f.client, f.agent,
+           TRY_CAST(f.rtime AS DOUBLE) * 1000 AS latency_ms
+    FROM parsed WHERE f.client <> '' AND minute IS NOT NULL;
+    CREATE TEMP TABLE agents AS
+    SELECT agent, agent NOT IN ('', '-')
+           AND trim(regexp_replace(agent, {exclusions}, '', 'g')) <> ''
+           AND regexp_matches(trim(regexp_replace(agent, {exclusions}, '', 'g')), {crawlers}, 'i')
+           AS bot
+    FROM (SELECT DISTINCT agent FROM req);
+    """
+    for name, sql in QUERIES.items():
+        script += f"COPY ({sql}) TO {_literal(str(out / f'{name}.parquet'))} (FORMAT parquet);\n"
+    return script
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (DuckDB reads backslashes in one as they are)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def duckdb_query(src: Path, out: Path) -> int:
     """The same four tables as the processor, from `src`, as Parquet in `out`; the requests."""
     import duckdb
-    from s3worker.processors.applogs.agents import bot_patterns
 
-    exclusions, crawlers = bot_patterns()
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute(
-        f"""CREATE TEMP TABLE req AS
-        WITH parsed AS (
-          SELECT regexp_extract(line, $pattern, {DUCK_FIELDS!r}) AS f
-          FROM read_csv($src, columns = {{'line': 'VARCHAR'}}, delim = '\x1f', quote = '',
-                        escape = '', header = false, auto_detect = false))
-        SELECT date_trunc('minute', try_strptime(f.time, '%d/%b/%Y:%H:%M:%S %z')) AS minute,
-               CAST(f.status AS INTEGER) AS status, f.method, f.path, f.client, f.agent,
-               TRY_CAST(f.rtime AS DOUBLE) * 1000 AS latency_ms
-        FROM parsed WHERE f.client <> '' AND minute IS NOT NULL""",
-        {"pattern": DUCK_PATTERN, "src": str(src)},
-    )
-    con.execute(
-        """CREATE TEMP TABLE agents AS
-        SELECT agent, agent NOT IN ('', '-') AND trim(regexp_replace(agent, $ex, '', 'g')) <> ''
-               AND regexp_matches(trim(regexp_replace(agent, $ex, '', 'g')), $bots, 'i') AS bot
-        FROM (SELECT DISTINCT agent FROM req)""",
-        {"ex": exclusions, "bots": crawlers},
-    )
-    queries = {
-        "per_minute": """SELECT minute, count(*) AS requests,
-              count(*) FILTER (status BETWEEN 200 AND 299) AS status_2xx,
-              count(*) FILTER (status BETWEEN 300 AND 399) AS status_3xx,
-              count(*) FILTER (status BETWEEN 400 AND 499) AS status_4xx,
-              count(*) FILTER (status >= 500) AS status_5xx,
-              count(*) FILTER (status >= 500) / count(*) AS error_rate,
-              approx_quantile(latency_ms, 0.5) AS p50_ms,
-              approx_quantile(latency_ms, 0.95) AS p95_ms,
-              approx_quantile(latency_ms, 0.99) AS p99_ms,
-              count(DISTINCT client) AS unique_clients,
-              count(*) FILTER (bot) AS bot_requests
-            FROM req JOIN agents USING (agent) GROUP BY minute ORDER BY minute""",
-        "status_codes": """SELECT minute, status, count(*) AS requests FROM req
-            GROUP BY minute, status ORDER BY minute, status""",
-        "methods": """SELECT upper(method) AS method, count(*) AS requests,
-              count(*) FILTER (status >= 500) AS errors, errors / requests AS error_rate
-            FROM req GROUP BY 1 ORDER BY requests DESC""",
-        "top_paths": """SELECT row_number() OVER (ORDER BY requests DESC, errors DESC) AS rank,
-              * FROM (SELECT path, count(*) AS requests,
-                        count(*) FILTER (status >= 500) AS errors, errors / requests AS error_rate
-                      FROM req GROUP BY path ORDER BY requests DESC, errors DESC LIMIT 100)""",
-    }
-    for name, sql in queries.items():
-        con.execute(f"COPY ({sql}) TO '{out / name}.parquet' (FORMAT parquet)")
+    con.execute(query(src, out))
     (requests,) = con.execute("SELECT count(*) FROM req").fetchone() or (0,)
     con.close()
     return int(requests)
 
 
-# --- side by side ----------------------------------------------------------------------
-
-CHILD = r"""
-import json, resource, sys, time
-from pathlib import Path
-side, src, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-started = time.perf_counter()
-if side == "processor":
-    from s3worker.processors.base import JobContext, execute
-    from s3worker.processors.registry import registry
-    ctx = JobContext(key=src.name, size=src.stat().st_size)
-    requests = execute(registry.get("applogs"), src, out, ctx).summary["requests"]
-elif side == "duckdb":
-    sys.path.insert(0, sys.argv[4])
-    from applogs import duckdb_query
-    requests = duckdb_query(src, out)
-else:
-    import pandas as pd
-    requests = len(pd.read_csv(src, engine="pyarrow", on_bad_lines="skip"))
-seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime,
-                  "peak_rss": usage.ru_maxrss * 1024, "requests": requests}))
-"""
-SIDES = ("processor", "duckdb")
-
-
-def run_side(side: str, path: Path, out: Path) -> dict[str, float]:
-    """One side in a fresh process: its wall and CPU seconds, its own peak RSS."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, side, str(path), str(out), str(Path(__file__).parent)],
-        capture_output=True, text=True, check=True,
+def check(mine: Path, theirs: Path) -> bool:
+    """Every count of every table the same (percentiles are estimated differently)."""
+    return all(
+        same_tables(pq.read_table(mine / f"{name}.parquet"),
+                    pq.read_table(theirs / f"{name}.parquet"), keys, columns)
+        for name, (keys, columns) in CHECKED.items()
     )  # fmt: skip
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
-def measure(
-    path: Path, repeat: int = 3, floor: bool = False, repeats: int | None = None
-) -> dict[str, Any]:
-    """Processor and DuckDB query alternated (A B A B ...), `repeat` times each; medians.
-
-    `ratio` is processor seconds / DuckDB seconds (at or under 1.0: the processor is at or
-    ahead); `peak_rss` is the processor's. With `floor`, pandas' pyarrow CSV read of the
-    same bytes is alternated in too and `floor_ratio` (read seconds / processor seconds)
-    reported. `repeats`: bench/bench_vs_duckdb.py's name for `repeat`."""
-    repeat = repeats or repeat
-    sides = (*SIDES, "floor") if floor else SIDES
-    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
-    with tempfile.TemporaryDirectory(prefix="s3worker-vs-duckdb-") as tmp:
-        run_side("floor", path, Path(tmp))  # warms the page cache for every side
-        for i in range(repeat):
-            for side in sides:
-                runs[side].append(run_side(side, path, Path(tmp) / f"{side}-{i}"))
-    counts = {side: {r["requests"] for r in rs} for side, rs in runs.items() if side != "floor"}
-    med = {side: _medians(rs) for side, rs in runs.items()}
-    out: dict[str, Any] = {
-        "kind": KIND,
-        "file_mb": round(path.stat().st_size / 1e6, 1),
-        "processor_s": round(med["processor"]["seconds"], 2),
-        "duckdb_s": round(med["duckdb"]["seconds"], 2),
-        "ratio": round(med["processor"]["seconds"] / med["duckdb"]["seconds"], 2),
-        "peak_rss": int(med["processor"]["peak_rss"]),
-        "duckdb_peak_rss": int(med["duckdb"]["peak_rss"]),
-        "processor_cpu_s": round(med["processor"]["cpu_s"], 2),
-        "duckdb_cpu_s": round(med["duckdb"]["cpu_s"], 2),
-        "requests": {side: sorted(c) for side, c in counts.items()},
-        "repeat": repeat,
-    }
-    if floor:
-        out["floor_s"] = round(med["floor"]["seconds"], 2)
-        out["floor_ratio"] = round(med["floor"]["seconds"] / med["processor"]["seconds"], 2)
-    return out
-
-
-def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("file", nargs="?", type=Path, help="a log (default: one made here)")
-    parser.add_argument("--size-gib", type=float, default=0.5, help="size of the made log")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--floor", action="store_true", help="also pandas' pyarrow read")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="s3worker-applogs-") as tmp:
-        path = args.file
-        if path is None:
-            started = time.perf_counter()
-            path = make_input(Path(tmp) / "access.log", int(args.size_gib * GIB))
-            took = time.perf_counter() - started
-            print(f"made {path.stat().st_size / 1e6:.0f} MB in {took:.0f} s", file=sys.stderr)
-        print(json.dumps(measure(path, args.repeat, args.floor)), flush=True)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+def measure(path: Path, repeats: int = REPEATS) -> dict[str, Any]:
+    return side_by_side(KIND, path, query, repeats, check)

@@ -14,7 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,6 +31,7 @@ from s3worker.processors.applogs.logformats import (
 )
 from s3worker.processors.applogs.loglines import iter_log_lines
 from s3worker.processors.applogs.logparse import Fields, iso_times, parse_lines
+from s3worker.processors.applogs.tally import Requests, Tally, tally
 from s3worker.processors.base import JobContext, ProcessResult, Sample, read_sample
 from s3worker.processors.sniffing import detect_format
 from s3worker.processors.tabular.columns import (
@@ -80,9 +81,9 @@ def run(src: Path, out_dir: Path, ctx: JobContext, log_format: str | None = None
     sample = ctx.sample or read_sample(src, key=ctx.key)
     fmt = log_format or file_format(sample)
     traffic, rejected = agg.Traffic(), RejectSink(out_dir)
-    for frame, rejects in _frames(src, fmt, ctx, sample):
+    for counts, rejects in _frames(src, fmt, ctx, sample):
         rejected.add(rejects)
-        traffic.add(frame)
+        traffic.merge(counts)
     rows = rejected.close()
     codes = agg.status_codes(traffic)
     minutes = agg.per_minute(traffic, codes)
@@ -112,7 +113,7 @@ def file_format(sample: Sample) -> str:
 
 def _frames(
     src: Path, fmt: str, ctx: JobContext, sample: Sample
-) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+) -> Iterator[tuple[Tally, list[Reject]]]:
     if fmt in LINE_FORMATS:
         yield from _line_frames(src, fmt, ctx.chunk_rows, input_encoding(src, sample))
         return
@@ -135,8 +136,8 @@ def _frames(
 
 def _line_frames(
     src: Path, fmt: str, chunk_rows: int, encoding: str
-) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
-    def parse(job: tuple[int, pa.Array, list[int], list[str]]) -> tuple[pd.DataFrame, list[Reject]]:
+) -> Iterator[tuple[Tally, list[Reject]]]:
+    def parse(job: tuple[int, pa.Array, list[int], list[str]]) -> tuple[Tally, list[Reject]]:
         start, lines, bad, fields = job
         return _line_requests(start, lines, bad, fmt, fields, encoding)
 
@@ -175,7 +176,7 @@ def _segments(
 
 def _line_requests(
     start: int, arr: pa.Array, bad: list[int], fmt: str, w3c: list[str], encoding: str
-) -> tuple[pd.DataFrame, list[Reject]]:
+) -> tuple[Tally, list[Reject]]:
     comment = np.asarray(pc.starts_with(arr, "#").to_numpy(zero_copy_only=False), dtype=bool)
     if fmt == "w3c" and not w3c and not (comment | _blank(arr)).all():
         raise BadDataError("a W3C extended log needs a #Fields: header before its first line")
@@ -257,7 +258,7 @@ def _requests(
     unread: dict[str, BoolArray] | None = None,
     skip: BoolArray | None = None,
     raw: pa.Array | pa.Table | None = None,
-) -> tuple[pd.DataFrame, list[Reject]]:
+) -> tuple[Tally, list[Reject]]:
     """The frame Traffic adds, and a Reject for each row that cannot be a request.
 
     `unread`: rows that were never read (not the format, bad bytes), each with one reason;
@@ -272,7 +273,7 @@ def _requests(
         bad &= ~skip
     keep = ~bad if skip is None else ~bad & ~skip
     out = list(rejects) + _rejects(start, problems, bad, raw)
-    return _frame(f, status, keep), out
+    return _tally(f, status, keep), out
 
 
 def _problems(f: Fields, status: FloatArray) -> dict[str, BoolArray]:
@@ -309,39 +310,41 @@ def _raw_texts(rows: np.ndarray, raw: pa.Array | pa.Table | None) -> list[str]:
     return [str(line) for line in taken.to_pylist()]
 
 
-def _methods(method: pa.ChunkedArray) -> pa.Array:
-    """Upper-case verbs; `-` where the log has none, OTHER for binary probes and typos."""
-    return _per_distinct(pc.fill_null(method, "-"), _verbs)
-
-
 def _verbs(method: pa.Array) -> pa.Array:
+    """Upper-case verbs; `-` where the log has none, OTHER for binary probes and typos."""
     upper = pc.utf8_upper(method)
     known = pc.or_(pc.match_substring_regex(upper, METHOD), pc.equal(upper, "-"))
     return pc.if_else(known, upper, "OTHER")
 
 
-def _per_distinct(values: pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """`fn(values)`, computed once per distinct value (a chunk has few)."""
+def _per_distinct(
+    values: pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array], keep: BoolArray
+) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+    """The distinct values of `fn(values)` (computed once per distinct value: a chunk has
+    few), and the index among them of each kept row's."""
     enc = pc.dictionary_encode(values).combine_chunks()
-    return fn(enc.dictionary).take(enc.indices)
+    names = pc.dictionary_encode(fn(enc.dictionary))
+    # A row with no value is never kept (its reject reason names the field).
+    codes = np.asarray(pc.fill_null(enc.indices, 0).to_numpy(zero_copy_only=False))[keep]
+    if not len(enc.dictionary):
+        return names.dictionary, np.zeros(0, dtype=np.int64)
+    inner = np.asarray(names.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return names.dictionary, inner[codes]
 
 
-def _frame(f: Fields, status: FloatArray, keep: BoolArray) -> pd.DataFrame:
-    mask = pa.array(keep)
-    minute = f.time[keep].astype("datetime64[m]").astype("datetime64[ns]")
-    # Built in Arrow and converted once: strings stay Arrow-backed, verbs categorical.
-    table = pa.table(
-        {
-            "minute": pa.array(minute),
-            "status": pa.array(status[keep].astype("int64")),
-            "method": pc.dictionary_encode(_methods(f.method).filter(mask)),
-            "path": _per_distinct(f.path, _no_query).filter(mask),
-            "client": pa.array(agg.client_ids(f.client)[keep]),
-            "latency_ms": pa.array(f.latency_ms[keep]),
-            "agent": pa.array(classify(f.agent)[keep]),
-        }
+def _tally(f: Fields, status: FloatArray, keep: BoolArray) -> Tally:
+    """The slice's counts, made in the thread that parsed it (see tally)."""
+    return tally(
+        Requests(
+            minute=f.time[keep].astype("datetime64[m]").astype("datetime64[ns]"),
+            status=status[keep].astype(np.int64),
+            method=_per_distinct(pc.fill_null(f.method, "-"), _verbs, keep),
+            path=_per_distinct(f.path, _no_query, keep),
+            client=agg.client_ids(f.client)[keep],
+            latency_ms=f.latency_ms[keep],
+            agent=classify(f.agent)[keep],
+        )
     )
-    return table.to_pandas()
 
 
 def _no_query(paths: pa.Array) -> pa.Array:

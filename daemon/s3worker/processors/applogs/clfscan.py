@@ -26,25 +26,43 @@ LBRACKET, RBRACKET, ZERO, NINE = ord("["), ord("]"), ord("0"), ord("9")
 # The fields a plain line gives: as `clf_parts` extracts them, with the request already
 # split as `logparse._request` splits it (method and target).
 FIELDS = ("client", "time", "method", "target", "status", "agent", "rest")
+NONE = np.iinfo(np.int64).max // 2  # the position of a mark a line does not have
 
 
 class _Bytes:
-    """A chunk's bytes, and where the quotes, spaces and other marks in it are."""
+    """A chunk's bytes, and where the quotes, spaces and other marks in it are (positions
+    from the chunk's first byte: adding its offset to a million spaces costs more than
+    to the few cut positions)."""
 
-    def __init__(self, data: npt.NDArray[np.uint8], first: int, last: int) -> None:
+    def __init__(self, data: npt.NDArray[np.uint8]) -> None:
         self.data = data
-        view = data[first:last]
-        self.quotes = np.flatnonzero(view == QUOTE) + first
-        self.spaces = np.flatnonzero(view == SPACE) + first
-        odd = view < SPACE  # tabs, CR, other control characters: rare, so found only if any
-        self.odd = np.flatnonzero(odd) + first if odd.any() else np.zeros(0, dtype=np.int64)
-        self.brackets = np.flatnonzero(view == RBRACKET) + first
-        self.backslashes = np.flatnonzero(view == BACKSLASH) + first
+        # Each ended by NONE, so that the k-th after any position is one clipped take.
+        self.quotes = np.append(np.flatnonzero(data == QUOTE), NONE)
+        self.spaces = np.append(np.flatnonzero(data == SPACE), NONE)
+        self.odd = self.rare(data < SPACE)  # tabs, CR, other control characters
+        self.brackets = np.append(np.flatnonzero(data == RBRACKET), NONE)
+        self._backslashes: Positions | None = None
+
+    @staticmethod
+    def rare(mask: BoolArray) -> Positions:
+        """np.flatnonzero of a mask that is mostly all False (found only if any is True)."""
+        return np.flatnonzero(mask) if mask.any() else np.zeros(0, dtype=np.int64)
+
+    @property
+    def backslashes(self) -> Positions:
+        """Found when first asked for: only Common Log Format lines need them."""
+        if self._backslashes is None:
+            self._backslashes = self.rare(self.data == BACKSLASH)
+        return self._backslashes
 
     def at(self, index: Positions) -> npt.NDArray[np.uint8]:
-        """The byte at each position (positions past the end read as 0)."""
-        inside = (index >= 0) & (index < len(self.data))
-        return np.where(inside, self.data[np.where(inside, index, 0)], 0).astype(np.uint8)
+        """The byte at each position, clipped to the chunk. Clipping never decides a line:
+        each check on a byte is ANDed with checks that place its position inside the line
+        (a quote count, the spaces' places), so a clipped position only meets lines that
+        are not plain anyway."""
+        if not len(self.data):
+            return np.zeros(len(index), dtype=np.uint8)
+        return np.take(self.data, index, mode="clip")
 
 
 def scan(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
@@ -55,10 +73,11 @@ def scan(lines: pa.Array) -> tuple[dict[str, pa.Array], BoolArray]:
         return {name: pa.array([""] * len(start), pa.string()) for name in FIELDS}, np.zeros(
             len(start), dtype=bool
         )
-    b = _Bytes(np.frombuffer(buffer, dtype=np.uint8), int(offsets[0]), int(offsets[-1]))
-    cuts, plain = _cuts(b, start, end)
+    first, last = int(offsets[0]), int(offsets[-1])
+    start, end = start - first, end - first
+    cuts, plain = _cuts(_Bytes(np.frombuffer(buffer, dtype=np.uint8)[first:last]), start, end)
     fields = {
-        name: spans(buffer, np.where(plain, a, start), np.where(plain, z, start))
+        name: spans(buffer, np.where(plain, a, start) + first, np.where(plain, z, start) + first)
         for name, (a, z) in cuts.items()
     }
     return fields, plain
@@ -70,11 +89,13 @@ def _cuts(
     """Where each field of a line lies, from the line's first quote and first space: a
     plain line has its quotes and spaces in known places, which is checked, not assumed."""
     qa = _first_at_or_after(b.quotes, start, end)
-    count = np.diff(qa, append=len(b.quotes))
+    count = np.diff(qa, append=len(b.quotes) - 1)  # quotes in the line (NONE is none)
     q = [_nth(b.quotes, qa, k) for k in range(6)]
     combined = (count >= 6) & (q[4] == q[3] + 2) & (b.at(q[3] + 1) == SPACE)
     combined &= (b.at(q[3] - 1) != BACKSLASH) & (b.at(q[5] - 1) != BACKSLASH)
-    common = (count == 2) & (_within(b.backslashes, q[1], end) == 0)
+    common = count == 2
+    if common.any():
+        common &= _within(b.backslashes, q[1], end) == 0
     plain = (combined | common) & (b.at(q[1] - 1) != BACKSLASH)
     plain &= _within(b.odd, start, end) == 0
     # client ident user [time with one space] "method target protocol" status bytes "...
@@ -110,12 +131,9 @@ def _first_at_or_after(positions: Positions, start: Positions, end: Positions) -
 
 
 def _nth(positions: Positions, first: Positions, k: int) -> Positions:
-    """positions[first + k], or a position past every line where there is none."""
-    if not len(positions):
-        return np.full(len(first), np.iinfo(np.int64).max // 2, dtype=np.int64)
-    index = first + k
-    found = positions[np.minimum(index, len(positions) - 1)]
-    return np.where(index < len(positions), found, np.iinfo(np.int64).max // 2)
+    """positions[first + k], or NONE (past every line) where there is none: `positions`
+    ends with NONE."""
+    return np.take(positions, first + k, mode="clip")
 
 
 def _within(positions: Positions, first: Positions, stop: Positions) -> Positions:

@@ -1,4 +1,4 @@
-"""A log file's lines as Arrow string arrays, `chunk_rows` at a time, read in C++.
+"""A log file's lines as Arrow string arrays, at most `chunk_rows` at a time, read in C++.
 
 pyarrow's CSV reader with a delimiter no log line holds, no quoting and empty lines kept is
 a fast line splitter (gzip included): about 3x faster than Python's line iterator here. A
@@ -28,22 +28,18 @@ Lines = tuple[int, pa.Array, list[int]]  # first line number, lines, positions o
 
 
 def iter_log_lines(src: Path, chunk_rows: int, encoding: str) -> Iterator[Lines]:
+    """The lines in runs of at most `chunk_rows`: each block the reader splits, cut where
+    it holds more (zero-copy slices: concatenating blocks into equal chunks copied every
+    byte once more, about a tenth of the processor's time on a large log)."""
     if encoding not in ("utf-8", "utf-8-sig"):
         for start, lines, bad in iter_lines(src, chunk_rows):
             yield start, pa.array(lines, pa.string()), bad
         return
-    start, pending, rows = 0, [], 0
+    start = 0
     for block in _blocks(src):
-        pending.append(block)
-        rows += len(block)
-        while rows >= chunk_rows:
-            lines = pa.concat_arrays(pending)
-            yield _decoded(start, lines.slice(0, chunk_rows))
-            start += chunk_rows
-            rest = lines.slice(chunk_rows)
-            pending, rows = [rest], len(rest)
-    if rows:
-        yield _decoded(start, pa.concat_arrays(pending))
+        for offset in range(0, len(block), chunk_rows):
+            yield _decoded(start + offset, block.slice(offset, chunk_rows))
+        start += len(block)
 
 
 def _blocks(src: Path) -> Iterator[pa.Array]:

@@ -31,6 +31,9 @@ ABSOLUTE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*"
 # nginx after the user agent: "$http_x_forwarded_for", then $request_time (or rt=...).
 FORWARDED = r'^ "(?P<xff>[^"]*)"'
 REQUEST_TIME = r'(?:^| )(?:rt=|request_time=)?"?(?P<rtime>\d+(?:\.\d+)?)"?(?: |$)'
+# What REQUEST_TIME finds where $request_time is all there is (nginx "main" + it), anchored:
+# RE2 then tries one position a line instead of every one (3.5 ms against 8 per 45k lines).
+ONLY_REQUEST_TIME = r"^ (?P<rtime>\d+(?:\.\d+)?)$"
 FIRST_ADDRESS = r"^\s*(?P<ip>[0-9A-Fa-f.:]+)\s*(?:,|$)"
 ISO = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?"
 ISO_OFFSET = ISO + r"(?:Z|[+-]\d\d:?\d\d)$"
@@ -132,7 +135,7 @@ def _is(condition: pa.Array) -> BoolArray:
 
 def _clf(parts: dict[str, pa.Array], unparsed: BoolArray) -> Fields:
     rest = pc.fill_null(parts["rest"], "")
-    rtime = pc.struct_field(pc.extract_regex(rest, REQUEST_TIME), "rtime")
+    rtime = _request_time(rest)
     seconds = np.asarray(
         pc.fill_null(pc.match_substring(rtime, "."), False).to_numpy(zero_copy_only=False)
     )
@@ -150,6 +153,16 @@ def _clf(parts: dict[str, pa.Array], unparsed: BoolArray) -> Fields:
         latency_ms=latency,
         unparsed=unparsed,
     )
+
+
+def _request_time(rest: pa.Array) -> pa.Array:
+    """The `$request_time` of each line's rest, as REQUEST_TIME extracts it (null if none)."""
+    rtime = pc.struct_field(pc.extract_regex(rest, ONLY_REQUEST_TIME), "rtime")
+    other = pc.and_(pc.is_null(rtime), pc.not_equal(rest, ""))  # "": Common Log Format
+    if not pc.any(other).as_py():
+        return rtime
+    found = pc.struct_field(pc.extract_regex(rest.filter(other), REQUEST_TIME), "rtime")
+    return pc.replace_with_mask(rtime, other, found)
 
 
 def _alb(parts: pa.StructArray, unparsed: BoolArray) -> Fields:
@@ -275,6 +288,8 @@ def _status(status: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _forwarded_or(xff: pa.Array | pa.ChunkedArray, client: pa.Array) -> pa.ChunkedArray:
     """The first address of X-Forwarded-For when the line has one, else the peer address."""
+    if xff.null_count == len(xff):  # no line has one (a regex on empty strings is not free)
+        return _dash_null(client)
     first = pc.struct_field(pc.extract_regex(pc.fill_null(xff, ""), FIRST_ADDRESS), "ip")
     return _chunked(pc.coalesce(first, _dash_null(client)))
 
