@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from s3worker.intake import AHEAD_PER_PROCESS, Intake
 from s3worker.sqs import MAX_BATCH
 
@@ -52,3 +54,31 @@ def test_a_message_settled_without_processing_frees_both_bounds():
 def test_room_never_exceeds_one_receive():
     intake = Intake(max_held=100, processes=40)
     assert intake.room() == MAX_BATCH
+
+
+def test_no_room_until_the_worker_processes_are_up():
+    async def scenario() -> tuple[int, int]:
+        # Given a worker whose processes are still starting
+        intake = Intake(max_held=8, processes=2)
+        up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        intake.open_after([up], bound=600)
+        closed = intake.room()
+        # When they are up
+        up.set_result(None)
+        await asyncio.wait_for(intake.changed.wait(), 30)
+        return closed, intake.room()
+
+    # Then nothing was received before, and the usual room after
+    assert asyncio.run(scenario()) == (0, 2 * AHEAD_PER_PROCESS)
+
+
+def test_intake_opens_after_its_bound_when_the_processes_never_come_up():
+    async def scenario() -> int:
+        intake = Intake(max_held=8, processes=1)
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        intake.open_after([never], bound=0.01)
+        await asyncio.wait_for(intake.changed.wait(), 30)
+        never.cancel()
+        return intake.room()
+
+    assert asyncio.run(scenario()) == AHEAD_PER_PROCESS

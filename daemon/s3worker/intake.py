@@ -14,7 +14,9 @@ processing of others. Two bounds:
   messages waiting for the CPU (each one would spend a receive on a kill for nothing, and
   sit in scratch space).
 
-A message is received only when both have room, so it starts its checks and download at once.
+A message is received only when both have room, so it starts its checks and download at once;
+and none before the worker processes are up (each imports pandas and pyarrow: seconds on a
+busy machine), so a daemon killed during its start-up has cost no message a receive.
 Scratch space is reserved per file before its download (scratch.py): a file waiting for room
 counts as ahead, so intake stops while the scratch volume is full.
 """
@@ -22,6 +24,8 @@ counts as ahead, so intake stops while the scratch volume is full.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 from s3worker.sqs import MAX_BATCH
 
@@ -38,6 +42,7 @@ class Intake:
         self._held: set[str] = set()
         self._ahead: set[str] = set()
         self.changed = asyncio.Event()  # set whenever room may have grown
+        self._waiting: asyncio.Task[Any] | None = None  # for the worker processes to be up
 
     @property
     def held(self) -> int:
@@ -49,8 +54,27 @@ class Intake:
 
     def room(self) -> int:
         """Messages to ask for now: what both bounds allow, at most one ReceiveMessage's worth."""
+        if self._waiting is not None:
+            return 0
         free = min(self.max_held - len(self._held), self.max_ahead - len(self._ahead))
         return max(0, min(MAX_BATCH, free))
+
+    def open_after(self, started: Sequence[asyncio.Future[Any]], bound: float) -> None:
+        """No room until every future in `started` is done (the worker processes are up), or
+        for `bound` seconds at most: a pool that cannot start says so on the first job."""
+        for future in started:  # a process that failed to start fails the first job instead
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._waiting = asyncio.ensure_future(asyncio.wait(started, timeout=bound))
+        self._waiting.add_done_callback(self._open)
+
+    def _open(self, _: asyncio.Future[Any]) -> None:
+        self._waiting = None
+        self.changed.set()
+
+    def close(self) -> None:
+        """The worker is stopping: stop waiting for the processes."""
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     def received(self, delivery: str) -> None:
         self._held.add(delivery)

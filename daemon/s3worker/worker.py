@@ -39,6 +39,8 @@ HAND_BACK_GRACE_SECONDS = 2.0
 # The longest the main loop waits for a free slot before going round again: a loop that waits
 # for its jobs still turns, so the watchdog tells it from a loop that hangs.
 TURN_SECONDS = 5.0
+# The longest intake waits for the worker processes to start (intake.py) before it opens anyway.
+WARM_UP_SECONDS = 30.0
 
 
 class ExitReason(enum.Enum):
@@ -144,7 +146,7 @@ class Worker:
         )
         # After READY: start the worker processes and import pandas while the first poll waits.
         try:
-            self.pool.warm()
+            self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
 
@@ -284,6 +286,7 @@ class Worker:
             self.stop.requested.set()
 
     async def shutdown(self) -> None:
+        self.intake.close()
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
         await self.drain_with_deadline(self.settings.drain_seconds)
         self.pool.shutdown(kill=bool(self.tasks))
