@@ -144,7 +144,7 @@ class Worker:
             visibility_timeout=info.visibility_timeout,
             scratch_entries_wiped=removed,
         )
-        # After READY: start the worker processes and import pandas while the first poll waits.
+        # After READY: start the worker processes; intake opens once they are up (intake.py).
         try:
             self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
