@@ -250,6 +250,7 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
     big = lp["large_object"]
     when = f" (measured {lp['when']}, load {lp['load'][0]})" if "when" in lp else ""
     first = rows[0]
+    ceiling, daemon = first["ceiling"]["runs"][0], first["daemon"]["runs"][0]
     return [
         f"**Through a latency proxy**{when}: every S3/SQS call of the daemon, of the plain "
         "consumer and of two bare-calls ceilings (no processing, 16 threads) delayed by a fixed "
@@ -257,10 +258,10 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
         f"{first['daemon']['files']} small sales files per run "
         f"({first['outputs_per_file']} outputs each), daemon and ceilings alternated twice "
         "(medians), the plain consumer once between them. The ceiling makes "
-        f"{first['ceiling']['calls_per_file_total']} calls per file (receive, HEAD, GET, a PUT "
+        f"{ceiling['calls_per_file_total']} calls per file (receive, HEAD, GET, a PUT "
         "per output and the manifest, delete); the daemon made "
-        f"{first['daemon']['calls_per_file_total']} at {first['latency_ms']:g} ms "
-        f"({_s3_calls(first['daemon'])}): its version checks, compare-and-swap manifest and "
+        f"{daemon['calls_per_file_total']} in its first run at {first['latency_ms']:g} ms "
+        f"({_s3_calls(daemon)}): its version checks, compare-and-swap manifest and "
         "table index entries. The same-calls ceiling makes the daemon's S3 calls of each kind "
         "per file, as counted in its run. CPU-bound limit = cores / the daemon's CPU s per "
         "file in the same run. `make bench-latency` runs this part alone.",
