@@ -20,8 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from bench_pipeline import (
     upload_corpus,
 )
 from common import ROOT, emulator
+from latency_proxy import CALLS_PATH
 from procs import Pipeline
 
 # The bandwidth run: one object of LARGE_MIB through a link of LINK_MIB_S, one stream of it
@@ -48,6 +52,11 @@ LARGE_MIB = 64
 LINK_MIB_S = 4.0
 STREAM_MIB_S = 1.5
 ONE_STREAM_MIB = 8  # the single-GET comparison reads this much of the object
+THREADS = 16  # the ceilings' client threads
+# Each ceiling thread takes 10 messages and makes their calls one after another: with the
+# daemon's ~30 calls per file on a loaded machine that outlasts a 30 s visibility timeout, and
+# SQS would hand the rest to another thread (files done twice). The daemon heart-beats instead.
+CEILING_VISIBILITY = 900
 
 
 @contextlib.contextmanager
@@ -74,31 +83,63 @@ def latency_proxy(
 def small_files(
     upstream: str, latency_ms: float, n: int, n_plain: int, folder: Path, rounds: int = 2
 ) -> dict[str, Any]:
-    """Daemon and ceiling alternated (A B A B, `rounds` each on n files), the plain consumer once
-    between them: the machine's load drifts, and each figure is the median of its runs."""
+    """Daemon, ceiling and same-calls ceiling alternated (`rounds` of each on n files), the
+    plain consumer once between them: the machine's load drifts, and each figure is the median
+    of its runs. The proxy counts every run's calls."""
     pipe = Pipeline.create(f"lat-{uuid.uuid4().hex[:8]}", visibility_timeout=60)
     events = upload_corpus(pipe, make_corpus(folder, 60), n * rounds + n_plain)
     runs = folder / f"at-{latency_ms:g}ms"
     runs.mkdir()
-    daemons, ceilings = [], []
-    with latency_proxy(upstream, latency_ms):
+    daemons, ceilings, same = [], [], []
+    with latency_proxy(upstream, latency_ms) as url:
         for r in range(rounds):
             batch = events[r * n : (r + 1) * n]
-            queue = new_queue(f"{pipe.raw}-d{r}")
-            enqueue(queue, batch)
             own = runs / f"daemon-{r}"  # its own log: the run counts the job lines in it
             own.mkdir()
-            daemons.append(run_daemon(pipe, queue, pipe.processed, n, own))
+            queue = _queue(pipe, f"d{r}", batch)
+            run = partial(run_daemon, pipe, queue, pipe.processed, n, own)
+            daemons.append(counted(url, n, run))
             manifest = pipe.manifest(batch[0]["detail"]["object"]["key"])
             assert manifest, "the daemon wrote no manifest"
-            ceil_q, ceil_b = new_queue(f"{pipe.raw}-c{r}"), new_bucket(f"{pipe.raw}-c{r}")
-            enqueue(ceil_q, batch)
-            ceilings.append(ceiling(ceil_q, ceil_b, n, call_mix(pipe.processed, manifest), 16))
+            sizes = call_mix(pipe.processed, manifest)
+            queue, bucket = (
+                _queue(pipe, f"c{r}", batch, CEILING_VISIBILITY),
+                new_bucket(f"{pipe.raw}-c{r}"),
+            )
+            ceilings.append(counted(url, n, partial(ceiling, queue, bucket, n, sizes, THREADS)))
+            s3_calls = {k: v for k, v in daemons[-1]["calls_per_file"].items() if k[:3] == "s3:"}
+            queue, bucket = (
+                _queue(pipe, f"s{r}", batch, CEILING_VISIBILITY),
+                new_bucket(f"{pipe.raw}-s{r}"),
+            )
+            same.append(counted(url, n, partial(same_calls_ceiling, queue, bucket, n, sizes,
+                                                s3_calls)))  # fmt: skip
             if r == 0:
-                plain_q, plain_b = new_queue(f"{pipe.raw}-p"), new_bucket(f"{pipe.raw}-p")
-                enqueue(plain_q, events[-n_plain:])
-                plain = plain_consumer(plain_q, plain_b, n_plain, runs)
-    daemon, ceil = _medians(daemons), _medians(ceilings)
+                queue, bucket = _queue(pipe, "p", events[-n_plain:]), new_bucket(f"{pipe.raw}-p")
+                plain = counted(url, n_plain, partial(plain_consumer, queue, bucket, n_plain, runs))
+    return _row(latency_ms, _medians(daemons), plain, _medians(ceilings), _medians(same), manifest)
+
+
+def _queue(
+    pipe: Pipeline, suffix: str, events: list[dict[str, Any]], visibility: int | None = None
+) -> str:
+    queue = new_queue(f"{pipe.raw}-{suffix}")
+    if visibility is not None:
+        boto3.client("sqs").set_queue_attributes(
+            QueueUrl=queue, Attributes={"VisibilityTimeout": str(visibility)}
+        )
+    enqueue(queue, events)
+    return queue
+
+
+def _row(
+    latency_ms: float,
+    daemon: dict[str, Any],
+    plain: dict[str, Any],
+    ceil: dict[str, Any],
+    same: dict[str, Any],
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
     cpu_limit = (os.cpu_count() or 1) / daemon["cpu_s_per_file"]
     d = daemon["files_per_s"]
     return {
@@ -106,12 +147,57 @@ def small_files(
         "daemon": daemon,
         "plain": plain,
         "ceiling": ceil,
+        "same_calls_ceiling": same,
         "outputs_per_file": len(manifest["outputs"]),
         "cpu_bound_files_per_s": round(cpu_limit, 1),
         "daemon_vs_ceiling": round(d / ceil["files_per_s"], 2),
+        "daemon_vs_same_calls_ceiling": round(d / same["files_per_s"], 2),
         "daemon_vs_plain": round(d / plain["files_per_s"], 2),
         "daemon_vs_cpu_bound": round(d / cpu_limit, 2),
     }
+
+
+def proxy_calls(url: str) -> Counter[str]:
+    with urllib.request.urlopen(url + CALLS_PATH, timeout=30) as resp:
+        return Counter(json.loads(resp.read()))
+
+
+def counted(url: str, files: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`run()`'s result with the calls it made through the proxy, per file and in all."""
+    before = proxy_calls(url)
+    result = run()
+    made = proxy_calls(url) - before
+    per_file = {k: round(v / files, 2) for k, v in sorted(made.items())}
+    return {**result, "calls_per_file": per_file, "calls_per_file_total": round(
+        sum(made.values()) / files, 1)}  # fmt: skip
+
+
+def same_calls_ceiling(
+    queue: str, out_bucket: str, n: int, output_sizes: list[int], s3_calls: dict[str, float]
+) -> dict[str, Any]:
+    """The bare-calls ceiling making as many S3 calls of each kind per file as the daemon made
+    (counted by the proxy in the daemon's run just before): HEADs of the input, GETs (the input,
+    then the results' manifest), PUTs (the outputs' sizes, then small documents); SQS as the
+    plain ceiling (receive 10, delete in a batch). What the emulator allows for the calls the
+    daemon's contract needs (version checks, the compare-and-swap manifest, the table index)."""
+    heads, gets = round(s3_calls.get("s3:HEAD", 0)), round(s3_calls.get("s3:GET", 0))
+    puts = round(s3_calls.get("s3:PUT", 0))
+    bodies = [b"x" * size for size in output_sizes][:puts]
+    bodies += [b"s3://bucket/key\n"] * (puts - len(bodies))
+
+    def one(s3: Any, detail: dict[str, Any]) -> None:
+        bucket, key = detail["bucket"]["name"], detail["object"]["key"]
+        for _ in range(heads):
+            s3.head_object(Bucket=bucket, Key=key)
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for _ in range(gets - 1):
+            with contextlib.suppress(s3.exceptions.NoSuchKey):
+                s3.get_object(Bucket=out_bucket, Key=f"{key}/_manifest.json")["Body"].read()
+        for i, body in enumerate(bodies):
+            s3.put_object(Bucket=out_bucket, Key=f"{key}/out-{i}", Body=body)
+
+    result = ceiling(queue, out_bucket, n, [], THREADS, per_file=one)
+    return {**result, "puts_per_file": puts, "s3_calls_per_file": heads + gets + puts}
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -223,13 +224,28 @@ def call_mix(out_bucket: str, sample_manifest: dict[str, Any]) -> list[int]:
 
 
 def ceiling(
-    queue: str, out_bucket: str, n: int, output_sizes: list[int], threads: int
+    queue: str,
+    out_bucket: str,
+    n: int,
+    output_sizes: list[int],
+    threads: int,
+    per_file: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """A bare concurrent client making the daemon's calls per file and nothing else:
-    receive (10), HEAD manifest, GET input, PUT each output and the manifest, delete (batch)."""
+    receive (10), HEAD manifest, GET input, PUT each output and the manifest, delete (batch).
+    `per_file(s3, detail)`: other S3 calls per file instead of those."""
     done = 0
     lock = threading.Lock()
     payloads = [b"x" * size for size in output_sizes]
+
+    def calls(s3: Any, detail: dict[str, Any]) -> None:
+        key = detail["object"]["key"]
+        with contextlib.suppress(s3.exceptions.ClientError):
+            s3.head_object(Bucket=out_bucket, Key=f"{key}/_manifest.json")
+        s3.get_object(Bucket=detail["bucket"]["name"], Key=key)["Body"].read()
+        for i, body in enumerate(payloads):
+            s3.put_object(Bucket=out_bucket, Key=f"{key}/out-{i}", Body=body)
+        s3.put_object(Bucket=out_bucket, Key=f"{key}/_manifest.json", Body=b"{}")
 
     def worker() -> None:
         nonlocal done
@@ -241,14 +257,7 @@ def ceiling(
             msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             batch = msgs.get("Messages", [])
             for m in batch:
-                detail = json.loads(m["Body"])["detail"]
-                key = detail["object"]["key"]
-                with contextlib.suppress(s3.exceptions.ClientError):
-                    s3.head_object(Bucket=out_bucket, Key=f"{key}/_manifest.json")
-                s3.get_object(Bucket=detail["bucket"]["name"], Key=key)["Body"].read()
-                for i, body in enumerate(payloads):
-                    s3.put_object(Bucket=out_bucket, Key=f"{key}/out-{i}", Body=body)
-                s3.put_object(Bucket=out_bucket, Key=f"{key}/_manifest.json", Body=b"{}")
+                (per_file or calls)(s3, json.loads(m["Body"])["detail"])
             if batch:
                 entries = [
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)

@@ -8,6 +8,10 @@ call and, for large bodies, a bandwidth cap.
   all of them together at most `link_rate` (the instance's network). So one GET stream gets
   `stream_rate`; parallel ranged GETs or multipart parts can fill the link.
 
+Every forwarded call is counted by service and kind (`GET /_proxy/calls` answers the counts so
+far, as JSON: no bucket name starts with `_`), so a benchmark can show how many calls each
+consumer made per file.
+
 A HEAD answer keeps S3's Content-Length (the object's size, with no body): the daemon sizes
 and skips objects by it. It runs in its own process (`python bench/latency_proxy.py ...`),
 printing its URL, so its event loop and GIL are not the measured processes'.
@@ -17,14 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+CALLS_PATH = "/_proxy/calls"
+# The signing service in `Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/...`.
+SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 LARGE_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 HOP_HEADERS = {
@@ -70,8 +79,20 @@ class Link:
         return Pacer(self.stream_rate) if self.stream_rate else Pacer(float("inf"))
 
 
+def call_kind(method: str, headers: Mapping[str, str], query: Mapping[str, str]) -> str:
+    """`sqs:ReceiveMessage`, `s3:GET`, `s3:PUT?partNumber` ...: what one request is."""
+    found = SERVICE.search(headers.get("Authorization", ""))
+    service = found.group(1) if found else "?"
+    target = headers.get("X-Amz-Target", "")
+    if target:
+        return f"{service}:{target.rsplit('.', 1)[-1]}"
+    marks = sorted(k for k in query if k in ("uploads", "uploadId", "partNumber", "delete"))
+    return f"{service}:{method}" + (f"?{'&'.join(marks)}" if marks else "")
+
+
 def app(upstream: str, link: Link) -> web.Application:
     session: dict[str, aiohttp.ClientSession] = {}
+    calls: Counter[str] = Counter()
 
     async def start(_: web.Application) -> None:
         session["s"] = aiohttp.ClientSession(
@@ -85,6 +106,9 @@ def app(upstream: str, link: Link) -> web.Application:
         await session["s"].close()
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        if request.path == CALLS_PATH:
+            return web.json_response(dict(calls))
+        calls[call_kind(request.method, request.headers, request.query)] += 1
         await asyncio.sleep(link.latency)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         body = await _body(request, link)

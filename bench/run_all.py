@@ -249,14 +249,22 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
     rows = lp["small_files"]
     big = lp["large_object"]
     when = f" (measured {lp['when']}, load {lp['load'][0]})" if "when" in lp else ""
+    first = rows[0]
+    ceiling, daemon = first["ceiling"]["runs"][0], first["daemon"]["runs"][0]
     return [
         f"**Through a latency proxy**{when}: every S3/SQS call of the daemon, of the plain "
-        "consumer and of the bare-calls ceiling (the same calls per file, no processing, 16 "
-        "threads) delayed by a fixed time (bench/latency_proxy.py); "
-        f"{rows[0]['daemon']['files']} small sales files per run "
-        f"({rows[0]['outputs_per_file']} outputs each), daemon and ceiling alternated twice "
-        "(medians), the plain consumer once between them. CPU-bound limit = cores / the "
-        "daemon's CPU s per file in the same run. `make bench-latency` runs this part alone.",
+        "consumer and of two bare-calls ceilings (no processing, 16 threads) delayed by a fixed "
+        "time (bench/latency_proxy.py, which also counts the calls); "
+        f"{first['daemon']['files']} small sales files per run "
+        f"({first['outputs_per_file']} outputs each), daemon and ceilings alternated twice "
+        "(medians), the plain consumer once between them. The ceiling makes "
+        f"{ceiling['calls_per_file_total']} calls per file (receive, HEAD, GET, a PUT "
+        "per output and the manifest, delete); the daemon made "
+        f"{daemon['calls_per_file_total']} in its first run at {first['latency_ms']:g} ms "
+        f"({_s3_calls(daemon)}): its version checks, compare-and-swap manifest and "
+        "table index entries. The same-calls ceiling makes the daemon's S3 calls of each kind "
+        "per file, as counted in its run. CPU-bound limit = cores / the daemon's CPU s per "
+        "file in the same run. `make bench-latency` runs this part alone.",
         "",
         *table(
             [
@@ -265,8 +273,10 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
                     x["daemon"]["files_per_s"],
                     x["plain"]["files_per_s"],
                     x["ceiling"]["files_per_s"],
+                    x["same_calls_ceiling"]["files_per_s"],
                     x["cpu_bound_files_per_s"],
                     x["daemon_vs_ceiling"],
+                    x["daemon_vs_same_calls_ceiling"],
                     x["daemon_vs_plain"],
                     x["daemon_vs_cpu_bound"],
                 ]
@@ -277,8 +287,10 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
                 "daemon files/s",
                 "plain files/s",
                 "ceiling files/s",
+                "same-calls ceiling files/s",
                 "CPU-bound files/s",
                 "daemon / ceiling",
+                "daemon / same-calls ceiling",
                 "daemon / plain",
                 "daemon / CPU-bound",
             ],
@@ -294,6 +306,11 @@ def latency_markdown(lp: dict[str, Any]) -> list[str]:
         f"{big['complete_s']} s); one plain GET stream {big['one_get_stream_mib_s']} MiB/s. The "
         "cap is set below what the emulator moves on this machine, so it is what is measured.",
     ]
+
+
+def _s3_calls(run: dict[str, Any]) -> str:
+    calls = {k.removeprefix("s3:"): v for k, v in run["calls_per_file"].items() if k[:3] == "s3:"}
+    return ", ".join(f"{v:g} {k}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
 
 
 def update_readme(md: str) -> None:

@@ -33,7 +33,7 @@ def test_values_are_parsed_and_overrides_win():
     s = Settings.from_env(env, overrides={"S3WORKER_CONCURRENCY": "3"})
     assert s.routes == (("sensors/", "sensors"), ("sales/", "sales"))
     assert s.concurrency == 3
-    assert s.max_in_flight == 12  # four files held per processing slot unless set
+    assert s.max_in_flight == 24  # eight files held per processing slot unless set
     assert s.output_prefix == "r"
 
 

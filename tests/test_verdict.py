@@ -182,3 +182,33 @@ def test_a_message_whose_every_attempt_died_is_reported_not_left_to_the_redrive(
     assert report["attempts"] == 3
     assert "no attempt finished" in report["error"]["message"]
     assert left not in pipeline.result_keys()
+
+
+def test_a_final_receive_after_the_results_were_published_is_acknowledged(
+    aws: str, name: str, scratch: Path, tmp_path: Path
+):
+    # Given a queue allowing 3 receives and a file whose results are published, but whose
+    # message came back (its worker died after the manifest, before the delete) and was
+    # received twice more by workers that died before they could act on it
+    pipeline = Pipeline.create(name, max_receive=3)
+    event = pipeline.upload("done/late.txt", b"echo\n")
+    runlog = tmp_path / "runlog"
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    manifest = pipeline.manifest("done/late.txt")
+    assert manifest is not None
+    pipeline.send(event)
+    sqs = boto3.client("sqs")
+    for _ in range(2):
+        msg = sqs.receive_message(QueueUrl=pipeline.queue_url, WaitTimeSeconds=1)["Messages"][0]
+        sqs.change_message_visibility(
+            QueueUrl=pipeline.queue_url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0
+        )
+    # When a worker gets its third and final receive
+    run_worker(pipeline, scratch, echo_registry(runlog))
+    # Then it is done: acknowledged, not processed again, no error report, nothing in the DLQ,
+    # and the results are those of the first run
+    assert runs(runlog) == ["done/late.txt"]
+    assert pipeline.error_reports() == []
+    assert pipeline.dlq_bodies() == []
+    assert pipeline.depth() == 0
+    assert pipeline.manifest("done/late.txt") == manifest

@@ -439,15 +439,77 @@ def test_exit_during_a_poll_hands_its_messages_back_at_once(
 def test_in_flight_and_processing_are_both_bounded(
     aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from s3worker.sqs import Queue
-
-    # Given 12 slow files, one processor at a time and room for three messages in flight
+    # Given 12 slow files, one processor at a time and room for three messages held
     pipeline = Pipeline.create(name)
     for i in range(12):
         pipeline.upload(f"bounded/{i}.txt", b"echo slow 0.2\n")
+    asked = record_receives(monkeypatch)
+    runlog = tmp_path / "runlog"
+    # When the worker drains them
+    run_worker(
+        pipeline, scratch, echo_registry(runlog),
+        S3WORKER_CONCURRENCY=1, S3WORKER_MAX_IN_FLIGHT=3,
+    )  # fmt: skip
+    # Then it never asked for more than its free slots, held up to three, at most two of them
+    # waiting for the one process, and ran one at a time
+    assert all(want + held <= 3 for want, held in asked), asked
+    assert max(want for want, _ in asked) == 2
+    assert max(want + held for want, held in asked) == 3
+    assert peak_running(runlog) == 1
+    assert len(runs(runlog)) == 12
+
+
+def test_intake_stops_at_what_waits_for_a_process(
+    aws: str, name: str, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from s3worker.aws import ClientsContext
+    from s3worker.worker import Worker
+
+    # Given one process, room for ten messages held, and eight files that hold the process
+    # until a gate opens
+    pipeline = Pipeline.create(name)
+    gate = tmp_path / "gate"
+    for i in range(8):
+        pipeline.upload(f"gated/{i}.txt", f"echo gate {gate}\n".encode())
+    asked = record_receives(monkeypatch)
+    runlog = tmp_path / "runlog"
+    settings = Settings.from_env(
+        pipeline.env(scratch, S3WORKER_CONCURRENCY=1, S3WORKER_MAX_IN_FLIGHT=10)
+    )
+
+    async def scenario() -> tuple[list[tuple[int, int]], int, int]:
+        async with ClientsContext(settings.max_in_flight) as clients:
+            worker = Worker(settings, clients, processors=echo_registry(runlog))
+            task = asyncio.create_task(worker.run())
+            deadline = asyncio.get_running_loop().time() + 30
+            # When the first file runs and the two behind it are downloaded
+            while (worker.intake.held, worker.intake.ahead) != (3, 2):
+                assert asyncio.get_running_loop().time() < deadline, "intake never filled"
+                await asyncio.sleep(0.02)
+            gated = list(asked)
+            assert worker.heartbeat is not None
+            beating = len(worker.heartbeat._messages)
+            gate.touch()
+            await asyncio.wait_for(task, 60)
+            return gated, beating, len(worker.tasks)
+
+    gated, beating, left = asyncio.run(scenario())
+    # Then it held three (one processing, two ready), not ten: the other five stayed in the
+    # queue for other workers, and every held one was heart-beaten
+    assert all(want + held <= 3 for want, held in gated), gated
+    assert beating == 3
+    assert len(runs(runlog)) == 8
+    assert left == 0
+    assert pipeline.depth() == 0
+
+
+def record_receives(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every ReceiveMessage's (messages asked for, messages held then: received, not deleted)."""
+    from s3worker.sqs import Queue
+
     asked: list[tuple[int, int]] = []
     in_flight = {"now": 0}
-    original = Queue.receive
+    original, original_delete = Queue.receive, Queue.delete
 
     async def receive(self: Queue, max_messages: int, wait_seconds: int) -> list:
         asked.append((max_messages, in_flight["now"]))
@@ -455,23 +517,10 @@ def test_in_flight_and_processing_are_both_bounded(
         in_flight["now"] += len(messages)
         return messages
 
-    original_delete = Queue.delete
-
     async def delete(self: Queue, messages: list) -> None:
         await original_delete(self, messages)
         in_flight["now"] -= len(list(messages))
 
     monkeypatch.setattr(Queue, "receive", receive)
     monkeypatch.setattr(Queue, "delete", delete)
-    runlog = tmp_path / "runlog"
-    # When the worker drains them
-    run_worker(
-        pipeline, scratch, echo_registry(runlog),
-        S3WORKER_CONCURRENCY=1, S3WORKER_MAX_IN_FLIGHT=3,
-    )  # fmt: skip
-    # Then it never asked for more than its free slots, held up to three, ran one at a time
-    assert all(want + held <= 3 for want, held in asked), asked
-    assert max(want for want, _ in asked) == 3
-    assert any(held > 0 for _, held in asked)  # it received while others were in flight
-    assert peak_running(runlog) == 1
-    assert len(runs(runlog)) == 12
+    return asked

@@ -24,7 +24,9 @@ MAX_POLL_SECONDS = 20
 # SQS keeps a message in flight at most 12 hours from its receipt, heartbeat or not:
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
 MAX_JOB_SECONDS = 11 * 3600
-IN_FLIGHT_PER_PROCESS = 4
+# Messages held per worker process: files in transfer (checks, downloads, uploads) overlap the
+# processing of others; at most 2 per process wait for the CPU (intake.py).
+IN_FLIGHT_PER_PROCESS = 8
 # A job's address-space limit (RLIMIT_AS). Address space, not resident memory: pyarrow's
 # allocator and the thread stacks reserve ~1.8 GiB that a small job never touches (measured:
 # VmPeak 1.8 GB at 0.2 GB resident), so below 2 GiB nothing runs. Kept for the daemon and the OS:
@@ -43,7 +45,7 @@ class Settings:
     output_prefix: str = ""
     scratch_dir: Path = Path("/var/lib/s3worker")
     concurrency: int = 1
-    max_in_flight: int = 4
+    max_in_flight: int = IN_FLIGHT_PER_PROCESS
     idle_seconds: float = 600.0
     idle_confirm_seconds: float = 60.0
     idle_action: str = "none"
@@ -79,8 +81,8 @@ class Settings:
             output_prefix=e.get("S3WORKER_OUTPUT_PREFIX", "").strip("/"),
             scratch_dir=Path(e.get("S3WORKER_SCRATCH_DIR", "/var/lib/s3worker")),
             concurrency=concurrency,
-            # Files held at once: downloads and uploads of some overlap the processing of
-            # others (small files spend most of their time in S3 calls).
+            # Files held at once, in any phase (intake.py): downloads and uploads of some
+            # overlap the processing of others (small files spend most of their time in S3 calls).
             max_in_flight=r.parse(
                 "S3WORKER_MAX_IN_FLIGHT", int, IN_FLIGHT_PER_PROCESS * concurrency, lo=1
             ),

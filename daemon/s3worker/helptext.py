@@ -33,7 +33,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("S3WORKER_OUTPUT_PREFIX", "prefix for all results", "empty"),
     ("S3WORKER_SCRATCH_DIR", "scratch space; must exist (the EBS mount)", "/var/lib/s3worker"),
     ("S3WORKER_CONCURRENCY", "files processed at once (worker processes)", "CPU count"),
-    ("S3WORKER_MAX_IN_FLIGHT", "messages held at once", "4 x concurrency"),
+    ("S3WORKER_MAX_IN_FLIGHT", "messages held at once; 2 per process may wait", "8 x concurrency"),
     ("S3WORKER_IDLE_SECONDS", "idle time before the idle action", "600"),
     ("S3WORKER_IDLE_CONFIRM_SECONDS", "how long the queue must read empty", "60"),
     ("S3WORKER_IDLE_ACTION", "stop (the instance), exit (exit 0) or none", "none"),

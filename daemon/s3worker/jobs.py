@@ -66,6 +66,7 @@ class JobRunner:
         pool: ProcessPool,
         registry: Registry,
         instance_id: Callable[[], str | None] = lambda: None,
+        on_processing: Callable[[str], None] = lambda delivery: None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -73,6 +74,7 @@ class JobRunner:
         self.pool = pool
         self.registry = registry
         self.instance_id = instance_id
+        self.on_processing = on_processing  # told when a process takes a message's file (intake)
         self.publisher = Publisher(storage)
         self.progress = Progress()  # what each held file is doing: the interruption rule's input
         self.metrics = Recorder()  # what the worker's metrics shipper sends (metrics.py)
@@ -188,7 +190,7 @@ class JobRunner:
             processor = await asyncio.to_thread(self.registry.route, sample, self.settings.routes)
             options = self.settings.processor_config.for_key(ref.key)
             ctx = JobContext(key=ref.key, size=ref.size or 0, sample=sample, options=options)
-            started = self.progress.starter(message.delivery, processor.name, ref.size or 0)
+            started = self._starter(message.delivery, processor.name, ref.size or 0)
             result = await self._run(processor, job, ctx, started)
             self.progress.processed(message.delivery)
             t2 = time.monotonic()
@@ -204,6 +206,16 @@ class JobRunner:
             "output_rows": sum(result.rows.values()),
         }
         return line, [o.key for o in outputs], manifest
+
+    def _starter(self, delivery: str, processor: str, size: int) -> Callable[[], None]:
+        """What the pool calls when a process takes the file: progress and intake learn it."""
+        progress = self.progress.starter(delivery, processor, size)
+
+        def started() -> None:
+            progress()
+            self.on_processing(delivery)
+
+        return started
 
     async def _run(
         self, processor: Any, job: Any, ctx: JobContext, on_start: Callable[[], None]

@@ -62,10 +62,11 @@ class ProcessPool:
             )
         return self._pool
 
-    def warm(self) -> None:
+    def warm(self) -> list[asyncio.Future[None]]:
+        """Start the worker processes now; a future per process, done once it is up (its
+        heavy imports done)."""
         pool = self._get()
-        for _ in range(self.workers):
-            pool.schedule(_noop)
+        return [asyncio.wrap_future(pool.schedule(_noop)) for _ in range(self.workers)]
 
     async def run(
         self,

@@ -17,6 +17,7 @@ from s3worker.config import Settings
 from s3worker.contract import Layout
 from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
+from s3worker.intake import Intake
 from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
 from s3worker.jobs import JobRunner
 from s3worker.metrics import Shipper
@@ -38,6 +39,8 @@ HAND_BACK_GRACE_SECONDS = 2.0
 # The longest the main loop waits for a free slot before going round again: a loop that waits
 # for its jobs still turns, so the watchdog tells it from a loop that hangs.
 TURN_SECONDS = 5.0
+# The longest intake waits for the worker processes to start (intake.py) before it opens anyway.
+WARM_UP_SECONDS = 30.0
 
 
 class ExitReason(enum.Enum):
@@ -72,15 +75,16 @@ class Worker:
         layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
         connections = pool_size(settings.max_in_flight)
         storage = Storage(clients.s3, self.retry, settings.output_bucket, layout, connections)
+        self.intake = Intake(settings.max_in_flight, settings.concurrency)
         self.jobs = JobRunner(
-            settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id
-        )
+            settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id,
+            on_processing=self.intake.processing,
+        )  # fmt: skip
         self.settler = Settler(self.queue, settings.output_bucket, self.jobs.metrics.released)
         self.heartbeat: Heartbeat | None = None
         self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
         self.stop = StopRequest()
         self.watchdog = Watchdog(self.notifier)
-        self._slot_freed = asyncio.Event()
         self._instance_id: str | None = None
         self._instance_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -140,9 +144,9 @@ class Worker:
             visibility_timeout=info.visibility_timeout,
             scratch_entries_wiped=removed,
         )
-        # After READY: start the worker processes and import pandas while the first poll waits.
+        # After READY: start the worker processes; intake opens once they are up (intake.py).
         try:
-            self.pool.warm()
+            self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
 
@@ -151,10 +155,10 @@ class Worker:
     async def main_loop(self) -> ExitReason:
         while not self.stop.requested.is_set():
             self.watchdog.turn()
-            free = self.settings.max_in_flight - len(self.tasks)
+            free = self.intake.room()
             if free <= 0:
-                if await self._wait_for(self._slot_freed, TURN_SECONDS):
-                    self._slot_freed.clear()
+                if await self._wait_for(self.intake.changed, TURN_SECONDS):
+                    self.intake.changed.clear()
                 continue
             messages = await self._receive(free)
             for message in messages:
@@ -213,6 +217,7 @@ class Worker:
     def _start(self, message: Message) -> None:
         assert self.heartbeat
         self.heartbeat.track(message)
+        self.intake.received(message.delivery)
         task = asyncio.create_task(self._job(message), name=f"job-{message.id}")
         self.tasks[message.delivery] = (task, message)
 
@@ -235,7 +240,7 @@ class Worker:
             self.tasks.pop(message.delivery, None)
             self.jobs.progress.forget(message.delivery)
             self.idle.active(self.clock())
-            self._slot_freed.set()
+            self.intake.done(message.delivery)
             self.notifier.status(self._status())
 
     async def _verdict(self, message: Message) -> Decision:
@@ -281,6 +286,7 @@ class Worker:
             self.stop.requested.set()
 
     async def shutdown(self) -> None:
+        self.intake.close()
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
         await self.drain_with_deadline(self.settings.drain_seconds)
         self.pool.shutdown(kill=bool(self.tasks))
