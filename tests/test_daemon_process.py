@@ -18,6 +18,7 @@ import pytest
 from faults import FaultPlan, FaultProxy
 from procs import Pipeline, runs
 from s3worker import exits
+from s3worker.regions import ENDPOINT_VARIABLE
 
 TESTS = Path(__file__).parent
 
@@ -258,7 +259,10 @@ def test_a_second_signal_cuts_the_drain_short_and_releases(
 def test_bad_setting_exits_nonzero_naming_the_variable(
     tmp_path: Path, env: dict[str, str], variable: str
 ):
+    # No region anywhere, and the instance metadata (the stand-in's endpoint) unreachable: a
+    # broken setting is still named, not hidden behind "no AWS region".
     base = {
+        ENDPOINT_VARIABLE: "http://127.0.0.1:9",
         "S3WORKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
         "S3WORKER_OUTPUT_BUCKET": "b",
         "S3WORKER_INPUT_BUCKETS": "raw",

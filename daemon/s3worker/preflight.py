@@ -58,10 +58,15 @@ async def bucket_problems(s3: Any, bucket: str, retry: RetryPolicy) -> list[str]
     return []
 
 
+def check_local(settings: Settings, processors: Registry) -> None:
+    """What needs no network and no region: run before the AWS clients are built, so a broken
+    route or scratch directory is named even where the region cannot be found yet."""
+    _raise(unknown_routes(settings.routes, processors) + scratch_problems(settings.scratch_dir))
+
+
 async def check(settings: Settings, s3: Any, processors: Registry, retry: RetryPolicy) -> None:
     """Local problems first (they need no network), then the bucket."""
-    local = unknown_routes(settings.routes, processors) + scratch_problems(settings.scratch_dir)
-    _raise(local)
+    check_local(settings, processors)
     _raise(await bucket_problems(s3, settings.output_bucket, retry))
 
 

@@ -367,6 +367,7 @@ async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: 
 
 
 async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> ExitReason:
+    preflight.check_local(settings, kwargs.get("processors", registry))  # before the region
     async with ClientsContext(settings.max_in_flight) as clients:
         worker = Worker(settings, clients, **kwargs)
         loop = asyncio.get_running_loop()
