@@ -155,10 +155,11 @@ class Reader:
 
 
 def _parsed(src: Path, ctx: JobContext, totals: Totals) -> Iterator[tuple[Lines, list[Reject]]]:
-    """Chunks as coded lines; `run` takes them through `prefetch`, one chunk ahead. Only this
-    (the producing thread) touches `totals`' codes until the file is read."""
+    """Chunks as coded lines, in three stages on three threads: the CSV read (a chunk ahead,
+    through `prefetch`), this conversion, and `run`'s sums (taking these through `prefetch`).
+    Only this thread touches `totals`' codes until the file is read."""
     reader: Reader | None = None
-    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+    for chunk in prefetch(iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options)):
         reader = reader or Reader(chunk, ctx)
         yield reader.lines(chunk, totals)
 
