@@ -177,9 +177,7 @@ def _table(
     status = status_of(get["status"], get["no_show"], get["showed_up"])
     return pa.table(
         {
-            "appointment_id": pc.fill_null(
-                get["appointment_id"], pc.cast(pa.array(record), pa.string())
-            ),
+            "appointment_id": _ids(get["appointment_id"], record),
             "patient_id": get["patient_id"],
             "professional_id": get["professional_id"],
             "start": _utc(start),
@@ -191,6 +189,13 @@ def _table(
             "record": pa.array(record),
         }
     )
+
+
+def _ids(ids: pa.ChunkedArray, record: np.ndarray) -> pa.ChunkedArray:
+    """Appointment ids, the record number where a row has none."""
+    if ids.null_count == 0:
+        return ids
+    return pc.fill_null(ids, pc.cast(pa.array(record), pa.string()))
 
 
 def _utc(times: np.ndarray) -> pa.Array:
