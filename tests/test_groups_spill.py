@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from s3worker.processors.sales.totals import SPILL_SCHEMA
 from s3worker.processors.tabular.groups import factorize, group_sum
 from s3worker.processors.tabular.spill import Spill
@@ -26,9 +28,11 @@ def test_group_sum_matches_pandas_for_narrow_and_wide_keys() -> None:
     # given keys that fold into one int64, and keys too wide to fold
     rng = np.random.default_rng(3)
     value = rng.random(5_000)
+    # (narrow: addressed directly; sparse: hashed; wide: sorted)
     narrow = [rng.integers(-5, 40, 5_000), rng.integers(0, 30, 5_000)]
+    sparse = [rng.integers(0, 3, 5_000) * 10_000, rng.integers(-9, 9, 5_000) * 1_000]
     wide = [rng.integers(0, 3, 5_000) * (1 << 40), rng.integers(0, 3, 5_000) * (1 << 40)]
-    for keys in (narrow, wide):
+    for keys in (narrow, sparse, wide):
         # when grouped
         distinct, (sums,) = group_sum(keys, [value])
         # then the groups and sums are pandas'
@@ -68,8 +72,11 @@ def test_spill_returns_every_row_by_bucket_and_cleans_up(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> None:
-    # given tables of strings and times added under buckets 0..2
+@pytest.mark.parametrize("bucket_of", [lambda i: i % 3, lambda i: i // 10])
+def test_spill_of_tables_keeps_strings_and_order_by_bucket(
+    tmp_path: Path, bucket_of: Callable[[int], int]
+) -> None:
+    # given tables of strings and times added under buckets 0..2 (shuffled, or in order)
     schema = pa.schema([("id", pa.string()), ("start", pa.timestamp("ns", "UTC"))])
     rows = [(f"A{i}", i * 1_000) for i in range(30)]
     with Spill(tmp_path, schema) as spill:
@@ -80,8 +87,8 @@ def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> No
                     "start": pa.array([r[1] for r in part], schema[1].type),
                 }
             )
-            spill.add_table(np.array([int(r[0][1:]) % 3 for r in part]), table)
+            spill.add_table(np.array([bucket_of(int(r[0][1:])) for r in part]), table)
         # when read back
         buckets = [t.column("id").to_pylist() for t in spill.buckets()]
     # then each bucket holds its rows in the order they came
-    assert buckets == [[f"A{i}" for i in range(30) if i % 3 == b] for b in range(3)]
+    assert buckets == [[f"A{i}" for i in range(30) if bucket_of(i) == b] for b in range(3)]
