@@ -123,3 +123,19 @@ def test_conflicts_across_weeks_match_a_pairwise_check(tmp_path: Path) -> None:
     expected = _sweep_by_hand(bookings, "professional") | _sweep_by_hand(bookings, "patient")
     assert got == expected
     assert len(expected) > 50
+
+
+@pytest.mark.parametrize("scale", [1, 1 << 61])
+def test_running_end_per_entity_is_pandas_cummax(scale: int) -> None:
+    # given ends of bookings sorted by entity (small ends, and ends so spread that lifting
+    # them by entity would overflow: pandas then does it)
+    from s3worker.processors.appointments.conflicts import _group_cummax
+
+    rng = np.random.default_rng(4)
+    group = np.sort(rng.integers(0, 50, 2_000))
+    end = rng.integers(0, 1_000, 2_000) * (scale // 1_000 or 1)
+    # when the running maximum is taken per entity
+    reach = _group_cummax(group, end)
+    # then it is pandas' group-by cummax
+    expected = pd.Series(end).groupby(group).cummax().to_numpy()
+    np.testing.assert_array_equal(reach, expected)

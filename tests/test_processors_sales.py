@@ -110,3 +110,19 @@ def test_spilled_groups_match_an_in_memory_group_by(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         got, expected.sort_index(), check_exact=False, rtol=1e-9, check_dtype=False
     )
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1_000])
+def test_a_long_ticket_counts_once_per_group(tmp_path: Path, chunk_rows: int) -> None:
+    # given a ticket of 20 lines alternating two products (longer than the lines compared
+    # one by one: its pairs are sorted), then a short ticket; cut by chunks or not
+    lines = [f"2024-03-01,L1,C1,{'ab'[i % 2]},1,2.0" for i in range(20)]
+    lines += ["2024-03-01,L1,C2,a,1,2.0"] * 3
+    src = tmp_path / "pos.csv"
+    src.write_text("date,store,ticket,product,qty,price\n" + "\n".join(lines) + "\n")
+    # when processed
+    result = run("sales", src, tmp_path / "out", chunk_rows=chunk_rows)
+    # then each ticket counts once in each group it touches
+    detail = pd.read_parquet(tmp_path / "out" / "sales").set_index("product")
+    assert detail["tickets"].to_dict() == {"a": 2, "b": 1}
+    assert result.summary["tickets"] == 2

@@ -45,3 +45,16 @@ def test_odd_times_read_the_same_in_every_chunk() -> None:
     assert np.isnat(first[1])  # 2024-13-45
     assert np.isnat(first[3])  # ontem
     assert str(first[2]) == "2024-06-03T09:00:00.000000000"
+
+
+def test_odd_values_of_a_few_distinct_read_as_each_alone() -> None:
+    # given 20,000 quantities of a handful of distinct values, odd ones among them (the
+    # column is then converted once per distinct value, not slice by slice)
+    rng = np.random.default_rng(12)
+    distinct = ["1", "2", "3.5", "4", *ODD_NUMBERS]
+    values = [distinct[i] for i in rng.integers(0, len(distinct), 20_000)]
+    # when converted as one column
+    whole = to_float(pa.chunked_array([pa.array(values, pa.string())]))
+    # then every value is what it is when converted alone
+    alone = dict(zip(distinct, _one_by_one_float(distinct), strict=True))
+    np.testing.assert_array_equal(whole, np.array([alone[v] for v in values]))

@@ -21,9 +21,11 @@ def test_group_sum_matches_pandas_for_narrow_and_wide_keys() -> None:
     # given keys that fold into one int64, and keys too wide to fold
     rng = np.random.default_rng(3)
     value = rng.random(5_000)
+    # (narrow: addressed directly; sparse: hashed; wide: sorted)
     narrow = [rng.integers(-5, 40, 5_000), rng.integers(0, 30, 5_000)]
+    sparse = [rng.integers(0, 3, 5_000) * 10_000, rng.integers(-9, 9, 5_000) * 1_000]
     wide = [rng.integers(0, 3, 5_000) * (1 << 40), rng.integers(0, 3, 5_000) * (1 << 40)]
-    for keys in (narrow, wide):
+    for keys in (narrow, sparse, wide):
         # when grouped
         distinct, (sums,) = group_sum(keys, [value])
         # then the groups and sums are pandas'

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from s3worker.processors.sales.totals import SPILL_SCHEMA
 from s3worker.processors.tabular.spill import Spill
 
@@ -33,8 +35,11 @@ def test_spill_returns_every_row_by_bucket_and_cleans_up(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> None:
-    # given tables of strings and times added under buckets 0..2
+@pytest.mark.parametrize("bucket_of", [lambda i: i % 3, lambda i: i // 10])
+def test_spill_of_tables_keeps_strings_and_order_by_bucket(
+    tmp_path: Path, bucket_of: Callable[[int], int]
+) -> None:
+    # given tables of strings and times added under buckets 0..2 (shuffled, or in order)
     schema = pa.schema([("id", pa.string()), ("start", pa.timestamp("ns", "UTC"))])
     rows = [(f"A{i}", i * 1_000) for i in range(30)]
     with Spill(tmp_path, schema) as spill:
@@ -45,11 +50,11 @@ def test_spill_of_tables_keeps_strings_and_order_by_bucket(tmp_path: Path) -> No
                     "start": pa.array([r[1] for r in part], schema[1].type),
                 }
             )
-            spill.add_table(np.array([int(r[0][1:]) % 3 for r in part]), table)
+            spill.add_table(np.array([bucket_of(int(r[0][1:])) for r in part]), table)
         # when read back
         buckets = [t.column("id").to_pylist() for t in spill.buckets()]
     # then each bucket holds its rows in the order they came
-    assert buckets == [[f"A{i}" for i in range(30) if i % 3 == b] for b in range(3)]
+    assert buckets == [[f"A{i}" for i in range(30) if bucket_of(i) == b] for b in range(3)]
 
 
 SMALL = pa.schema([("k", pa.int64()), ("v", pa.float64())])

@@ -8,6 +8,7 @@ per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflic
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ SUMMARY = pa.schema(
         ("no_show_rate", pa.float64()),
     ]
 )
+# Dictionary-encoded in appointments.parquet: the few professionals, statuses and slot times
+# (ids and lead times are nearly all distinct: building their dictionaries was wasted work).
+BOOKING_DICTIONARY = ("professional_id", "start", "end", "status")
 MERGE_PARTS = 16  # partial day counts merged once this many wait
 
 
@@ -173,9 +177,7 @@ def _table(
     status = status_of(get["status"], get["no_show"], get["showed_up"])
     return pa.table(
         {
-            "appointment_id": pc.fill_null(
-                get["appointment_id"], pc.cast(pa.array(record), pa.string())
-            ),
+            "appointment_id": _ids(get["appointment_id"], record),
             "patient_id": get["patient_id"],
             "professional_id": get["professional_id"],
             "start": _utc(start),
@@ -189,31 +191,45 @@ def _table(
     )
 
 
+def _ids(ids: pa.ChunkedArray, record: np.ndarray) -> pa.ChunkedArray:
+    """Appointment ids, the record number where a row has none."""
+    if ids.null_count == 0:
+        return ids
+    return pc.fill_null(ids, pc.cast(pa.array(record), pa.string()))
+
+
 def _utc(times: np.ndarray) -> pa.Array:
     return pa.array(times.astype("datetime64[ns]"), pa.timestamp("ns", "UTC"), from_pandas=True)
 
 
 def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list[Reject]]]:
-    """Chunks as bookings; `run` takes them through `prefetch` (parsing the next chunk while
-    this one is written, spilled and counted: Arrow releases the GIL on both sides)."""
+    """Chunks as bookings, in stages on their own threads: the CSV read (a chunk ahead,
+    through `prefetch`), this conversion, and `run`'s spilling and counting (taking these
+    through `prefetch`), while the bookings table is written behind it."""
     reader: Reader | None = None
-    for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):
+    for chunk in prefetch(iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options)):
         reader = reader or Reader(chunk, ctx)
         yield reader, *reader.bookings(chunk)
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-    rejected, table = RejectSink(out_dir), ParquetSink(out_dir, "appointments.parquet", BOOKINGS)
+    rejected = RejectSink(out_dir)
+    table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
     reader: Reader | None = None
     counts = DayCounts()
-    with Spill(out_dir, ACTIVE) as active:
+    with Spill(out_dir, ACTIVE) as active, ThreadPoolExecutor(1) as writer:
+        written: Future[None] | None = None
         for reader, bookings, rejects in prefetch(_parsed(src, ctx)):
             rejected.add(rejects)
-            table.write(bookings)
+            if written is not None:
+                written.result()  # one chunk in the writer at a time, in order
+            written = writer.submit(table.write, bookings)
             if not reader.date_only:
                 held = pc.not_equal(bookings.column("code"), CANCELLED)
                 spill(active, bookings.filter(held))
             counts.add(bookings)
+        if written is not None:
+            written.result()
         rows = rejected.close() | table.close()
         found = sweep(active)
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)

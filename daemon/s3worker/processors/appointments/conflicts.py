@@ -14,12 +14,15 @@ and is left out before sorting (most patients).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from s3worker.processors.tabular.reading import prefetch
 from s3worker.processors.tabular.spill import Spill
 
 BoolArray = npt.NDArray[np.bool_]
@@ -48,6 +51,8 @@ FOUND = pa.schema(
 KINDS = ("professional", "patient")
 DAY_NS = 86_400 * 10**9
 BUCKET_DAYS = 7  # the span of bookings swept at once
+BUCKET_NS = BUCKET_DAYS * DAY_NS
+FOLD_LIMIT = 1 << 62
 ORDER = [("entity", "ascending"), ("start", "ascending"), ("appointment_id", "ascending")]
 
 
@@ -58,18 +63,21 @@ def spill(active: Spill, bookings: pa.Table) -> None:
 
 
 def sweep(active: Spill) -> pa.Table:
-    """Every conflict, by kind, entity, start and appointment id (one sweep's order)."""
+    """Every conflict, by kind, entity, start and appointment id (one sweep's order).
+
+    The next bucket is read (a thread ahead, `prefetch`) while this one is swept, and the two
+    kinds are swept side by side on two threads (Arrow's kernels release the GIL)."""
     found: dict[str, list[pa.Table]] = {k: [] for k in KINDS}
     carry = ACTIVE.empty_table()
-    for rows in active.buckets():
-        both = pa.concat_tables([carry, rows])
-        carried = np.arange(both.num_rows) < carry.num_rows  # reported where they started
-        for kind in KINDS:
-            found[kind].append(conflicts(both, carried, kind))
-        week_end = (int(_ns(rows.column("start")).min()) // DAY_NS // BUCKET_DAYS + 1) * (
-            BUCKET_DAYS * DAY_NS
-        )
-        carry = both.filter(pa.array(_ns(both.column("end")) > week_end))
+    with ThreadPoolExecutor(len(KINDS), thread_name_prefix="sweep") as pool:
+        for rows in prefetch(active.buckets()):
+            both = pa.concat_tables([carry, rows])
+            carried = np.arange(both.num_rows) < carry.num_rows  # reported where they started
+            kinds = [pool.submit(conflicts, both, carried, kind) for kind in KINDS]
+            for kind, done in zip(KINDS, kinds, strict=True):
+                found[kind].append(done.result())
+            week = int(_ns(rows.column("start")).min()) // DAY_NS // BUCKET_DAYS
+            carry = both.filter(pa.array(_ns(both.column("end")) > (week + 1) * BUCKET_NS))
     parts = [pa.concat_tables(found[k]).sort_by(ORDER) for k in KINDS if found[k]]
     return pa.concat_tables(parts) if parts else FOUND.empty_table()
 
@@ -111,7 +119,7 @@ def conflicts(active: pa.Table, carried: BoolArray, kind: str) -> pa.Table:
 def _overlaps(group: I64, start: I64, end: I64) -> tuple[BoolArray, I64, npt.NDArray[np.float64]]:
     """For rows sorted by (group, start): which start before their group's furthest end so
     far, the row holding that end (the latest on a tie), and the overlap in minutes."""
-    reach = pd.Series(end).groupby(group, sort=False).cummax().to_numpy(dtype=np.int64)
+    reach = _group_cummax(group, end)
     holder = np.maximum.accumulate(np.where(end == reach, np.arange(end.size), 0))
     same = np.zeros(end.size, dtype=bool)
     same[1:] = group[1:] == group[:-1]
@@ -119,6 +127,21 @@ def _overlaps(group: I64, start: I64, end: I64) -> tuple[BoolArray, I64, npt.NDA
     hit = same & (start < prev_reach)
     overlap = (np.minimum(end, end[prev_holder]) - start) / 60e9
     return hit, prev_holder, overlap
+
+
+def _group_cummax(group: I64, end: I64) -> I64:
+    """Running maximum of `end` within each run of equal `group` values (rows sorted by
+    group): one accumulate over ends lifted by group rank, when that fits in an int64."""
+    if end.size == 0:
+        return end
+    low = int(end.min())
+    span = int(end.max()) - low + 1
+    rank = np.cumsum(np.append(False, group[1:] != group[:-1]))
+    if (int(rank[-1]) + 1) * span >= FOLD_LIMIT:
+        return np.asarray(pd.Series(end).groupby(group, sort=False).cummax(), dtype=np.int64)
+    lift = rank * span - low
+    out: I64 = np.maximum.accumulate(end + lift) - lift
+    return out
 
 
 def _ns(col: pa.ChunkedArray) -> I64:

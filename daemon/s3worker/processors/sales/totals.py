@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.tabular.groups import F64, I64, factorize, group_sum, sums
 from s3worker.processors.tabular.spill import Spill
+
+BoolArray = npt.NDArray[np.bool_]
 
 Level = tuple[str, ...]
 DETAIL: Level = ("dt", "store", "product")
@@ -30,6 +33,7 @@ LEVELS: tuple[Level, ...] = (DETAIL, ("dt", "store"), ("dt",), ("product",))
 VALUES = ("revenue", "units", "lines", "tickets")
 SPILL_BUCKETS = 32  # days spread over this many files; one is in memory at the end
 COMPACT_ROWS = 500_000
+MAX_SCAN_RUN = 16  # tickets with more lines: their (ticket, group) pairs are found by sorting
 SPILL_SCHEMA = pa.schema(
     [
         ("dt", pa.int64()),
@@ -86,6 +90,16 @@ class Lines:
 
 
 @dataclass
+class Runs:
+    """Ticket runs of a chunk's lines: the run of each line (0: carried on from the previous
+    chunk), whether the first run is carried, and the longest run's length."""
+
+    run: I64
+    continues: bool
+    longest: int
+
+
+@dataclass
 class Groups:
     """Distinct keys (one array per key column) and their sums (one per VALUES name)."""
 
@@ -110,23 +124,26 @@ class Totals:
     def add(self, lines: Lines) -> None:
         if lines.revenue.size == 0:
             return
-        run, continues = self._runs(lines.ticket) if lines.ticket is not None else (None, False)
+        ticket = self._runs(lines.ticket) if lines.ticket is not None else None
+        detail, of_line = factorize([lines.key[c] for c in DETAIL])
         for lv in LEVELS:
-            distinct, group = factorize([lines.key[c] for c in lv])
+            distinct, group = (detail, of_line) if lv == DETAIL else _coarser(detail, of_line, lv)
             size = distinct[0].size
-            ones = np.ones(group.size)
-            values = sums(group, size, [lines.revenue, lines.units, ones])
-            if run is not None:
-                values.append(self._tickets(lv, distinct, group, run, continues))
+            values = sums(group, size, [lines.revenue, lines.units])
+            values.append(np.bincount(group, minlength=size).astype(np.float64))
+            if ticket is not None:
+                values.append(self._tickets(lv, distinct, group, ticket))
+            elif lines.count is not None:
+                values += sums(group, size, [lines.count])
             else:
-                values += sums(group, size, [ones if lines.count is None else lines.count])
+                values.append(values[-1])
             if lv == DETAIL:
                 columns = dict(zip(lv + VALUES, [*distinct, *values], strict=True))
                 self.detail.add(distinct[0] % SPILL_BUCKETS, columns)
             else:
                 self._keep(lv, Groups(distinct, values))
 
-    def _runs(self, ticket: pa.ChunkedArray) -> tuple[I64, bool]:
+    def _runs(self, ticket: pa.ChunkedArray) -> Runs:
         """Run number of each line: 0 for the run carried on from the previous chunk, else 1.."""
         t = ticket.combine_chunks()
         change = np.ones(len(t), dtype=bool)
@@ -136,27 +153,24 @@ class Totals:
         continues = self.last_ticket is not None and t[0].as_py() == self.last_ticket
         change[0] = not continues
         self.last_ticket = t[-1].as_py()
-        return np.cumsum(change), continues
+        starts = np.flatnonzero(change)
+        longest = int(np.diff(np.append(starts, len(t)), prepend=0).max()) if len(t) else 0
+        return Runs(np.cumsum(change), continues, longest)
 
-    def _tickets(
-        self, lv: Level, distinct: list[I64], group: I64, run: I64, continues: bool
-    ) -> F64:
+    def _tickets(self, lv: Level, distinct: list[I64], group: I64, runs: Runs) -> F64:
         """Distinct runs per group, minus the carried run's groups already counted."""
-        size = distinct[0].size
-        # A run's lines are consecutive, so this is nearly sorted: a stable (tim)sort is quick.
-        pairs = np.sort(run * size + group, kind="stable")
-        pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]
-        p_group, p_run = pairs % size, pairs // size
-        counted = np.ones(pairs.size, dtype=bool)
-        carried = self.carry.get(lv, set()) if continues else set()
+        first = _pair_firsts(runs, group, distinct[0].size)
+        p_group, p_run = group[first], runs.run[first]
+        counted = np.ones(p_group.size, dtype=bool)
+        carried = self.carry.get(lv, set()) if runs.continues else set()
         if carried:
-            first = np.flatnonzero(p_run == 0)
-            seen = [key in carried for key in _rows(distinct, p_group[first])]
-            counted[first[np.array(seen, dtype=bool)]] = False
-        last = int(run[-1])
+            at = np.flatnonzero(p_run == 0)
+            seen = [key in carried for key in _rows(distinct, p_group[at])]
+            counted[at[np.array(seen, dtype=bool)]] = False
+        last = int(runs.run[-1])
         tail = set(_rows(distinct, p_group[p_run == last]))
-        self.carry[lv] = carried | tail if continues and last == 0 else tail
-        return np.bincount(p_group[counted], minlength=size).astype(np.float64)
+        self.carry[lv] = carried | tail if runs.continues and last == 0 else tail
+        return np.bincount(p_group[counted], minlength=distinct[0].size).astype(np.float64)
 
     def _keep(self, lv: Level, groups: Groups) -> None:
         """Merge partial groups once they outgrow the merged ones: linear, not quadratic."""
@@ -181,6 +195,29 @@ class Totals:
 
     def close(self) -> None:
         self.detail.close()
+
+
+def _coarser(detail: list[I64], of_line: I64, lv: Level) -> tuple[list[I64], I64]:
+    """A coarser level's groups, from the detail groups (few) rather than the lines (many)."""
+    distinct, of_detail = factorize([detail[DETAIL.index(c)] for c in lv])
+    return distinct, of_detail[of_line]
+
+
+def _pair_firsts(runs: Runs, group: I64, size: int) -> BoolArray:
+    """Lines that are the first of their (run, group) pair. Runs are contiguous: short ones
+    are scanned (each line against the up to MAX_SCAN_RUN - 1 lines before it), long ones
+    sorted (a stable sort of nearly sorted keys)."""
+    run = runs.run
+    if runs.longest > MAX_SCAN_RUN:
+        order = np.argsort(run * size + group, kind="stable")
+        key = (run * size + group)[order]
+        first = np.zeros(run.size, dtype=bool)
+        first[order[np.append(True, key[1:] != key[:-1])]] = True
+        return first
+    first = np.ones(run.size, dtype=bool)
+    for k in range(1, runs.longest):
+        first[k:] &= (run[k:] != run[:-k]) | (group[k:] != group[:-k])
+    return first
 
 
 def merge(parts: list[Groups]) -> Groups:

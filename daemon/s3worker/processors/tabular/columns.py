@@ -43,6 +43,10 @@ DATE_FORMATS = (
 
 
 CAST_SLICE, CAST_LEAF = 16_384, 1_024  # rows cast at once after a failed cast; looked at closely
+# A refused column whose first rows hold at most a quarter distinct values is converted per
+# distinct value (dictionary-encoded): bisecting around 100 bad quantities in 250,000 rows cast
+# most of the column five times over.
+DISTINCT_PROBE = 8_192
 PLAIN_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 CURRENCY = r"^\s*(R\$|US\$|[$€£¥])\s*|\s*(R\$|[$€£¥]|EUR|BRL|USD)\s*$"
 ZONED = r"([Zz]|[+-]\d{2}:?\d{2}|^\s*\d+(\.\d+)?)\s*$"  # an offset, or epoch seconds
@@ -139,9 +143,24 @@ def _decimal_point(col: pa.ChunkedArray, decimal: str) -> pa.ChunkedArray:
 
 
 def _mixed_float(col: pa.ChunkedArray | pa.Array) -> FloatArray:
+    """A column the plain cast refused: a few distinct values (quantities, durations, prices)
+    are converted once each; otherwise `_sliced_float`."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    probe = arr.slice(0, DISTINCT_PROBE)
+    if len(arr) < DISTINCT_PROBE or pc.count_distinct(probe).as_py() * 4 > len(probe):
+        return _sliced_float(arr)
+    enc = pc.dictionary_encode(arr)
+    if len(enc.dictionary) * 4 > len(arr):
+        return _sliced_float(arr)
+    values = np.append(_sliced_float(enc.dictionary), np.nan)
+    codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+    out: FloatArray = values[np.asarray(codes, dtype=np.int64)]
+    return out
+
+
+def _sliced_float(arr: pa.Array) -> FloatArray:
     """Cast slice by slice, halving the slices that fail, so that only short slices around
     the odd values get the regex and pandas (a bad amount in 10,000 made every row pay)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     out = np.empty(len(arr), dtype=np.float64)
     pending = [(lo, min(lo + CAST_SLICE, len(arr))) for lo in range(0, len(arr), CAST_SLICE)]
     odd: list[range] = []

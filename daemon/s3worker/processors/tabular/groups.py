@@ -1,8 +1,10 @@
 """Group-by on integer key columns: factorize once, then bincount any number of sums.
 
-Keys are folded into one int64 when their ranges allow it, and hashed (pandas' factorize,
-linear time) rather than sorted; groups come out in order of first appearance. Keys too
-wide to fold fall back to a lexsort, and then come out sorted.
+Keys are folded into one int64 when their ranges allow it; a folded range no larger than a
+few times the row count is grouped by direct addressing (a bincount), a larger one is hashed
+(pandas' factorize, linear time) rather than sorted. Keys too wide to fold fall back to a
+lexsort. The order of the groups is not part of the contract (sums are in row order within
+each group whatever it is).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 FOLD_LIMIT = 1 << 62
+DENSE_FACTOR = 4  # a folded range up to this many times the rows is addressed directly
 
 
 def factorize(keys: Sequence[I64]) -> tuple[list[I64], I64]:
@@ -25,10 +28,13 @@ def factorize(keys: Sequence[I64]) -> tuple[list[I64], I64]:
         return [np.zeros(0, dtype=np.int64) for _ in keys], np.zeros(0, dtype=np.int64)
     lows = [int(k.min()) for k in keys]
     spans = [int(k.max()) - lo + 1 for k, lo in zip(keys, lows, strict=True)]
-    if int(np.prod(np.array(spans, dtype=object))) < FOLD_LIMIT:
+    space = int(np.prod(np.array(spans, dtype=object)))
+    if space < FOLD_LIMIT:
         folded = np.zeros(n, dtype=np.int64)
         for k, lo, span in zip(keys, lows, spans, strict=True):
             folded = folded * span + (k - lo)
+        if space <= DENSE_FACTOR * n:
+            return _dense(folded, space, lows, spans)
         inverse, uniques = pd.factorize(folded)
         row = np.zeros(uniques.size, dtype=np.int64)
         row[inverse] = np.arange(n)  # some row of each group: all of them share its keys
@@ -44,6 +50,18 @@ def factorize(keys: Sequence[I64]) -> tuple[list[I64], I64]:
     inverse[order] = group
     starts = order[change]
     return [k[starts] for k in keys], inverse
+
+
+def _dense(folded: I64, space: int, lows: list[int], spans: list[int]) -> tuple[list[I64], I64]:
+    """Groups of folded keys in [0, space): the present values, in key order."""
+    present = np.bincount(folded, minlength=space) > 0
+    ids = np.cumsum(present) - 1
+    rest = np.flatnonzero(present)
+    distinct: list[I64] = []
+    for lo, span in zip(reversed(lows), reversed(spans), strict=True):
+        rest, digit = np.divmod(rest, span)
+        distinct.insert(0, digit + lo)
+    return distinct, ids[folded]
 
 
 def sums(group: I64, size: int, values: Sequence[npt.NDArray[np.generic]]) -> list[F64]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,13 +18,25 @@ REJECTED_SCHEMA = pa.schema([("record", pa.int64()), ("reason", pa.string()), ("
 class ParquetSink:
     """One Parquet file with a fixed schema, appended to chunk by chunk; exists even if empty."""
 
-    def __init__(self, out_dir: Path, name: str, schema: pa.Schema) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        name: str,
+        schema: pa.Schema,
+        dictionary: Sequence[str] | None = None,
+    ) -> None:
+        """`dictionary`: the columns to dictionary-encode (default every one). Naming the
+        low-cardinality ones spares the writer building dictionaries it then drops (ids,
+        amounts, times: a quarter of the appointments writer's time)."""
         self.name = name
         self.schema = schema
         self.rows = 0
         self._path = out_dir / name
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._path, schema, compression="zstd")
+        encode: bool | list[str] = True if dictionary is None else list(dictionary)
+        self._writer = pq.ParquetWriter(
+            self._path, schema, compression="zstd", use_dictionary=encode
+        )
 
     def write(self, data: pd.DataFrame | pa.Table) -> None:
         table = (
@@ -59,10 +72,14 @@ class RejectSink(ParquetSink):
 
 
 def write_frame(
-    out_dir: Path, name: str, frame: pd.DataFrame | pa.Table, schema: pa.Schema
+    out_dir: Path,
+    name: str,
+    frame: pd.DataFrame | pa.Table,
+    schema: pa.Schema,
+    dictionary: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """A whole (small, aggregated) table in one go."""
-    sink = ParquetSink(out_dir, name, schema)
+    sink = ParquetSink(out_dir, name, schema, dictionary)
     sink.write(frame)
     return sink.close()
 

@@ -48,8 +48,11 @@ class Spill:
         """Rows of a table with the spill's schema, each row going to its `bucket`."""
         if bucket.size == 0:
             return
-        order = np.argsort(bucket, kind="stable")
-        self._write_sorted(bucket[order], table.take(pa.array(order)).combine_chunks())
+        if bool((bucket[1:] >= bucket[:-1]).all()):  # rows in time order: nothing to move
+            self._write_sorted(bucket, table.combine_chunks())
+        else:
+            order = np.argsort(bucket, kind="stable")
+            self._write_sorted(bucket[order], table.take(pa.array(order)).combine_chunks())
         self.rows += bucket.size
 
     def _write_sorted(self, bucket: I64, table: pa.Table) -> None:
