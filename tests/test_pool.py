@@ -140,8 +140,12 @@ def test_too_large_says_the_limit_and_what_to_change() -> None:
 
 
 def test_shutdown_before_any_job_and_twice_is_harmless() -> None:
-    pool = ProcessPool(1)
-    pool.shutdown()
-    pool.warm()
-    pool.shutdown()
-    pool.shutdown(kill=True)
+    async def scenario() -> None:
+        pool = ProcessPool(1)
+        pool.shutdown()
+        # warmed after a shutdown: the processes start again and come up
+        await asyncio.wait_for(asyncio.gather(*pool.warm()), 120)
+        pool.shutdown()
+        pool.shutdown(kill=True)
+
+    asyncio.run(scenario())
