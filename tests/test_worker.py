@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -478,14 +479,12 @@ def test_intake_stops_at_what_waits_for_a_process(
     )
 
     async def scenario() -> tuple[list[tuple[int, int]], int, int]:
+        # When the first file runs and the two behind it are downloaded
+        filled = when_intake(monkeypatch, lambda intake: (intake.held, intake.ahead) == (3, 2))
         async with ClientsContext(settings.max_in_flight) as clients:
             worker = Worker(settings, clients, processors=echo_registry(runlog))
             task = asyncio.create_task(worker.run())
-            deadline = asyncio.get_running_loop().time() + 30
-            # When the first file runs and the two behind it are downloaded
-            while (worker.intake.held, worker.intake.ahead) != (3, 2):
-                assert asyncio.get_running_loop().time() < deadline, "intake never filled"
-                await asyncio.sleep(0.02)
+            await asyncio.wait_for(filled.wait(), 30)
             gated = list(asked)
             assert worker.heartbeat is not None
             beating = len(worker.heartbeat._messages)
@@ -501,6 +500,24 @@ def test_intake_stops_at_what_waits_for_a_process(
     assert len(runs(runlog)) == 8
     assert left == 0
     assert pipeline.depth() == 0
+
+
+def when_intake(monkeypatch: pytest.MonkeyPatch, reached: Callable[[Any], bool]) -> asyncio.Event:
+    """An event set once the worker's intake, after one of its own transitions, is in the
+    state `reached` names (patched on the class: the worker binds its methods at start)."""
+    from s3worker.intake import Intake
+
+    event = asyncio.Event()
+    for name in ("received", "processing", "done"):
+        original = getattr(Intake, name)
+
+        def step(self: Intake, delivery: str, original: Callable[..., None] = original) -> None:
+            original(self, delivery)
+            if reached(self):
+                event.set()
+
+        monkeypatch.setattr(Intake, name, step)
+    return event
 
 
 def record_receives(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
