@@ -1,5 +1,6 @@
-"""jobs.py: one SQS message start to finish (parse, then per object the version check, route, process,
-upload, manifest) and the verdict it returns, against the emulator's S3 over HTTP.
+"""jobs.py: one SQS message start to finish (parse, then per object the version check, route,
+process, upload, manifest), the verdict it returns and the S3 calls it makes, against the
+emulator's S3 over HTTP.
 
 The processors run in `InlinePool`, a thread instead of a pebble process (the pool's own
 behaviour, processes and their deaths, is tests/test_pool.py's): what is tested here is what the

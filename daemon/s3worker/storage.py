@@ -28,8 +28,8 @@ DEFAULT_CONNECTIONS = 16
 MAX_DELETE_KEYS = 1000  # per DeleteObjects call
 GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
 SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
-# Inputs the event says are smaller than this are checked and read in one GET (the body is
-# held in memory until the job's scratch directory takes it: at most this, per held message).
+# Inputs the event says are smaller than this are checked and read in one GET (the body stays
+# in memory while its job runs: at most this per held message, 16 MiB on 2 cores by default).
 WHOLE_GET_BYTES = 1024 * 1024
 
 
