@@ -221,7 +221,7 @@ def large_object(upstream: str, folder: Path, latency_ms: float = 30) -> dict[st
     from s3worker.contract import Layout
     from s3worker.events import ObjectRef
     from s3worker.retry import RetryPolicy
-    from s3worker.storage import Storage
+    from s3worker.storage import Fetched, Storage
 
     bucket = new_bucket(f"big-{uuid.uuid4().hex[:8]}")
     src = folder / "large.bin"
@@ -235,7 +235,7 @@ def large_object(upstream: str, folder: Path, latency_ms: float = 30) -> dict[st
             s3 = CompleteTimer(clients.s3)
             storage = Storage(s3, RetryPolicy(), bucket, Layout())
             t0 = time.perf_counter()
-            await storage.download(ref, folder / "down.bin")
+            await storage.download(Fetched(ref), folder / "down.bin")
             t1 = time.perf_counter()
             await storage.transfers.upload_file(bucket, src, "copy.bin")
             return t1 - t0, time.perf_counter() - t1, s3.seconds
