@@ -5,7 +5,8 @@ per small file and cold start to READY=1. For "not worse than before" on a loade
     .venv/bin/python bench/ab_daemon.py --baseline /tmp/base/daemon [--rounds 3]
 
 A is this checkout; B runs with PYTHONPATH=BASELINE (the daemon and its worker processes
-import that package instead). Optionally through the latency proxy (--latency-ms).
+import that package instead). Optionally through the latency proxy (--latency-ms), which then
+counts each run's calls per file too.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import statistics
 import tempfile
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench_latency import latency_proxy
+from bench_latency import counted, latency_proxy
 from bench_pipeline import cold_start, enqueue, make_corpus, run_daemon, upload_corpus
 from common import emulator
 from procs import Pipeline
@@ -45,13 +47,17 @@ def one(files: int, folder: Path, latency_ms: float) -> dict[str, Any]:
     enqueue(pipe.queue_url, upload_corpus(pipe, make_corpus(folder, 60), files))
     run = folder / uuid.uuid4().hex[:6]
     run.mkdir()
-    with contextlib.ExitStack() as stack:
-        if latency_ms:
-            stack.enter_context(latency_proxy(os.environ["AWS_ENDPOINT_URL"], latency_ms))
-        daemon = run_daemon(pipe, pipe.queue_url, pipe.processed, files, run)
+    daemon = partial(run_daemon, pipe, pipe.queue_url, pipe.processed, files, run)
+    calls: dict[str, Any] = {}
+    if latency_ms:  # the proxy counts the calls too
+        with latency_proxy(os.environ["AWS_ENDPOINT_URL"], latency_ms) as url:
+            result = counted(url, files, daemon)
+        calls = {"calls_per_file_total": result["calls_per_file_total"]}
+    else:
+        result = daemon()
     ready = cold_start(3, run)["ready_median_s"]
-    return {"files_per_s": daemon["files_per_s"], "cpu_s_per_file": daemon["cpu_s_per_file"],
-            "ready_s": ready}  # fmt: skip
+    return {"files_per_s": result["files_per_s"], "cpu_s_per_file": result["cpu_s_per_file"],
+            "ready_s": ready, **calls}  # fmt: skip
 
 
 def cold(folder: Path) -> dict[str, Any]:

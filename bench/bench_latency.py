@@ -5,7 +5,8 @@ measured through the same proxy in the same run; then large objects through a ba
     .venv/bin/python bench/bench_latency.py [--latencies 10,30,60] [--files 100]
 
 Per latency: files/s of each, the daemon's ratio to the ceiling and to the plain consumer, and
-to the CPU-bound limit (cores / the daemon's CPU seconds per file, measured in the same run).
+to the CPU-bound limit (cores / the daemon's CPU seconds per file, measured in the same run);
+the calls bound: the ceiling's calls per second divided by the daemon's calls per file.
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ def _row(
 ) -> dict[str, Any]:
     cpu_limit = (os.cpu_count() or 1) / daemon["cpu_s_per_file"]
     d = daemon["files_per_s"]
+    # What the ceiling's rate of calls allows at the daemon's calls per file: the ratio the
+    # daemon could reach if its calls cost what the ceiling's do (its contract's calls bound).
+    ceiling_calls_per_s = ceil["files_per_s"] * ceil["calls_per_file_total"]
+    calls_bound = ceiling_calls_per_s / daemon["calls_per_file_total"]
     return {
         "latency_ms": latency_ms,
         "daemon": daemon,
@@ -150,6 +155,9 @@ def _row(
         "same_calls_ceiling": same,
         "outputs_per_file": len(manifest["outputs"]),
         "cpu_bound_files_per_s": round(cpu_limit, 1),
+        "calls_bound_files_per_s": round(calls_bound, 2),
+        "calls_bound_vs_ceiling": round(calls_bound / ceil["files_per_s"], 2),
+        "daemon_vs_calls_bound": round(d / calls_bound, 2),
         "daemon_vs_ceiling": round(d / ceil["files_per_s"], 2),
         "daemon_vs_same_calls_ceiling": round(d / same["files_per_s"], 2),
         "daemon_vs_plain": round(d / plain["files_per_s"], 2),
@@ -201,7 +209,7 @@ def same_calls_ceiling(
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = [k for k in ("files_per_s", "cpu_s_per_file") if k in runs[0]]
+    keys = [k for k in ("files_per_s", "cpu_s_per_file", "calls_per_file_total") if k in runs[0]]
     out = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
     return {"files": runs[0]["files"], **out, "runs": runs}
 
@@ -213,7 +221,7 @@ def large_object(upstream: str, folder: Path, latency_ms: float = 30) -> dict[st
     from s3worker.contract import Layout
     from s3worker.events import ObjectRef
     from s3worker.retry import RetryPolicy
-    from s3worker.storage import Storage
+    from s3worker.storage import Fetched, Storage
 
     bucket = new_bucket(f"big-{uuid.uuid4().hex[:8]}")
     src = folder / "large.bin"
@@ -227,7 +235,7 @@ def large_object(upstream: str, folder: Path, latency_ms: float = 30) -> dict[st
             s3 = CompleteTimer(clients.s3)
             storage = Storage(s3, RetryPolicy(), bucket, Layout())
             t0 = time.perf_counter()
-            await storage.download(ref, folder / "down.bin")
+            await storage.download(Fetched(ref), folder / "down.bin")
             t1 = time.perf_counter()
             await storage.transfers.upload_file(bucket, src, "copy.bin")
             return t1 - t0, time.perf_counter() - t1, s3.seconds

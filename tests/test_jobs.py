@@ -1,5 +1,6 @@
-"""jobs.py: one SQS message start to finish (parse, then per object HEAD, route, process,
-upload, manifest) and the verdict it returns, against the emulator's S3 over HTTP.
+"""jobs.py: one SQS message start to finish (parse, then per object the version check, route,
+process, upload, manifest), the verdict it returns and the S3 calls it makes, against the
+emulator's S3 over HTTP.
 
 The processors run in `InlinePool`, a thread instead of a pebble process (the pool's own
 behaviour, processes and their deaths, is tests/test_pool.py's): what is tested here is what the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +23,7 @@ from s3worker.config import Settings
 from s3worker.contract import Manifest
 from s3worker.jobs import JobRunner
 from s3worker.pool import ProcessPool
+from s3worker.processors.registry import Registry, registry
 from s3worker.publish import version_tag
 from s3worker.retry import RetryPolicy
 from s3worker.scratch import Scratch
@@ -54,17 +57,25 @@ def handle(
     runlog: Path,
     *messages: Message,
     pool: ProcessPool | None = None,
+    processors: Registry | None = None,
+    calls: list[tuple[str, str, str]] | None = None,
     **env: Any,
 ) -> list[Decision]:
-    """Each message through one JobRunner, all at once; the queue allows 5 receives."""
+    """Each message through one JobRunner, all at once; the queue allows 5 receives.
+    `calls`: each S3 call made, appended as (operation, bucket, key)."""
     settings = Settings.from_env(pipeline.env(scratch, **env))
+
+    def note(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if calls is not None:
+            calls.append((model.name, params.get("Bucket", ""), params.get("Key", "")))
 
     async def main() -> list[Decision]:
         async with ClientsContext(2) as clients:
+            clients.s3.meta.events.register("before-parameter-build.s3.*", note)
             storage = Storage(clients.s3, RetryPolicy(3, wait_none()), pipeline.processed, LAYOUT)
             runner = JobRunner(
-                settings, storage, Scratch(scratch), pool or InlinePool(2), echo_registry(runlog),
-                lambda: INSTANCE,
+                settings, storage, Scratch(scratch), pool or InlinePool(2),
+                processors or echo_registry(runlog), lambda: INSTANCE,
             )  # fmt: skip
             runner.max_receives = 5
             return list(await asyncio.gather(*(runner.handle(m) for m in messages)))
@@ -111,6 +122,94 @@ def test_a_file_is_processed_and_its_manifest_says_what_and_by_whom(
     assert (line["key"], line["size"], line["log_level"]) == ("in/a.txt", 17, "info")
     assert line["duration_s"] >= 0
     assert list(scratch.iterdir()) == []  # the job's scratch directory is gone
+
+
+def test_a_small_file_costs_one_get_of_its_input_and_one_head_before_the_swap(
+    pipeline: Pipeline, scratch: Path, runlog: Path
+) -> None:
+    # Given a small file whose event names its version and size
+    event = pipeline.upload("in/a.txt", b"echo\nrow 1\n", notify=False)
+    calls: list[tuple[str, str, str]] = []
+    # When it is processed
+    handle(pipeline, scratch, runlog, message(event), calls=calls)
+    # Then S3 saw, in order: the input checked and read in one GET, its results' manifest,
+    # the outputs, the input's version checked again, the manifest swapped in
+    manifest = LAYOUT.manifest_key("in/a.txt")
+    outputs = Manifest.parse(pipeline.manifest("in/a.txt")).output_keys
+    n = len(outputs)
+    assert calls[:2] == [
+        ("GetObject", pipeline.raw, "in/a.txt"),
+        ("GetObject", pipeline.processed, manifest),
+    ]
+    assert sorted(calls[2 : 2 + n]) == sorted(("PutObject", pipeline.processed, k) for k in outputs)
+    assert calls[2 + n :] == [
+        ("HeadObject", pipeline.raw, "in/a.txt"),
+        ("PutObject", pipeline.processed, manifest),
+    ]
+
+
+def test_a_small_sales_file_makes_the_calls_its_contract_needs_and_no_more(
+    pipeline: Pipeline, scratch: Path, runlog: Path, tmp_path: Path
+) -> None:
+    # Given a small sales file (its outputs are BI tables: the table index is written too)
+    from s3worker.samples import write_sample
+
+    write_sample("sales", 60, tmp_path / "day.csv", seed=3)
+    event = pipeline.upload("sales/day.csv", (tmp_path / "day.csv").read_bytes(), notify=False)
+    calls: list[tuple[str, str, str]] = []
+    # When it is processed
+    (decision,) = handle(pipeline, scratch, runlog, message(event), processors=registry,
+                         calls=calls)  # fmt: skip
+    assert decision.verdict is Verdict.ACK
+    # Then per kind: GET the input and the manifest, re-read the manifest after the index
+    # entries; HEAD the input before the swap; PUT each output, the manifest, each entry
+    outputs = Manifest.parse(pipeline.manifest("sales/day.csv")).output_keys
+    entries = [k for k in pipeline.result_keys() if k.startswith("_tables/")]
+    assert (len(outputs), len(entries)) == (12, 10)
+    assert Counter(op for op, _, _ in calls) == {
+        "GetObject": 3,
+        "HeadObject": 1,
+        "PutObject": len(outputs) + 1 + len(entries),
+    }
+    assert calls[0] == ("GetObject", pipeline.raw, "sales/day.csv")  # no HEAD before it
+    assert calls[-1] == ("GetObject", pipeline.processed, LAYOUT.manifest_key("sales/day.csv"))
+
+
+def test_a_large_file_is_sized_by_a_head_before_its_scratch_space_is_taken(
+    pipeline: Pipeline, scratch: Path, runlog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3worker.storage
+
+    monkeypatch.setattr(s3worker.storage, "WHOLE_GET_BYTES", 4)  # 11 bytes count as large
+    event = pipeline.upload("in/a.txt", b"echo\nrow 1\n", notify=False)
+    calls: list[tuple[str, str, str]] = []
+    handle(pipeline, scratch, runlog, message(event), calls=calls)
+    assert calls[:3] == [
+        ("HeadObject", pipeline.raw, "in/a.txt"),
+        ("GetObject", pipeline.processed, LAYOUT.manifest_key("in/a.txt")),
+        ("GetObject", pipeline.raw, "in/a.txt"),
+    ]
+    assert pipeline.output_json("in/a.txt", "lines.json") == ["echo", "row 1"]
+
+
+def test_an_event_that_understates_the_size_is_processed_at_s3s_size(
+    pipeline: Pipeline, scratch: Path, runlog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3worker.storage
+
+    monkeypatch.setattr(s3worker.storage, "WHOLE_GET_BYTES", 8)
+    body = b"echo\nrow 1\nrow 2\n"
+    resp = boto3.client("s3").put_object(Bucket=pipeline.raw, Key="in/a.txt", Body=body)
+    event = eventbridge_event(pipeline.raw, "in/a.txt", 3, resp["ETag"].strip('"'),
+                              resp["VersionId"])  # fmt: skip
+    calls: list[tuple[str, str, str]] = []
+    (decision,) = handle(pipeline, scratch, runlog, message(event), calls=calls)
+    assert decision.verdict is Verdict.ACK
+    assert Manifest.parse(pipeline.manifest("in/a.txt")).input.size == len(body)
+    assert pipeline.output_json("in/a.txt", "lines.json") == ["echo", "row 1", "row 2"]
+    # The first GET told the real size and its body was left unread; the download read it
+    assert [c for c in calls if c[1] == pipeline.raw][:2] == [("GetObject", pipeline.raw,
+                                                              "in/a.txt")] * 2  # fmt: skip
 
 
 def _ref(pipeline: Pipeline, event: dict[str, Any]) -> Any:

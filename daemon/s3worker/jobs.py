@@ -1,5 +1,28 @@
 """One SQS message, start to finish: parse, then per object download → route → process →
-upload → manifest. Returns a verdict; the worker acts on the queue."""
+upload → manifest. Returns a verdict; the worker acts on the queue.
+
+What one small file costs (a sales CSV: 12 outputs, 10 table index entries), in order, and the
+contract each call serves (tests/test_jobs.py counts them):
+
+    SQS ReceiveMessage       shared by the messages received together (up to 10)
+    GET input                the event's version is the key's current one (an older version's
+                             late event is acknowledged, never processed over newer results),
+                             S3's own size (skip rules) and the bytes, in one answer; from
+                             WHOLE_GET_BYTES a HEAD, then GETs into scratch reserved for that size
+    GET manifest             a version done already is acknowledged unprocessed; its ETag is the
+                             swap's condition, its outputs what this version replaces
+    PUT output x12           named per input version: no run writes over another version's
+    HEAD input               still this version: a run overwritten mid-job writes no manifest
+    PUT manifest             If-Match that ETag (If-None-Match * for a first one): the commit;
+                             on a conflict the manifest is read again, HEAD and swap repeated
+    PUT index entry x10      one per table and partition per input: what Athena reads (tables)
+    GET manifest             a newer version swapped in meanwhile gets its entries back
+    SQS DeleteMessageBatch   shared by the jobs that finish together
+
+A version replacing another also deletes the outputs it replaced (one DeleteObjects); a
+redelivery of a version done already costs the GETs and the index entries again (its first run
+may have died before them, and only writing them tells).
+"""
 
 from __future__ import annotations
 
@@ -43,7 +66,7 @@ from s3worker.publish import Publisher, version_tag
 from s3worker.scratch import Scratch
 from s3worker.skiprules import object_skip_reason
 from s3worker.sqs import Message
-from s3worker.storage import Output, Previous, Storage
+from s3worker.storage import Fetched, Output, Previous, Storage
 from s3worker.tables import TableIndex
 from s3worker.verdict import (
     Decision,
@@ -126,10 +149,11 @@ class JobRunner:
                 f"{','.join(self.settings.input_buckets)}); fix the event rule or the setting"
             )
         try:
-            ref = await self.storage.current(ref)  # also the real size, whatever the event says
+            source = await self.storage.fetch(ref)  # also the real size, whatever the event says
         except SupersededError:
             await self.publisher.sweep(ref)  # what a killed earlier run of it left
             raise
+        ref = source.ref
         if skipped := object_skip_reason(ref.key, ref.size):  # S3's size, not the event's
             return {"outcome": "skipped", "size": ref.size, "reason": skipped}
         identity = (ref.bucket, ref.key, ref.version_id or ref.etag or "")
@@ -137,12 +161,13 @@ class JobRunner:
             await running.wait()
         self._inflight[identity] = done = asyncio.Event()
         try:
-            return await self._process_current(ref, message)
+            return await self._process_current(source, message)
         finally:
             del self._inflight[identity]
             done.set()
 
-    async def _process_current(self, ref: ObjectRef, message: Message) -> dict[str, Any]:
+    async def _process_current(self, source: Fetched, message: Message) -> dict[str, Any]:
+        ref = source.ref
         previous = await self.storage.previous_results(ref)
         if previous.done:
             await self._finish_done(ref, previous)
@@ -155,7 +180,7 @@ class JobRunner:
                 "memory without a report). Check the workers' journals for the receives of "
                 f"message {message.id}, then redrive it (s3worker dlq redrive)"
             )
-        line, written, manifest = await self._process(ref, message)
+        line, written, manifest = await self._process(source, message)
         metadata = source_metadata(ref.etag, ref.version_id)
         try:
             committed = await self.publisher.commit(ref, manifest, metadata, previous)
@@ -178,12 +203,13 @@ class JobRunner:
             await self.publisher.drop(previous.replaced)
 
     async def _process(
-        self, ref: ObjectRef, message: Message
+        self, source: Fetched, message: Message
     ) -> tuple[dict[str, Any], list[str], Manifest]:
+        ref = source.ref
         t: dict[str, Any] = {"started_at": _now()}
         t0 = time.monotonic()
         async with self.scratch.job(ref.size or 0) as job:
-            await self.storage.download(ref, job.input)
+            await self.storage.download(source, job.input)
             t1 = time.monotonic()
             sample = await asyncio.to_thread(read_sample, job.input, ref.key)
             # Sniffing parses the sample's first rows: off the event loop.
@@ -194,8 +220,8 @@ class JobRunner:
             result = await self._run(processor, job, ctx, started)
             self.progress.processed(message.delivery)
             t2 = time.monotonic()
-            source = self.storage.layout.source(ref.bucket, ref.key)
-            outputs = await self.storage.upload_outputs(job.out, source, version_tag(ref))
+            results = self.storage.layout.source(ref.bucket, ref.key)
+            outputs = await self.storage.upload_outputs(job.out, results, version_tag(ref))
             t3 = time.monotonic()
         t.update(download_s=t1 - t0, process_s=t2 - t1, upload_s=t3 - t2)
         manifest = self._manifest(ref, message, processor, result, outputs, t)

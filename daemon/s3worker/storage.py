@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ DEFAULT_CONNECTIONS = 16
 MAX_DELETE_KEYS = 1000  # per DeleteObjects call
 GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
 SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"})
+# Inputs the event says are smaller than this are checked and read in one GET (the body stays
+# in memory while its job runs: at most this per held message, 16 MiB on 2 cores by default).
+WHOLE_GET_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,14 @@ class Previous:
     etag: str | None = None  # None: no manifest yet
     replaced: tuple[str, ...] = ()  # outputs of the version before, which it removed
     processor: str = ""  # the processor that wrote it
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The event's object as S3 holds it now; `body`: all of it, when it came with the check."""
+
+    ref: ObjectRef
+    body: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -63,39 +75,45 @@ class Storage:
         self.transfers = Transfers(s3, retry, connections)
 
     async def current(self, ref: ObjectRef) -> ObjectRef:
-        """The event's object as S3 holds it now: its real size, ETag and version id.
+        """The event's object as S3 holds it now (a HEAD): its real size, ETag and version id.
 
         Raises SupersededError when the key now holds another version (a newer upload): events
         arrive late and out of order, and results of an older version must never replace those
         of a newer one. The size is S3's, never the event's (which may lie).
         """
+        return _as_held(ref, await self._read_current(ref, self.s3.head_object))
+
+    async def fetch(self, ref: ObjectRef) -> Fetched:
+        """`current(ref)`, and the object's bytes with it when it is small: an event that says
+        the object is below WHOLE_GET_BYTES is checked with one GET instead of a HEAD and then
+        a GET; the bytes are those of the version the check accepted (one answer). When S3's
+        size is larger after all, the body is left unread: that GET served as the HEAD."""
+        if ref.size is None or ref.size >= WHOLE_GET_BYTES:
+            return Fetched(await self.current(ref))
+        return await self.retry.call(self._fetch_small, ref)
+
+    async def _fetch_small(self, ref: ObjectRef) -> Fetched:
+        """One GET and the read of its body; retried as a whole (a reset mid-body too)."""
+        resp = await self._read_current(ref, self.s3.get_object, retried=False)
+        async with resp["Body"] as body:
+            held = _as_held(ref, resp)  # SupersededError before a byte is read
+            if held.size is None or held.size >= WHOLE_GET_BYTES:
+                return Fetched(held)
+            return Fetched(held, await body.read())
+
+    async def _read_current(self, ref: ObjectRef, fn: Any, retried: bool = True) -> Any:
+        """HEAD or GET of the key's current version; a deleted key (a delete marker) falls
+        back to the event's version, which may still be there."""
+        call = self.retry.call if retried else _once
         try:
-            head = await self.retry.call(self.s3.head_object, Bucket=ref.bucket, Key=ref.key)
+            return await call(fn, Bucket=ref.bucket, Key=ref.key)
         except ClientError as exc:
             if not ref.version_id or http_status(exc) not in (403, 404):
                 raise _classify_read_error(ref, exc) or exc from exc
-            # The key is deleted (a delete marker) but the version may still be there.
-            head = await self._read_call(
-                ref, self.s3.head_object, Bucket=ref.bucket, Key=ref.key, **pin(ref)
-            )
-        version, etag = head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
-        if ref.version_id and version and version != ref.version_id:
-            raise SupersededError(
-                f"s3://{ref.bucket}/{ref.key} version {ref.version_id} was replaced by {version}"
-            )
-        if not ref.version_id and ref.etag and etag and etag != ref.etag:
-            raise SupersededError(
-                f"s3://{ref.bucket}/{ref.key} changed since the event (ETag {ref.etag} is now "
-                f"{etag})"
-            )
-        return ObjectRef(
-            bucket=ref.bucket,
-            key=ref.key,
-            size=int(head["ContentLength"]),
-            etag=ref.etag or etag,
-            version_id=ref.version_id or (version if version != "null" else None),
-            sequencer=ref.sequencer,
-        )
+        try:
+            return await call(fn, Bucket=ref.bucket, Key=ref.key, **pin(ref))
+        except ClientError as exc:
+            raise _classify_read_error(ref, exc) or exc from exc
 
     async def previous_results(self, ref: ObjectRef) -> Previous:
         """What the key's current manifest says: done for this version, and its output keys."""
@@ -138,16 +156,13 @@ class Storage:
             if resp.get("Errors"):
                 raise TransientError(f"could not delete stale results: {resp['Errors'][:3]}")
 
-    async def download(self, ref: ObjectRef, dest: Path) -> int:
-        """The pinned object version to `dest` (ranged GETs in parallel when it is large);
-        returns the bytes written."""
-        return await self.transfers.download(ref, dest, _classify_read_error)
-
-    async def _read_call(self, ref: ObjectRef, fn: Any, **params: Any) -> Any:
-        try:
-            return await self.retry.call(fn, **params)
-        except ClientError as exc:
-            raise _classify_read_error(ref, exc) or exc from exc
+    async def download(self, source: Fetched, dest: Path) -> int:
+        """The pinned object version to `dest`: the bytes `fetch` brought, else read now
+        (ranged GETs in parallel when it is large); returns the bytes written."""
+        if source.body is not None:
+            await asyncio.to_thread(_write_private, dest, source.body)
+            return len(source.body)
+        return await self.transfers.download(source.ref, dest, _classify_read_error)
 
     async def upload_outputs(self, out_dir: Path, key: str, tag: str) -> list[Output]:
         """Every file under `out_dir`, several at a time, under the results of `key`."""
@@ -171,6 +186,38 @@ class Storage:
             self.s3.put_object, Bucket=self.bucket, Key=key, Body=body,
             ContentType="application/json", Metadata=metadata, **condition,
         )  # fmt: skip
+
+
+def _as_held(ref: ObjectRef, head: dict[str, Any]) -> ObjectRef:
+    """`ref` as a HEAD's (or GET's) answer describes the object; SupersededError when that is
+    another version than the event's."""
+    version, etag = head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
+    if ref.version_id and version and version != ref.version_id:
+        raise SupersededError(
+            f"s3://{ref.bucket}/{ref.key} version {ref.version_id} was replaced by {version}"
+        )
+    if not ref.version_id and ref.etag and etag and etag != ref.etag:
+        raise SupersededError(
+            f"s3://{ref.bucket}/{ref.key} changed since the event (ETag {ref.etag} is now {etag})"
+        )
+    return ObjectRef(
+        bucket=ref.bucket,
+        key=ref.key,
+        size=int(head["ContentLength"]),
+        etag=ref.etag or etag,
+        version_id=ref.version_id or (version if version != "null" else None),
+        sequencer=ref.sequencer,
+    )
+
+
+async def _once(fn: Any, **params: Any) -> Any:
+    return await fn(**params)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _classify_read_error(ref: ObjectRef, exc: ClientError) -> Exception | None:
