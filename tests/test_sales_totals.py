@@ -167,3 +167,32 @@ def test_merge_adds_up_partial_groups() -> None:
     got = {int(k): float(v) for k, v in zip(merged.keys[0], merged.values[0], strict=True)}
     assert got == {1: 1.0, 2: 12.0, 3: 30.0}
     assert all(np.array_equal(merged.values[0], v) for v in merged.values)
+
+
+def test_tickets_match_distinct_runs_per_group_whatever_the_chunks(tmp_path: Path) -> None:
+    # given point-of-sale lines (a ticket's lines together, in one day and store, so each
+    # coarse group holds whole tickets) with the odd ticket spanning two stores, in chunks
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 6, 400)
+    ticket = np.repeat(np.arange(sizes.size), sizes)
+    day, store = ticket // 40, rng.integers(0, 3, sizes.size)[ticket]
+    store[np.flatnonzero(np.diff(ticket, prepend=-1))[7] + 1 :][:1] += 1  # one ticket spans two
+    rows = [
+        (int(d), f"L{s}", f"p{p}", 1.0, 1.0, f"T{t}")
+        for d, s, p, t in zip(day, store, rng.integers(0, 6, ticket.size), ticket, strict=True)
+    ]
+    for cuts in ([], sorted(rng.choice(np.arange(1, len(rows)), 9, replace=False).tolist())):
+        totals = Totals(tmp_path)
+        try:
+            for lo, hi in itertools.pairwise([0, *cuts, len(rows)]):
+                totals.add(_chunk(totals, rows[lo:hi]))
+            got = {lv: _named(totals, lv, totals.level(lv)) for lv in LEVELS[1:]}
+        finally:
+            totals.close()
+        # then each group's tickets are its distinct ticket ids (runs), counted by brute force
+        for lv in LEVELS[1:]:
+            fields = {"dt": 0, "store": 1, "product": 2}
+            want: dict[tuple[object, ...], set[str]] = {}
+            for row in rows:
+                want.setdefault(tuple(row[fields[c]] for c in lv), set()).add(row[5])
+            assert {k: v[3] for k, v in got[lv].items()} == {k: len(v) for k, v in want.items()}

@@ -31,6 +31,7 @@ from s3worker.processors.tabular.columns import (
     to_float,
     to_time_checked,
 )
+from s3worker.processors.tabular.groups import FOLD_LIMIT
 from s3worker.processors.tabular.output import RejectSink, write_frame
 from s3worker.processors.tabular.reading import (
     Chunk,
@@ -219,7 +220,7 @@ def _sorted_detail(
 ) -> tuple[np.ndarray, pa.Table]:
     """A bucket's groups by (day, store name, product name): the days, and the table."""
     day, store, product = g.keys
-    order = np.lexsort((products[product], stores[store], day))
+    order = _name_order(day, stores[store], products[product])
     table = pa.table(
         {
             "store": names[0].take(pa.array(store[order])),
@@ -228,6 +229,19 @@ def _sorted_detail(
         }
     )
     return day[order], table
+
+
+def _name_order(day: np.ndarray, store: np.ndarray, product: np.ndarray) -> np.ndarray:
+    """The order of distinct (day, store rank, product rank) rows: one sort of the three
+    folded into an int64 (a third of np.lexsort's time, which sorts once per key)."""
+    if not day.size:
+        return np.zeros(0, dtype=np.int64)
+    first = int(day.min())
+    spans = [int(day.max()) - first + 1, int(store.max()) + 1, int(product.max()) + 1]
+    if spans[0] * spans[1] * spans[2] >= FOLD_LIMIT:
+        return np.lexsort((product, store, day))
+    key = ((day - first) * spans[1] + store) * spans[2] + product
+    return np.argsort(key)  # the rows are distinct: no ties, so any sort gives this order
 
 
 def _frames(totals: Totals) -> dict[Level, pd.DataFrame]:

@@ -92,11 +92,13 @@ class Lines:
 @dataclass
 class Runs:
     """Ticket runs of a chunk's lines: the run of each line (0: carried on from the previous
-    chunk), whether the first run is carried, and the longest run's length."""
+    chunk), whether the first run is carried, the longest run's length, and the lines that
+    start a run."""
 
     run: I64
     continues: bool
     longest: int
+    starts: BoolArray
 
 
 @dataclass
@@ -155,22 +157,24 @@ class Totals:
         self.last_ticket = t[-1].as_py()
         starts = np.flatnonzero(change)
         longest = int(np.diff(np.append(starts, len(t)), prepend=0).max()) if len(t) else 0
-        return Runs(np.cumsum(change), continues, longest)
+        return Runs(np.cumsum(change), continues, longest, change)
 
     def _tickets(self, lv: Level, distinct: list[I64], group: I64, runs: Runs) -> F64:
         """Distinct runs per group, minus the carried run's groups already counted."""
         first = _pair_firsts(runs, group, distinct[0].size)
         p_group, p_run = group[first], runs.run[first]
-        counted = np.ones(p_group.size, dtype=bool)
         carried = self.carry.get(lv, set()) if runs.continues else set()
+        # Run numbers never decrease: the carried run (0) leads, the last run ends the chunk.
         if carried:
-            at = np.flatnonzero(p_run == 0)
-            seen = [key in carried for key in _rows(distinct, p_group[at])]
-            counted[at[np.array(seen, dtype=bool)]] = False
+            at = np.arange(int(np.searchsorted(p_run, 1)))
+            seen = np.array([key in carried for key in _rows(distinct, p_group[at])], dtype=bool)
+            p_group = np.delete(p_group, at[seen])
+            p_run = np.delete(p_run, at[seen])
         last = int(runs.run[-1])
-        tail = set(_rows(distinct, p_group[p_run == last]))
+        tail_at = np.arange(int(np.searchsorted(p_run, last)), p_run.size)
+        tail = set(_rows(distinct, p_group[tail_at]))
         self.carry[lv] = carried | tail if runs.continues and last == 0 else tail
-        return np.bincount(p_group[counted], minlength=distinct[0].size).astype(np.float64)
+        return np.bincount(p_group, minlength=distinct[0].size).astype(np.float64)
 
     def _keep(self, lv: Level, groups: Groups) -> None:
         """Merge partial groups once they outgrow the merged ones: linear, not quadratic."""
@@ -208,6 +212,10 @@ def _pair_firsts(runs: Runs, group: I64, size: int) -> BoolArray:
     are scanned (each line against the up to MAX_SCAN_RUN - 1 lines before it), long ones
     sorted (a stable sort of nearly sorted keys)."""
     run = runs.run
+    if run.size > 1 and not (runs.starts[1:] < (group[1:] != group[:-1])).any():
+        first = runs.starts.copy()  # each run in one group (a ticket's day and store)
+        first[0] = True
+        return first
     if runs.longest > MAX_SCAN_RUN:
         order = np.argsort(run * size + group, kind="stable")
         key = (run * size + group)[order]
