@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from processing import run
 from s3worker.processors.sensors.findings import Found, Readings, concat
-from s3worker.processors.sensors.series import FLAT_MIN, RECENT, SeriesState, flat_length
+from s3worker.processors.sensors.flat import FLAT_MIN, RECENT, flat_length
+from s3worker.processors.sensors.series import SeriesState
 from sensor_series import NS, anomalies_of, incident_rows, minutes, noise
 
 
