@@ -8,10 +8,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 from processing import run, sample
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-from vs_duckdb.sensors import compare, query
+from vs_duckdb.sensors import compare, measure, query
 
 
 def test_duckdb_script_gives_the_processors_tables(tmp_path: Path) -> None:
@@ -42,3 +43,22 @@ def test_comparison_sees_a_changed_anomaly(tmp_path: Path) -> None:
     frame.loc[0, "score"] += 0.01
     frame.to_parquet(tmp_path / "b" / "anomalies.parquet")
     assert compare(tmp_path / "a", tmp_path / "b")["anomalies"] is False
+
+
+def test_duckdb_stopped_after_the_timeout_factor_reports_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a factor so small that no DuckDB run can finish within it
+    import vs_duckdb
+
+    src, _ = sample(tmp_path, "sensors", 2_000)
+    monkeypatch.setattr(vs_duckdb, "TIMEOUT_FACTOR", 1e-6)
+    # when the bench measures the file
+    row = measure(src, repeats=1)
+    # then DuckDB is reported unfinished, with the ratio's bound instead of a ratio
+    assert row["duckdb_s"] is None
+    assert row["ratio"] is None
+    assert row["duckdb_unfinished_after_s"] == round(row["processor_s"] * 1e-6, 1)
+    assert row["ratio_below"] == pytest.approx(1e6, rel=0.01)
+    assert row["same_outputs"] is None
+    assert row["processor_s"] > 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from processing import run
 from s3worker.processors.sensors.findings import Found, Readings, concat
-from s3worker.processors.sensors.series import FLAT_MIN, RECENT, SeriesState, flat_length
+from s3worker.processors.sensors.flat import FLAT_MIN
+from s3worker.processors.sensors.series import SeriesState
 from sensor_series import NS, anomalies_of, incident_rows, minutes, noise
 
 
@@ -113,25 +113,6 @@ def test_missing_and_wild_readings_are_left_out_or_capped() -> None:
     assert [r[:4] for r in rows] == [("spike", 0, 100, 101), ("spike", 1, 600, 600)]
     assert np.isfinite(f.score).all()
     assert np.abs(f.value).max() == 1e150
-
-
-def test_the_least_flat_line_follows_the_repeat_rate() -> None:
-    # spans: start ts and record, last ts, readings before, last index, runs before,
-    # recent repeats (millionths)
-    def span(readings: int, runs: int, recent: float) -> list[int]:
-        return [0, 0, 0, readings, 0, runs, int(recent * 1e6)]
-
-    spans = np.array(
-        [
-            span(1_000, 1_000, 0.0),
-            span(1_000, 500, 0.0),
-            span(1_000, 1_000, 0.5),
-            span(RECENT - 1, RECENT - 1, 0.0),
-        ]
-    )
-    assert flat_length(spans).tolist() == pytest.approx(
-        [FLAT_MIN, 1 + np.log(1e-9) / np.log(0.5), 1 + np.log(1e-9) / np.log(0.5), 3 * FLAT_MIN]
-    )
 
 
 # Through the processor.

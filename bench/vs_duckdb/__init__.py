@@ -19,6 +19,11 @@ and returns at least
 and may add more (`side_by_side` adds duckdb_peak_rss, floor_s, floor_ratio, same_outputs).
 `side_by_side` below does all of it for a kind given its query: a module is then a few lines.
 
+With `TIMEOUT_FACTOR` set (`bench_vs_duckdb.py --duckdb-timeout-factor F`), a DuckDB run is
+stopped after F times the processor's run before it: such a row has `duckdb_s` None,
+`duckdb_unfinished_after_s` (the longest limit) and `ratio_below` (the ratio is below it, 1/F
+when every DuckDB run was stopped), instead of `ratio`.
+
 Every run is a fresh child process timed from after its imports (pandas, pyarrow, duckdb are
 loaded by then, as they are in the daemon's worker pool) to the last output written; the
 child reports its own peak RSS as VmHWM (which, unlike getrusage's ru_maxrss, starts afresh
@@ -43,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 REPEATS = 3
+TIMEOUT_FACTOR: float | None = None  # see the docstring; set by bench_vs_duckdb.py
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -76,8 +82,11 @@ print(json.dumps({"seconds": seconds, "peak_rss": peak, "rows": rows}))
 Check = Callable[[Path, Path], bool]
 
 
-def run_child(mode: str, kind: str, path: Path, out: Path, sql: str = "") -> dict[str, float]:
-    """One timed run in a fresh process: `processor`, `duckdb` (runs `sql`) or `floor`."""
+def run_child(
+    mode: str, kind: str, path: Path, out: Path, sql: str = "", timeout: float | None = None
+) -> dict[str, float]:
+    """One timed run in a fresh process: `processor`, `duckdb` (runs `sql`) or `floor`;
+    stopped after `timeout` seconds ({"seconds": timeout, "unfinished": 1}: a lower bound)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     argv = [sys.executable, "-c", CHILD, mode, kind, str(path), str(out)]
@@ -85,13 +94,17 @@ def run_child(mode: str, kind: str, path: Path, out: Path, sql: str = "") -> dic
         query = out.parent / f"{out.name}.sql"
         query.write_text(sql)
         argv.append(str(query))
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+        return {"seconds": float(timeout or 0), "unfinished": 1}
     if done.returncode != 0:
         raise RuntimeError(f"{mode} run of {kind} on {path.name} failed:\n{done.stderr[-4000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,21 +124,31 @@ def side_by_side(
         for _ in range(repeats):
             for mode, out in outs.items():
                 query = sql(path, out) if mode == "duckdb" else ""
-                runs[mode].append(run_child(mode, kind, path, out, query))
-        same = check(outs["processor"], outs["duckdb"]) if check else None
+                limit = _limit(runs["processor"]) if mode == "duckdb" else None
+                runs[mode].append(run_child(mode, kind, path, out, query, limit))
+        stopped = [r["seconds"] for r in runs["duckdb"] if r.get("unfinished")]
+        same = check(outs["processor"], outs["duckdb"]) if check and not stopped else None
     seconds = {m: statistics.median(r["seconds"] for r in rs) for m, rs in runs.items()}
-    peak = {m: max(int(r["peak_rss"]) for r in rs) for m, rs in runs.items()}
+    peak = {m: max(int(r.get("peak_rss", 0)) for r in rs) for m, rs in runs.items()}
+    ratio = round(seconds["processor"] / seconds["duckdb"], 3)
     return {
         "processor_s": round(seconds["processor"], 3),
-        "duckdb_s": round(seconds["duckdb"], 3),
-        "ratio": round(seconds["processor"] / seconds["duckdb"], 3),
+        "duckdb_s": None if stopped else round(seconds["duckdb"], 3),
+        "ratio": None if stopped else ratio,
+        **({"duckdb_unfinished_after_s": round(max(stopped), 1)} if stopped else {}),
+        **({"ratio_below": ratio} if stopped else {}),
         "peak_rss": peak["processor"],
-        "duckdb_peak_rss": peak["duckdb"],
+        "duckdb_peak_rss": None if stopped else peak["duckdb"],
         "floor_s": round(seconds["floor"], 3),
         "floor_ratio": round(seconds["floor"] / seconds["processor"], 3),
         "same_outputs": same,
         "runs": {m: [round(r["seconds"], 3) for r in rs] for m, rs in runs.items()},
     }
+
+
+def _limit(processor_runs: list[dict[str, float]]) -> float | None:
+    """The DuckDB run's time limit: TIMEOUT_FACTOR times the processor's run just before."""
+    return TIMEOUT_FACTOR * processor_runs[-1]["seconds"] if TIMEOUT_FACTOR else None
 
 
 def same_tables(

@@ -56,9 +56,10 @@ from s3worker.processors.sensors.detect import (
 )
 from s3worker.processors.sensors.drift import AGAINST, BLOCKS, MAX_STEP, SCALES, Z_DRIFT
 from s3worker.processors.sensors.findings import KINDS
+from s3worker.processors.sensors.flat import FLAT_MIN, FLAT_P, RECENT
 from s3worker.processors.sensors.floor import ABS_DIFF_SIGMA, NOISE_FLOOR
 from s3worker.processors.sensors.incidents import MERGE
-from s3worker.processors.sensors.series import FLAT_MIN, FLAT_P, LIMIT, RECENT
+from s3worker.processors.sensors.series import LIMIT
 
 from vs_duckdb import REPEATS, side_by_side
 

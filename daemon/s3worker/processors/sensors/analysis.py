@@ -15,7 +15,7 @@ from s3worker.processors.schema import norm
 from s3worker.processors.sensors import RANGES
 from s3worker.processors.sensors import stats as sensor_stats
 from s3worker.processors.sensors.schema import SCHEMA
-from s3worker.processors.sensors.series import Found, Readings, SeriesState
+from s3worker.processors.sensors.series import Found, Readings, Scored, SeriesState
 from s3worker.processors.tabular.columns import (
     date_formats,
     missing,
@@ -211,14 +211,13 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected = RejectSink(out_dir)
     anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
     reported: list[Found] = []  # counted once the reading thread is done with `stats`
-    for prepared, rejects in prefetch(_prepared(src, ctx, series, stats)):
+    detector = series.state.detector
+    for scored, rejects in prefetch(_scored(src, ctx, series, stats)):
         rejected.add(rejects)
-        for readings, new in prepared:
-            if new is not None:
-                series.state.add_series(*new)
-            reported.append(series.state.scan(readings))
+        for chunk in scored:
+            reported.append(detector.detect(chunk))
             anomalies.write(_anomaly_table(series, reported[-1]))
-    reported.append(series.state.finish())
+    reported.append(detector.finish())
     anomalies.write(_anomaly_table(series, reported[-1]))
     for found in reported:
         stats.count_anomalies(found, series.state.size)
@@ -230,19 +229,29 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
-def _prepared(
+def _scored(
     src: Path, ctx: JobContext, series: Series, stats: sensor_stats.Stats
-) -> Iterator[Prepared]:
-    """Chunks parsed, typed, given series ids and added to the statistics: `run` takes them
-    through `prefetch`, so all of this runs on a second core, one chunk ahead of detection
-    (which alone touches `series.state`)."""
+) -> Iterator[tuple[list[Scored], list[Reject]]]:
+    """Chunks prepared for the detectors (tails, baselines, noise floor) and added to the
+    statistics: `run` takes them through `prefetch`, so this runs on a thread of its own,
+    between the reading thread and the detectors (three stages, one chunk apart)."""
+    for prepared, rejects in prefetch(_prepared(src, ctx, series)):
+        scored = []
+        for readings, new in prepared:
+            if new is not None:
+                series.state.add_series(*new)
+            stats.add(readings, series.state.size)  # not len(series.ids): reading runs ahead
+            scored.append(series.state.prepare(readings))
+        yield scored, rejects
+
+
+def _prepared(src: Path, ctx: JobContext, series: Series) -> Iterator[Prepared]:
+    """Chunks parsed, typed and given series ids, on the reading thread."""
     for parts, rejects in _normalised(src, ctx):
         prepared = []
         for device, metric, ts, value, record in parts:
             ids, new = series.register(device, metric, value)
-            readings = Readings(ids, ts, value, record)
-            stats.add(readings, len(series.ids))
-            prepared.append((readings, new))
+            prepared.append((Readings(ids, ts, value, record), new))
         yield prepared, rejects
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from s3worker.processors.sensors.series import Found, Readings
+from s3worker.processors.sensors.tails import narrow
 from s3worker.processors.tabular.output import write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
@@ -88,11 +89,23 @@ class Stats:
         self.n += np.bincount(r.gid, minlength=size)
         self.s1 += np.bincount(r.gid, weights=x, minlength=size)
         self.s2 += np.bincount(r.gid, weights=x * x, minlength=size)
-        np.minimum.at(self.vmin, r.gid, r.value)
-        np.maximum.at(self.vmax, r.gid, r.value)
-        np.minimum.at(self.tmin, r.gid, r.ts)
-        np.maximum.at(self.tmax, r.gid, r.ts)
+        self._add_extremes(r)
         self._add_hourly(r)
+
+    def _add_extremes(self, r: Readings) -> None:
+        """Smallest and largest value and time per series. Per series segments of the chunk
+        sorted by series (a radix sort), not np.minimum.at: that took three quarters of the
+        statistics' time (about 30 ms per 250,000 readings and column)."""
+        if not r.gid.size:
+            return
+        order = np.argsort(narrow(r.gid), kind="stable")
+        gid = r.gid[order]
+        starts = np.flatnonzero(np.append(True, gid[1:] != gid[:-1]))
+        g = gid[starts]
+        for values, lo, hi in ((r.value, self.vmin, self.vmax), (r.ts, self.tmin, self.tmax)):
+            ordered = values[order]
+            lo[g] = np.minimum(lo[g], np.minimum.reduceat(ordered, starts))
+            hi[g] = np.maximum(hi[g], np.maximum.reduceat(ordered, starts))
 
     def _add_hourly(self, r: Readings) -> None:
         part = _hourly_part(r)

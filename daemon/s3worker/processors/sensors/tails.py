@@ -71,7 +71,7 @@ class Tails:
         col = np.arange(t_gid.size) - starts + np.repeat(self.width - tl, tl)
         every = np.concatenate([t_gid, gid])
         # Stable: a series' tail comes before its new rows, which keep file order.
-        order = np.argsort(_narrow(every), kind="stable")
+        order = np.argsort(narrow(every), kind="stable")
         joined = {
             name: np.concatenate([self.data[name][t_gid, col], values])[order]
             for name, values in cols.items()
@@ -89,7 +89,7 @@ class Tails:
         self.length[ext.gid[last]] = np.minimum(ext.size_of_group[last], self.width)
 
 
-def _narrow(gid: I64) -> npt.NDArray[np.integer]:
+def narrow(gid: I64) -> npt.NDArray[np.integer]:
     """`gid` as uint16 when it fits: numpy's stable sort of 16-bit keys is a radix sort,
     seven times faster than the merge sort of int64 keys on a 335,000-row chunk."""
     if gid.size and gid.max() < 1 << 16:
