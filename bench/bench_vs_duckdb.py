@@ -86,9 +86,15 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         same = {True: "yes", False: "**no**", None: "-"}[r.get("same_outputs")]
+        duckdb, ratio = r["duckdb_s"], r["ratio"]
+        if "duckdb_unfinished_after_s" in r:  # stopped at --duckdb-timeout-factor
+            duckdb, ratio = (
+                f"unfinished after {r['duckdb_unfinished_after_s']}",
+                f"< {r['ratio_below']}",
+            )
         lines.append(
             f"| {r['kind']} | {r['size_gib']} | {r['file_mb']} | {r['processor_s']} "
-            f"| {r['duckdb_s']} | {r['ratio']} | {r['peak_rss'] / 1e6:.0f} "
+            f"| {duckdb} | {ratio} | {r['peak_rss'] / 1e6:.0f} "
             f"| {_mb(r.get('duckdb_peak_rss'))} | {r.get('floor_ratio', '-')} | {same} |"
         )
     lines += ["", *flatness(rows)]
@@ -129,7 +135,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.5,1,2", help="GiB, comma-separated")
     parser.add_argument("--repeats", type=int, default=vs_duckdb.REPEATS)
     parser.add_argument("--dir", help="where inputs go and stay (default: a temporary one)")
+    parser.add_argument(
+        "--duckdb-timeout-factor",
+        type=float,
+        help="stop DuckDB once it has run this many times the processor's time in the same "
+        "round, and report it unfinished (the ratio then below 1 / the factor)",
+    )
     args = parser.parse_args()
+    vs_duckdb.DUCKDB_TIMEOUT_FACTOR = args.duckdb_timeout_factor
     with tempfile.TemporaryDirectory(prefix="s3worker-vs-duckdb-") as tmp:
         folder = Path(args.dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)

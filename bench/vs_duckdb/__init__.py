@@ -43,6 +43,9 @@ import numpy as np
 import pyarrow as pa
 
 REPEATS = 3
+# DuckDB stopped once it has run this many times the processor's time in the same round
+# (None: never); bench_vs_duckdb.py --duckdb-timeout-factor sets it.
+DUCKDB_TIMEOUT_FACTOR: float | None = None
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -76,8 +79,11 @@ print(json.dumps({"seconds": seconds, "peak_rss": peak, "rows": rows}))
 Check = Callable[[Path, Path], bool]
 
 
-def run_child(mode: str, kind: str, path: Path, out: Path, sql: str = "") -> dict[str, float]:
-    """One timed run in a fresh process: `processor`, `duckdb` (runs `sql`) or `floor`."""
+def run_child(
+    mode: str, kind: str, path: Path, out: Path, sql: str = "", timeout: float | None = None
+) -> dict[str, float]:
+    """One timed run in a fresh process: `processor`, `duckdb` (runs `sql`) or `floor`;
+    stopped after `timeout` seconds (then {"seconds": timeout, "unfinished": 1})."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     argv = [sys.executable, "-c", CHILD, mode, kind, str(path), str(out)]
@@ -85,13 +91,17 @@ def run_child(mode: str, kind: str, path: Path, out: Path, sql: str = "") -> dic
         query = out.parent / f"{out.name}.sql"
         query.write_text(sql)
         argv.append(str(query))
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"seconds": float(timeout or 0), "unfinished": 1}
     if done.returncode != 0:
         raise RuntimeError(f"{mode} run of {kind} on {path.name} failed:\n{done.stderr[-4000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,16 +121,24 @@ def side_by_side(
         for _ in range(repeats):
             for mode, out in outs.items():
                 query = sql(path, out) if mode == "duckdb" else ""
-                runs[mode].append(run_child(mode, kind, path, out, query))
-        same = check(outs["processor"], outs["duckdb"]) if check else None
+                bound = None
+                if mode == "duckdb" and DUCKDB_TIMEOUT_FACTOR:
+                    bound = runs["processor"][-1]["seconds"] * DUCKDB_TIMEOUT_FACTOR
+                runs[mode].append(run_child(mode, kind, path, out, query, bound))
+        unfinished = any(r.get("unfinished") for r in runs["duckdb"])
+        same = check(outs["processor"], outs["duckdb"]) if check and not unfinished else None
     seconds = {m: statistics.median(r["seconds"] for r in rs) for m, rs in runs.items()}
-    peak = {m: max(int(r["peak_rss"]) for r in rs) for m, rs in runs.items()}
+    peak = {m: max(int(r.get("peak_rss", 0)) for r in rs) for m, rs in runs.items()}
+    ratio = round(seconds["processor"] / seconds["duckdb"], 3)
     return {
         "processor_s": round(seconds["processor"], 3),
-        "duckdb_s": round(seconds["duckdb"], 3),
-        "ratio": round(seconds["processor"] / seconds["duckdb"], 3),
+        # Stopped unfinished: DuckDB took longer than this, so the ratio is below it.
+        "duckdb_s": round(seconds["duckdb"], 3) if not unfinished else None,
+        "ratio": ratio if not unfinished else None,
+        **({"duckdb_unfinished_after_s": round(seconds["duckdb"], 3)} if unfinished else {}),
+        **({"ratio_below": ratio} if unfinished else {}),
         "peak_rss": peak["processor"],
-        "duckdb_peak_rss": peak["duckdb"],
+        "duckdb_peak_rss": peak["duckdb"] if not unfinished else None,
         "floor_s": round(seconds["floor"], 3),
         "floor_ratio": round(seconds["floor"] / seconds["processor"], 3),
         "same_outputs": same,
