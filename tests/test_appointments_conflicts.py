@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from s3worker.processors.appointments.conflicts import (
     ACTIVE,
     FOUND,
@@ -143,11 +144,18 @@ def in_order_schedule(n: int, seed: int) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=ACTIVE, preserve_index=False)
 
 
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled-in-chunks"])
 def test_bookings_in_time_order_are_swept_as_they_come_with_the_same_result(
-    tmp_path: Path,
+    tmp_path: Path, shuffled: bool
 ) -> None:
-    # given bookings in start order, cut into chunks of 37 (equal starts on both sides of a cut)
+    # given bookings in start order, cut into chunks of 37 (equal starts on both sides of a
+    # cut), the rows of each chunk shuffled or not
     table = in_order_schedule(800, seed=5)
+    if shuffled:
+        rng = np.random.default_rng(1)
+        table = pa.concat_tables(
+            [table.take(at + rng.permutation(min(37, 800 - at))) for at in range(0, 800, 37)]
+        )
     with Spill(tmp_path, ACTIVE) as active:
         spill(active, table)
         expected = sweep(active)

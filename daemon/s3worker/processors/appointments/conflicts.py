@@ -98,9 +98,14 @@ class Sweeper:
         rows = pa.concat_tables([self.waiting, held.select(ACTIVE.names)])
         start = np.concatenate([np.full(self.waiting.num_rows, self.cut or 0), start])
         cut = int(start.max())
-        now = start < cut
-        self._sweep(rows.filter(pa.array(now)), cut)
-        self.waiting, self.cut = rows.filter(pa.array(~now)), cut
+        if _ascending(start):  # those at the cut are the last rows: slices, not copies
+            at = int(np.searchsorted(start, cut))
+            now, self.waiting = rows.slice(0, at), rows.slice(at)
+        else:
+            later = start == cut
+            now, self.waiting = rows.filter(pa.array(~later)), rows.filter(pa.array(later))
+        self._sweep(now, cut)
+        self.cut = cut
 
     def _sweep(self, rows: pa.Table, cut: int) -> None:
         both = pa.concat_tables([self.carry, rows])
