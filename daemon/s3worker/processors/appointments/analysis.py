@@ -7,7 +7,7 @@ per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -230,19 +230,18 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
     reader: Reader | None = None
     counts = DayCounts()
-    with ThreadPoolExecutor(1) as writer, ThreadPoolExecutor(len(KINDS)) as kinds:
+    with ThreadPoolExecutor(2) as stages, ThreadPoolExecutor(len(KINDS)) as kinds:
         sweeper = Sweeper(kinds)
-        written: Future[None] | None = None
+        writing, sweeping = Behind(stages), Behind(stages)
         for reader, bookings, rejects in prefetch(_parsed(src, ctx)):
             rejected.add(rejects)
-            if written is not None:
-                written.result()  # one chunk in the writer at a time, in order
-            written = writer.submit(table.write, bookings)
+            writing.submit(table.write, bookings)
             if not reader.date_only:
-                sweeper.add(bookings.filter(pc.not_equal(bookings.column("code"), CANCELLED)))
+                held = bookings.filter(pc.not_equal(bookings.column("code"), CANCELLED))
+                sweeping.submit(sweeper.add, held)
             counts.add(bookings)
-        if written is not None:
-            written.result()
+        writing.wait()
+        sweeping.wait()
         rows = rejected.close() | table.close()
         found = sweeper.finish()
     if found is None:  # out of time order: swept from the written table, a week at a time
@@ -255,6 +254,24 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     return ProcessResult(
         summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
     )
+
+
+class Behind:
+    """Calls run behind the caller on a pool's thread, one at a time and in order (each
+    `submit` waits for the call before): the bookings' writer, the conflicts' sweep."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.last: Future[None] | None = None
+
+    def submit(self, call: Callable[[pa.Table], None], table: pa.Table) -> None:
+        self.wait()
+        self.last = self.pool.submit(call, table)
+
+    def wait(self) -> None:
+        if self.last is not None:
+            self.last.result()
+            self.last = None
 
 
 class DayCounts:
