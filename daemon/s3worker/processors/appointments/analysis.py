@@ -17,7 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.appointments import AppointmentsProcessor
-from s3worker.processors.appointments.conflicts import FOUND, KINDS, Sweeper, sweep_written
+from s3worker.processors.appointments.conflicts import (
+    ACTIVE,
+    FOUND,
+    KINDS,
+    Sweeper,
+    sweep_written,
+)
 from s3worker.processors.appointments.schema import SCHEMA, STATUS_WORDS
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.schema import fold
@@ -237,7 +243,9 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
             rejected.add(rejects)
             writing.submit(table.write, bookings)
             if not reader.date_only:
-                held = bookings.filter(pc.not_equal(bookings.column("code"), CANCELLED))
+                held = bookings.select(ACTIVE.names).filter(
+                    pc.not_equal(bookings.column("code"), CANCELLED)
+                )
                 sweeping.submit(sweeper.add, held)
             counts.add(bookings)
         writing.wait()
