@@ -2,7 +2,10 @@
 
 A chunk's bookings stay Arrow columns from the reader to the Parquet writer (no Python
 objects per row); statuses are small integer codes, computed once per distinct word; the
-per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflicts`.
+per-day counts are integer group-bys per chunk, merged as they grow. Conflicts: `conflicts`.
+
+Stages, each on its own thread: the CSV read (a chunk ahead), the conversion, the counting
+(the caller's thread), and behind it the bookings' Parquet writer and the conflicts' sweep.
 """
 
 from __future__ import annotations
@@ -222,9 +225,8 @@ def _utc(times: Times) -> pa.Array:
 
 
 def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list[Reject]]]:
-    """Chunks as bookings, in stages on their own threads: the CSV read (a chunk ahead,
-    through `prefetch`), this conversion, and `run`'s spilling and counting (taking these
-    through `prefetch`), while the bookings table is written behind it."""
+    """Chunks as bookings: the CSV read a chunk ahead (through `prefetch`) of this
+    conversion, which `run` takes through `prefetch` in its turn."""
     reader: Reader | None = None
     for chunk in prefetch(iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options)):
         reader = reader or Reader(chunk, ctx)
