@@ -36,7 +36,8 @@ def start_end(row: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.Timedelta(minutes=int(row["duration_min"]))
 
 
-def test_each_planted_conflict_overlaps_on_the_right_person(tmp_path: Path, block_rows: int) -> None:
+@pytest.mark.usefixtures("block_rows")
+def test_each_planted_conflict_overlaps_on_the_right_person(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     assert truth.planted["professional"]
     assert truth.planted["patient"]
@@ -53,7 +54,8 @@ def test_each_planted_conflict_overlaps_on_the_right_person(tmp_path: Path, bloc
             assert b0 < a1, (first, second)
 
 
-def test_malformed_rows_are_listed_and_left_out_of_the_conflicts(tmp_path: Path, block_rows: int) -> None:
+@pytest.mark.usefixtures("block_rows")
+def test_malformed_rows_are_listed_and_left_out_of_the_conflicts(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     bad = truth.planted["malformed"]
     assert len(bad) >= 3
@@ -70,7 +72,8 @@ def test_malformed_rows_are_listed_and_left_out_of_the_conflicts(tmp_path: Path,
     assert not in_conflicts & set(bad)
 
 
-def test_times_come_in_utc_and_in_minus_three_hours(tmp_path: Path, block_rows: int) -> None:
+@pytest.mark.usefixtures("block_rows")
+def test_times_come_in_utc_and_in_minus_three_hours(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     days = frame["AppointmentDay"].drop(index=truth.planted["malformed"])
     utc, local = days.str.endswith("Z"), days.str.endswith("-03:00")
