@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
-from s3worker.processors.appointments.conflicts import ACTIVE, FOUND, conflicts, spill, sweep
+import pytest
+from s3worker.processors.appointments.conflicts import (
+    ACTIVE,
+    FOUND,
+    Sweeper,
+    conflicts,
+    spill,
+    sweep,
+)
 from s3worker.processors.tabular.spill import Spill
 
 Booking = tuple[str, str | None, str | None, str, str]  # id, patient, doctor, start, end
@@ -114,3 +124,58 @@ def test_conflicts_skips_rows_carried_from_an_earlier_bucket() -> None:
     assert found.column("appointment_id").to_pylist() == ["new"]
     assert found.column("other_appointment_id").to_pylist() == ["old"]
     assert conflicts(table, np.zeros(3, dtype=bool), "patient").num_rows == 0
+
+
+def in_order_schedule(n: int, seed: int) -> pa.Table:
+    """Bookings in start order on a 15-minute grid (so starts repeat, also across chunk
+    boundaries), some running for days, few patients and professionals (many overlaps)."""
+    rng = np.random.default_rng(seed)
+    start = np.sort(rng.integers(0, 20 * 96, n)) * 15 * 60 * 10**9 + 1_717_200_000 * 10**9
+    minutes = rng.choice([15, 30, 60, 2 * 24 * 60], n, p=[0.4, 0.4, 0.17, 0.03])
+    frame = pd.DataFrame(
+        {
+            "appointment_id": rng.permutation([f"B{i:04d}" for i in range(n)]),
+            "patient_id": rng.choice([f"P{i:02d}" for i in range(40)], n),
+            "professional_id": rng.choice([f"DR{i}" for i in range(5)], n),
+            "start": pd.to_datetime(start, utc=True),
+            "end": pd.to_datetime(start + minutes * 60 * 10**9, utc=True),
+        }
+    )
+    return pa.Table.from_pandas(frame, schema=ACTIVE, preserve_index=False)
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled-in-chunks"])
+def test_bookings_in_time_order_are_swept_as_they_come_with_the_same_result(
+    tmp_path: Path, shuffled: bool
+) -> None:
+    # given bookings in start order, cut into chunks of 37 (equal starts on both sides of a
+    # cut), the rows of each chunk shuffled or not
+    table = in_order_schedule(800, seed=5)
+    if shuffled:
+        rng = np.random.default_rng(1)
+        table = pa.concat_tables(
+            [table.take(at + rng.permutation(min(37, 800 - at))) for at in range(0, 800, 37)]
+        )
+    with Spill(tmp_path, ACTIVE) as active:
+        spill(active, table)
+        expected = sweep(active)
+    # when they are swept chunk by chunk
+    with ThreadPoolExecutor(2) as pool:
+        sweeper = Sweeper(pool)
+        for at in range(0, table.num_rows, 37):
+            sweeper.add(table.slice(at, 37))
+        found = sweeper.finish()
+    # then the conflicts are those of the sweep over all of them, in the same order
+    assert found is not None
+    assert found.equals(expected)
+    assert expected.num_rows > 100
+
+
+def test_a_booking_before_the_latest_start_seen_leaves_the_sweep_to_the_written_table() -> None:
+    table = in_order_schedule(100, seed=6)
+    with ThreadPoolExecutor(2) as pool:
+        sweeper = Sweeper(pool)
+        sweeper.add(table.slice(50))
+        sweeper.add(table.slice(0, 50))  # earlier than what came before
+        sweeper.add(table.slice(50))
+        assert sweeper.finish() is None

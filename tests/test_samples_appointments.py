@@ -6,9 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from s3worker.samples import appointments
 from s3worker.samples.writing import Truth, write_sample
 from test_samples_writing import assert_reproducible
+
+
+@pytest.fixture(params=[appointments.BLOCK_ROWS, 1_000], ids=["one-block", "repeated-block"])
+def block_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Schedules as one block, and as a 1,000-row block written three times over (shifted):
+    the planted figures must hold either way."""
+    monkeypatch.setattr(appointments, "BLOCK_ROWS", request.param)
+    return int(request.param)
 
 
 def frame_of(tmp_path: Path, rows: int = 3_000) -> tuple[pd.DataFrame, Truth]:
@@ -27,6 +36,7 @@ def start_end(row: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.Timedelta(minutes=int(row["duration_min"]))
 
 
+@pytest.mark.usefixtures("block_rows")
 def test_each_planted_conflict_overlaps_on_the_right_person(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     assert truth.planted["professional"]
@@ -44,6 +54,7 @@ def test_each_planted_conflict_overlaps_on_the_right_person(tmp_path: Path) -> N
             assert b0 < a1, (first, second)
 
 
+@pytest.mark.usefixtures("block_rows")
 def test_malformed_rows_are_listed_and_left_out_of_the_conflicts(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     bad = truth.planted["malformed"]
@@ -61,6 +72,7 @@ def test_malformed_rows_are_listed_and_left_out_of_the_conflicts(tmp_path: Path)
     assert not in_conflicts & set(bad)
 
 
+@pytest.mark.usefixtures("block_rows")
 def test_times_come_in_utc_and_in_minus_three_hours(tmp_path: Path) -> None:
     frame, truth = frame_of(tmp_path)
     days = frame["AppointmentDay"].drop(index=truth.planted["malformed"])
@@ -69,6 +81,30 @@ def test_times_come_in_utc_and_in_minus_three_hours(tmp_path: Path) -> None:
     assert 0.3 < local.mean() < 0.7
     hours = days.map(lambda t: pd.Timestamp(t).tz_convert("UTC").hour)
     assert hours.between(8, 17).all()  # 30-minute slots from 08:00 to 18:00 UTC
+
+
+def test_a_repeated_block_continues_the_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a block of 1,000 bookings
+    monkeypatch.setattr(appointments, "BLOCK_ROWS", 1_000)
+    # when 3,000 are written
+    frame, truth = frame_of(tmp_path)
+    # then the block is there three times, each copy after the one before, nothing repeated
+    assert frame.index.is_unique
+    assert 3_000 <= truth.rows < 3_100
+    day = pd.to_datetime(frame["AppointmentDay"], utc=True, errors="coerce")
+    assert day.dropna().is_monotonic_increasing
+    assert frame["doctor"].replace("", None).dropna().str.fullmatch(r"DR-(\d{3}|X\d{4})").all()
+    # and what is planted comes at the rates of one block, every copy's own
+    pairs = len(truth.planted["professional"]) + len(truth.planted["patient"])
+    assert 1 / 250 < pairs / truth.rows <= 1 / 200  # less the pairs a malformed row spoiled
+    assert 1 / 350 < len(truth.planted["malformed"]) / truth.rows < 1 / 280
+    by_copy = pd.Series([int(first[1:]) // 1_000 for first, _ in truth.planted["patient"]])
+    assert sorted(by_copy.unique()) == [0, 1, 2]
+    status = frame["status"].value_counts(normalize=True)
+    assert 0.05 < status["cancelled"] < 0.11
+    assert 0.09 < status["no-show"] < 0.15
 
 
 def test_a_conflict_with_a_malformed_row_is_dropped_from_the_truth() -> None:

@@ -2,12 +2,15 @@
 
 A chunk's bookings stay Arrow columns from the reader to the Parquet writer (no Python
 objects per row); statuses are small integer codes, computed once per distinct word; the
-per-day counts are Arrow hash group-bys merged as they grow. Conflicts: `conflicts`.
+per-day counts are integer group-bys per chunk, merged as they grow. Conflicts: `conflicts`.
+
+Stages, each on its own thread: the CSV read (a chunk ahead), the conversion, the counting
+(the caller's thread), and behind it the bookings' Parquet writer and the conflicts' sweep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.appointments import AppointmentsProcessor
-from s3worker.processors.appointments.conflicts import ACTIVE, FOUND, spill, sweep
+from s3worker.processors.appointments.conflicts import (
+    ACTIVE,
+    FOUND,
+    KINDS,
+    Sweeper,
+    sweep_written,
+)
 from s3worker.processors.appointments.schema import SCHEMA, STATUS_WORDS
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.schema import fold
@@ -33,6 +42,7 @@ from s3worker.processors.tabular.columns import (
     to_time_checked,
     with_time,
 )
+from s3worker.processors.tabular.groups import factorize
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
 from s3worker.processors.tabular.reading import (
     Chunk,
@@ -41,10 +51,10 @@ from s3worker.processors.tabular.reading import (
     iter_chunks,
     prefetch,
 )
-from s3worker.processors.tabular.spill import Spill
 
 YES = {"yes", "y", "true", "1", "sim", "s"}
 TS = pa.timestamp("ms", "UTC")
+UTC_NS = pa.timestamp("ns", "UTC")
 BOOKINGS = pa.schema(
     [
         ("appointment_id", pa.string()),
@@ -77,11 +87,13 @@ SUMMARY = pa.schema(
 # (ids and lead times are nearly all distinct: building their dictionaries was wasted work).
 BOOKING_DICTIONARY = ("professional_id", "start", "end", "status")
 MERGE_PARTS = 16  # partial day counts merged once this many wait
+DAY_NS = 86_400 * 10**9
 
 
 WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
 ROLE_NAMES = [r.name for r in SCHEMA.roles]
 Codes = np.ndarray
+Times = np.ndarray  # datetime64[ns]
 
 
 def status_of(
@@ -145,8 +157,8 @@ class Reader:
         get = {k: strings(t, self.cols.get(k)) for k in ROLE_NAMES}
         raw_start = self._start_text(t)
         start, outside = to_time_checked(raw_start, self.formats, self.tz)
-        end = to_time(get["end"], self.formats, self.tz)
-        booked = to_time(get["scheduled_at"], (), self.tz)
+        end = _times(get["end"], self.formats, self.tz)
+        booked = _times(get["scheduled_at"], (), self.tz)
         minutes = to_float(get["duration_min"])
         default = 24 * 60.0 if self.date_only else self.minutes
         span = (np.nan_to_num(minutes, nan=default) * 60e9).astype("timedelta64[ns]")
@@ -155,38 +167,44 @@ class Reader:
             "start: missing": missing(raw_start),
             f"start: out of range ({WINDOW})": outside,
             "start: unparseable": np.isnat(start) & ~missing(raw_start) & ~outside,
-            "end: unparseable": np.isnat(to_time(get["end"])) & ~missing(get["end"]),
+            "end: unparseable": np.isnat(_times(get["end"])) & ~missing(get["end"]),
             "duration: not a finite number": np.isnan(minutes) & ~missing(get["duration_min"]),
             "no patient or professional": missing(get["patient_id"])
             & missing(get["professional_id"]),
             "end before start": end < start,
         }
         keep, rejects = rejects_of(chunk, problems)
-        return _table(chunk, get, start, end, booked).filter(pa.array(keep)), rejects
+        return _table(chunk, get, (start, end, booked), keep), rejects
+
+
+def _times(col: pa.ChunkedArray, formats: Sequence[str] = (), tz: str | None = None) -> Times:
+    """`to_time`, with no parsing for a column the file does not have (all null)."""
+    if col.null_count == len(col):
+        return np.full(len(col), np.datetime64("NaT", "ns"))
+    return to_time(col, formats, tz)
 
 
 def _table(
-    chunk: Chunk,
-    get: dict[str, pa.ChunkedArray],
-    start: np.ndarray,
-    end: np.ndarray,
-    booked: np.ndarray,
+    chunk: Chunk, get: dict[str, pa.ChunkedArray], times: tuple[Times, ...], keep: np.ndarray
 ) -> pa.Table:
-    """The chunk's rows as bookings (start and end in ns: `conflicts` sweeps them so)."""
+    """The chunk's rows kept, as bookings (start and end in ns: `conflicts` sweeps them so).
+    The numbers are filtered as numpy arrays, so that only the text columns are copied."""
     record = np.arange(chunk.start, chunk.start + chunk.table.num_rows)
-    status = status_of(get["status"], get["no_show"], get["showed_up"])
+    status = status_of(get["status"], get["no_show"], get["showed_up"])[keep]
+    start, end, booked = (t[keep] for t in times)
+    kept = pa.array(keep)
     return pa.table(
         {
-            "appointment_id": _ids(get["appointment_id"], record),
-            "patient_id": get["patient_id"],
-            "professional_id": get["professional_id"],
+            "appointment_id": _ids(get["appointment_id"], record).filter(kept),
+            "patient_id": get["patient_id"].filter(kept),
+            "professional_id": get["professional_id"].filter(kept),
             "start": _utc(start),
             "end": _utc(end),
             "scheduled_at": _utc(booked),
             "lead_days": pa.array((start - booked) / np.timedelta64(1, "D"), from_pandas=True),
             "status": pc.take(pa.array(STATUSES), pa.array(status)),
             "code": pa.array(status),
-            "record": pa.array(record),
+            "record": pa.array(record[keep]),
         }
     )
 
@@ -198,14 +216,17 @@ def _ids(ids: pa.ChunkedArray, record: np.ndarray) -> pa.ChunkedArray:
     return pc.fill_null(ids, pc.cast(pa.array(record), pa.string()))
 
 
-def _utc(times: np.ndarray) -> pa.Array:
-    return pa.array(times.astype("datetime64[ns]"), pa.timestamp("ns", "UTC"), from_pandas=True)
+def _utc(times: Times) -> pa.Array:
+    """UTC timestamps, NaT as null: the nanoseconds' buffer is shared, not converted."""
+    ns = np.ascontiguousarray(times.astype("datetime64[ns]", copy=False)).view(np.int64)
+    nat = np.isnat(ns.view("datetime64[ns]"))
+    valid = pa.array(~nat).buffers()[1] if nat.any() else None
+    return pa.Array.from_buffers(UTC_NS, ns.size, [valid, pa.py_buffer(ns)], int(nat.sum()))
 
 
 def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list[Reject]]]:
-    """Chunks as bookings, in stages on their own threads: the CSV read (a chunk ahead,
-    through `prefetch`), this conversion, and `run`'s spilling and counting (taking these
-    through `prefetch`), while the bookings table is written behind it."""
+    """Chunks as bookings: the CSV read a chunk ahead (through `prefetch`) of this
+    conversion, which `run` takes through `prefetch` in its turn."""
     reader: Reader | None = None
     for chunk in prefetch(iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options)):
         reader = reader or Reader(chunk, ctx)
@@ -217,21 +238,24 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
     reader: Reader | None = None
     counts = DayCounts()
-    with Spill(out_dir, ACTIVE) as active, ThreadPoolExecutor(1) as writer:
-        written: Future[None] | None = None
+    with ThreadPoolExecutor(2) as stages, ThreadPoolExecutor(len(KINDS)) as kinds:
+        sweeper = Sweeper(kinds)
+        writing, sweeping = Behind(stages), Behind(stages)
         for reader, bookings, rejects in prefetch(_parsed(src, ctx)):
             rejected.add(rejects)
-            if written is not None:
-                written.result()  # one chunk in the writer at a time, in order
-            written = writer.submit(table.write, bookings)
+            writing.submit(table.write, bookings)
             if not reader.date_only:
-                held = pc.not_equal(bookings.column("code"), CANCELLED)
-                spill(active, bookings.filter(held))
+                held = bookings.select(ACTIVE.names).filter(
+                    pc.not_equal(bookings.column("code"), CANCELLED)
+                )
+                sweeping.submit(sweeper.add, held)
             counts.add(bookings)
-        if written is not None:
-            written.result()
+        writing.wait()
+        sweeping.wait()
         rows = rejected.close() | table.close()
-        found = sweep(active)
+        found = sweeper.finish()
+    if found is None:  # out of time order: swept from the written table, a week at a time
+        found = sweep_written(out_dir / "appointments.parquet", out_dir)
     rows |= write_frame(out_dir, "conflicts.parquet", found, CONFLICTS)
     daily = counts.daily()
     rows |= write_frame(out_dir, "daily_professional.parquet", daily, SUMMARY)
@@ -242,28 +266,55 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
+class Behind:
+    """Calls run behind the caller on a pool's thread, one at a time and in order (each
+    `submit` waits for the call before): the bookings' writer, the conflicts' sweep."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.last: Future[None] | None = None
+
+    def submit(self, call: Callable[[pa.Table], None], table: pa.Table) -> None:
+        self.wait()
+        self.last = self.pool.submit(call, table)
+
+    def wait(self) -> None:
+        if self.last is not None:
+            self.last.result()
+            self.last = None
+
+
 class DayCounts:
-    """Bookings, cancellations, no-shows and attended per (day, professional): Arrow hash
-    group-bys per chunk, merged when MERGE_PARTS partials wait (rows out of time order
-    repeat every group in every chunk)."""
+    """Bookings, cancellations, no-shows and attended per (day, professional): integer
+    group-bys per chunk, merged by Arrow's hash group-by when MERGE_PARTS partials wait
+    (rows out of time order repeat every group in every chunk)."""
 
     def __init__(self) -> None:
         self.parts: list[pa.Table] = []
 
     def add(self, bookings: pa.Table) -> None:
+        """A chunk's counts: its (day, professional code) pairs grouped as integers
+        (`groups.factorize`), each count a bincount; the professionals' names only then."""
+        if bookings.num_rows == 0:
+            return
         code = np.asarray(bookings.column("code").to_numpy(), dtype=np.int8)
-        start = bookings.column("start").to_numpy().astype("datetime64[D]")
-        flags = pa.table(
-            {
-                "day": pa.array(start),
-                "professional_id": pc.fill_null(bookings.column("professional_id"), "unknown"),
-                "bookings": pa.array(np.ones(code.size, dtype=np.int64)),
-                "cancellations": pa.array((code == CANCELLED).astype(np.int64)),
-                "no_shows": pa.array((code == NO_SHOW).astype(np.int64)),
-                "attended": pa.array((code == ATTENDED).astype(np.int64)),
-            }
+        day = np.asarray(pc.cast(bookings.column("start"), pa.int64()).to_numpy()) // DAY_NS
+        who = pc.dictionary_encode(pc.fill_null(bookings.column("professional_id"), "unknown"))
+        who = who.combine_chunks()
+        (days, names), group = factorize([day, np.asarray(who.indices.to_numpy(), np.int64)])
+        size = days.size
+        counts = [np.bincount(group, minlength=size)] + [
+            np.bincount(group[code == c], minlength=size) for c in (CANCELLED, NO_SHOW, ATTENDED)
+        ]
+        part = {
+            "day": pa.array(days.astype("datetime64[D]")),
+            "professional_id": who.dictionary.take(pa.array(names)),
+        }
+        self.parts.append(
+            pa.table(
+                part | {c: pa.array(n, pa.int64()) for c, n in zip(COUNTS, counts, strict=True)}
+            )
         )
-        self.parts.append(_group(flags))
         if len(self.parts) > MERGE_PARTS:
             self.parts = [_group(pa.concat_tables(self.parts))]
 

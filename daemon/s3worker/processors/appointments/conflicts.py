@@ -1,26 +1,32 @@
-"""Double bookings: an interval sweep per professional (or patient), a week of bookings at a time.
-
-The active (not cancelled) bookings are spilled to disk in buckets of a week by start and
-swept one bucket at a time, carrying over only the bookings still running at the bucket's
-end: memory follows the bookings of one week, not of the file. Only the conflicts found are
-kept until the end.
+"""Double bookings: an interval sweep per professional (or patient), as the bookings come.
 
 The sweep, per entity in (start, appointment id) order: a booking that starts before the
 furthest end reached by the entity's earlier bookings overlaps the one that reached it (the
-latest such on a tie). Entities are integer codes within a bucket and their bookings sorted
-by Arrow (a stable multi-key sort); an entity with one booking in the bucket cannot conflict
-and is left out before sorting (most patients).
+latest such on a tie). Entities are integer codes within a sweep and their bookings sorted
+by one integer sort of (entity, start) (Arrow's stable three-key sort where two bookings of
+an entity share a start); an entity with one booking in the sweep cannot conflict and is
+left out before sorting (most patients).
+
+Schedules mostly come in time order: `Sweeper` then sweeps each chunk as it comes, beside
+the bookings still running at the latest start seen (carried over, not reported again), and
+memory follows one chunk. Out of time order, the active (not cancelled) bookings are read
+back from the written bookings table, spilled to disk in buckets of a week by start and swept
+one bucket at a time, carrying over only the bookings still running at the bucket's end:
+memory follows the bookings of one week, not of the file. Only the conflicts found are kept
+until the end.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from s3worker.processors.tabular.reading import prefetch
 from s3worker.processors.tabular.spill import Spill
@@ -53,6 +59,7 @@ DAY_NS = 86_400 * 10**9
 BUCKET_DAYS = 7  # the span of bookings swept at once
 BUCKET_NS = BUCKET_DAYS * DAY_NS
 FOLD_LIMIT = 1 << 62
+SMALL_GROUPS = 1 << 15  # entities sorted as int16 (numpy radix-sorts those)
 ORDER = [("entity", "ascending"), ("start", "ascending"), ("appointment_id", "ascending")]
 
 
@@ -60,6 +67,73 @@ def spill(active: Spill, bookings: pa.Table) -> None:
     """A chunk's active bookings, each to the bucket (week since 1970) of its start."""
     start = _ns(bookings.column("start"))
     active.add_table(start // DAY_NS // BUCKET_DAYS, bookings.select(ACTIVE.names))
+
+
+class Sweeper:
+    """Conflicts found chunk by chunk while the bookings come in time order.
+
+    Every booking swept so far starts before `cut`, the latest start seen. A chunk whose
+    bookings all start at or after it is swept at once with the bookings still running at
+    the cut; those starting exactly at the cut wait for the next chunk (an equal start is
+    ordered by id, and the next chunk may hold one). A booking starting before the cut ends
+    this (`in_order` False): the caller then sweeps the written table (`sweep_written`)."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool  # the two kinds are swept side by side on it
+        self.in_order = True
+        self.cut: int | None = None
+        self.carry = self.waiting = ACTIVE.empty_table()
+        self.found: dict[str, list[pa.Table]] = {k: [] for k in KINDS}
+
+    def add(self, held: pa.Table) -> None:
+        """A chunk's active bookings (ACTIVE's columns)."""
+        if not self.in_order or held.num_rows == 0:
+            return
+        start = _ns(held.column("start"))
+        if self.cut is not None and int(start.min()) < self.cut:
+            self.in_order = False
+            self.carry = self.waiting = ACTIVE.empty_table()
+            self.found = {k: [] for k in KINDS}
+            return
+        rows = pa.concat_tables([self.waiting, held.select(ACTIVE.names)])
+        start = np.concatenate([np.full(self.waiting.num_rows, self.cut or 0), start])
+        cut = int(start.max())
+        if _ascending(start):  # those at the cut are the last rows: slices, not copies
+            at = int(np.searchsorted(start, cut))
+            now, self.waiting = rows.slice(0, at), rows.slice(at)
+        else:
+            later = start == cut
+            now, self.waiting = rows.filter(pa.array(~later)), rows.filter(pa.array(later))
+        self._sweep(now, cut)
+        self.cut = cut
+
+    def _sweep(self, rows: pa.Table, cut: int) -> None:
+        both = pa.concat_tables([self.carry, rows])
+        carried = np.arange(both.num_rows) < self.carry.num_rows  # reported when swept
+        kinds = [self.pool.submit(conflicts, both, carried, kind) for kind in KINDS]
+        for kind, done in zip(KINDS, kinds, strict=True):
+            self.found[kind].append(done.result())
+        self.carry = both.filter(pa.array(_ns(both.column("end")) > cut))
+
+    def finish(self) -> pa.Table | None:
+        """Every conflict, in `sweep`'s order; None when the bookings came out of order."""
+        if not self.in_order:
+            return None
+        if self.waiting.num_rows:
+            self._sweep(self.waiting, self.cut or 0)
+        return _ordered(self.found)
+
+
+def sweep_written(bookings: Path, folder: Path) -> pa.Table:
+    """`sweep` over the active bookings of a written bookings table (its `status` column
+    says which are cancelled), read back a row group at a time and spilled in `folder`."""
+    with Spill(folder, ACTIVE) as active:
+        for batch in pq.ParquetFile(bookings).iter_batches(columns=[*ACTIVE.names, "status"]):
+            held = pa.Table.from_batches([batch]).filter(
+                pc.not_equal(batch.column("status"), "cancelled")
+            )
+            spill(active, held.select(ACTIVE.names).cast(ACTIVE))
+        return sweep(active)
 
 
 def sweep(active: Spill) -> pa.Table:
@@ -78,6 +152,10 @@ def sweep(active: Spill) -> pa.Table:
                 found[kind].append(done.result())
             week = int(_ns(rows.column("start")).min()) // DAY_NS // BUCKET_DAYS
             carry = both.filter(pa.array(_ns(both.column("end")) > (week + 1) * BUCKET_NS))
+    return _ordered(found)
+
+
+def _ordered(found: dict[str, list[pa.Table]]) -> pa.Table:
     parts = [pa.concat_tables(found[k]).sort_by(ORDER) for k in KINDS if found[k]]
     return pa.concat_tables(parts) if parts else FOUND.empty_table()
 
@@ -91,15 +169,9 @@ def conflicts(active: pa.Table, carried: BoolArray, kind: str) -> pa.Table:
     rows = np.flatnonzero((group >= 0) & (counts[group + 1] > 1))
     if rows.size == 0:
         return FOUND.empty_table()
-    picked = active.take(pa.array(rows))
-    keys = pa.table(
-        {"g": group[rows], "s": picked.column("start"), "id": picked.column("appointment_id")}
-    )
-    order = pc.sort_indices(keys, [("g", "ascending"), ("s", "ascending"), ("id", "ascending")])
-    index = rows[np.asarray(order.to_numpy(), dtype=np.int64)]
-    hit, other, overlap = _overlaps(
-        group[index], _ns(active.column("start"))[index], _ns(active.column("end"))[index]
-    )
+    start = _ns(active.column("start"))
+    index = rows[_order(group[rows], start[rows], active.column("appointment_id"), rows)]
+    hit, other, overlap = _overlaps(group[index], start[index], _ns(active.column("end"))[index])
     hit &= ~carried[index]
     at, by = index[hit], index[other[hit]]
     return pa.table(
@@ -114,6 +186,32 @@ def conflicts(active: pa.Table, carried: BoolArray, kind: str) -> pa.Table:
         },
         schema=FOUND,
     )
+
+
+def _order(group: I64, start: I64, ids: pa.ChunkedArray, rows: I64) -> I64:
+    """Positions sorting the rows by (group, start, id). Rows already in start order (a
+    schedule read in time order) need only a stable sort by group (a radix sort of small
+    integers); others one integer sort of (group, start) folded into an int64. Where two
+    rows share both (or they do not fold): Arrow's stable sort by the three keys."""
+    order: I64 | None = None
+    if start.size > 1 and int(group.max()) < SMALL_GROUPS and _ascending(start):
+        order = np.argsort(group.astype(np.int16), kind="stable")
+    else:
+        low = int(start.min())
+        span = int(start.max()) - low + 1
+        if (int(group.max()) + 1) * span < FOLD_LIMIT:
+            order = np.argsort(group * span + (start - low))
+    if order is not None:
+        g, s = group[order], start[order]
+        if not ((g[1:] == g[:-1]) & (s[1:] == s[:-1])).any():  # no ties: ids decide nothing
+            return order
+    keys = pa.table({"g": group, "s": start, "id": ids.take(pa.array(rows))})
+    by = [("g", "ascending"), ("s", "ascending"), ("id", "ascending")]
+    return np.asarray(pc.sort_indices(keys, by).to_numpy(), dtype=np.int64)
+
+
+def _ascending(values: I64) -> bool:
+    return bool((values[1:] >= values[:-1]).all())
 
 
 def _overlaps(group: I64, start: I64, end: I64) -> tuple[BoolArray, I64, npt.NDArray[np.float64]]:
