@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
 from s3worker.settle import Settler
-from s3worker.sqs import Heartbeat, Message, Queue
+from s3worker.sqs import Heartbeat, Message, Queue, QueueInfo
 from s3worker.stopping import StopRequest
 from s3worker.storage import Storage
 from s3worker.systemd import Notifier, Watchdog
@@ -62,8 +63,10 @@ class Worker:
         notifier: Notifier | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self.on_ready = on_ready  # called once READY=1 is sent
         self.clients = clients
         self.notifier = notifier or Notifier()
         self.retry = retry or RetryPolicy(settings.max_attempts)
@@ -122,11 +125,17 @@ class Worker:
     # -- startup ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
+        # The queue's settings are read while the bucket is checked (the longer chain of calls
+        # runs beside the shorter); a problem of the settings is still the one reported first.
+        queue = asyncio.ensure_future(self._connect_queue())
+        try:
+            await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
+            info = await queue
+        finally:
+            queue.cancel()
+            if queue.done() and not queue.cancelled():
+                queue.exception()  # seen: what the settings check raised is what is reported
         removed = self.scratch.wipe()
-        info = await self.queue.info()
-        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
-        self.jobs.max_receives = info.max_receive_count
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
         self._instance_task = asyncio.create_task(self._fetch_instance_id())
@@ -135,6 +144,7 @@ class Worker:
         self._background.append(asyncio.create_task(self.interruption.run()))
         self._background.append(asyncio.create_task(self.shipper.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
+        self.on_ready()
         log.info(
             "ready",
             queue=self.settings.queue_url,
@@ -149,6 +159,13 @@ class Worker:
             self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
+
+    async def _connect_queue(self) -> QueueInfo:
+        """The work queue's settings, then its DLQ (the configured one, else its redrive's)."""
+        info = await self.queue.info()
+        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
+        self.jobs.max_receives = info.max_receive_count
+        return info
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -388,9 +405,21 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
 
 
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
-    """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
+    """`stop_signals`: a list the caller's own handlers fill until the loop takes over.
+    The garbage collector may be off (`s3worker run` starts so): it is on again at READY=1."""
     logs.configure(settings.log_format)
-    return exit_code(asyncio.run(serve(settings, stop_signals)))
+    try:
+        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=collect_from_now)))
+    finally:
+        gc.enable()
+
+
+def collect_from_now() -> None:
+    """What start-up allocated (the modules, botocore's service models, the clients) lives as
+    long as the process: frozen, the collector never walks it again; collection resumes for
+    what each file allocates."""
+    gc.freeze()
+    gc.enable()
 
 
 def exit_code(reason: ExitReason) -> int:
