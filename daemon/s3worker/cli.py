@@ -69,18 +69,16 @@ def add_run(sub: Sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import gc
     import signal
+
+    from s3worker import collector
 
     # Importing the daemon takes about a second: a SIGTERM meanwhile is noted, and the daemon
     # stops cleanly once its loop runs, rather than dying of the signal.
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
-    # Start-up allocates objects that live as long as the process (modules, botocore's service
-    # models): collecting them again and again costs a tenth of the time to READY=1, so the
-    # collector waits until then (worker.run_daemon turns it on).
-    gc.disable()
+    collector.pause()  # until READY=1 (collector.py)
     try:
         from s3worker.config import Settings
         from s3worker.worker import run_daemon
@@ -95,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(overrides={k: v for k, v in overrides.items() if v})
         return run_daemon(settings, early)
     finally:
-        gc.enable()
+        collector.release()
 
 
 def add_process(sub: Sub) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
-import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -12,10 +10,11 @@ from typing import Any
 
 import structlog
 
-from s3worker import exits, logs, preflight
+from s3worker import collector, logs, preflight
 from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
 from s3worker.contract import Layout
+from s3worker.exits import ExitReason, exit_code
 from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
 from s3worker.intake import Intake
@@ -44,15 +43,6 @@ TURN_SECONDS = 5.0
 WARM_UP_SECONDS = 30.0
 
 
-class ExitReason(enum.Enum):
-    SIGNAL = "signal"
-    IDLE = "idle"
-    IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
-    FORCED = "forced"  # a second stop signal cut the drain short; exits non-zero
-    INTERRUPTED = "interrupted"  # a Spot interruption notice; exits 0: EC2 takes the instance
-    REBALANCE = "rebalance"  # a rebalance recommendation; drained, then the idle action
-
-
 class Worker:
     def __init__(
         self,
@@ -65,8 +55,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         on_ready: Callable[[], None] = lambda: None,
     ) -> None:
-        self.settings = settings
-        self.on_ready = on_ready  # called once READY=1 is sent
+        self.settings, self.on_ready = settings, on_ready  # on_ready: once READY=1 is sent
         self.clients = clients
         self.notifier = notifier or Notifier()
         self.retry = retry or RetryPolicy(settings.max_attempts)
@@ -125,16 +114,13 @@ class Worker:
     # -- startup ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        # The queue's settings are read while the bucket is checked (the longer chain of calls
-        # runs beside the shorter); a problem of the settings is still the one reported first.
-        queue = asyncio.ensure_future(self._connect_queue())
+        queue = asyncio.ensure_future(self._connect_queue())  # beside the bucket's check
         try:
             await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
             info = await queue
-        finally:
+        finally:  # a queue error behind a settings problem is retrieved, not reported
             queue.cancel()
-            if queue.done() and not queue.cancelled():
-                queue.exception()  # seen: what the settings check raised is what is reported
+            queue.done() and not queue.cancelled() and queue.exception()
         removed = self.scratch.wipe()
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
@@ -405,25 +391,10 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
 
 
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
-    """`stop_signals`: a list the caller's own handlers fill until the loop takes over.
-    The garbage collector may be off (`s3worker run` starts so): it is on again at READY=1."""
+    """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    try:
-        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=collect_from_now)))
+    try:  # the collector, paused by `s3worker run`, resumes at READY=1 (collector.py)
+        ready = collector.resume_frozen
+        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=ready)))
     finally:
-        gc.enable()
-
-
-def collect_from_now() -> None:
-    """What start-up allocated (the modules, botocore's service models, the clients) lives as
-    long as the process: frozen, the collector never walks it again; collection resumes for
-    what each file allocates."""
-    gc.freeze()
-    gc.enable()
-
-
-def exit_code(reason: ExitReason) -> int:
-    """0 for every planned end (a stop, the idle exit, a Spot notice): `Restart=on-failure`
-    restarts the daemon only after the others."""
-    codes = {ExitReason.IDLE_STOP_FAILED: exits.FAILED, ExitReason.FORCED: exits.INTERRUPTED}
-    return codes.get(reason, exits.OK)
+        collector.release()
