@@ -4,14 +4,15 @@ per small file and cold start to READY=1. For "not worse than before" on a loade
     git archive BASE daemon | tar -x -C /tmp/base       # the daemon before a change
     .venv/bin/python bench/ab_daemon.py --baseline /tmp/base/daemon [--rounds 3]
 
-A is this checkout; B runs with PYTHONPATH=BASELINE (the daemon and its worker processes
-import that package instead). Optionally through the latency proxy (--latency-ms), which then
-counts each run's calls per file too.
+A is this checkout (or --this PATH); B runs with PYTHONPATH=BASELINE (the daemon and its worker
+processes import that package instead). Optionally through the latency proxy (--latency-ms), which
+then counts each run's calls per file too.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -25,21 +26,28 @@ from typing import Any
 
 from bench_latency import counted, latency_proxy
 from bench_pipeline import cold_start, enqueue, make_corpus, run_daemon, upload_corpus
-from common import emulator
+from common import ROOT, emulator
 from procs import Pipeline
 
 
 @contextlib.contextmanager
-def source(path: str | None) -> Iterator[None]:
-    before = os.environ.get("PYTHONPATH")
+def source(path: str | None, baseline: bool) -> Iterator[None]:
+    """The daemon from `path` (None: this checkout). Daemons before 2026-12 found their region
+    only through botocore, which reads AWS_DEFAULT_REGION (on EC2: the instance metadata, which
+    the emulator has not), so the baseline gets it too; this checkout's daemon finds the region
+    itself and runs with what the env file sets."""
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "AWS_DEFAULT_REGION")}
     if path:
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (path, before) if p)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (path, saved["PYTHONPATH"]) if p)
+    if baseline:
+        os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     try:
         yield
     finally:
-        os.environ.pop("PYTHONPATH", None)
-        if before is not None:
-            os.environ["PYTHONPATH"] = before
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 def one(files: int, folder: Path, latency_ms: float) -> dict[str, Any]:
@@ -57,26 +65,36 @@ def one(files: int, folder: Path, latency_ms: float) -> dict[str, Any]:
         result = daemon()
     ready = cold_start(3, run)["ready_median_s"]
     return {"files_per_s": result["files_per_s"], "cpu_s_per_file": result["cpu_s_per_file"],
-            "ready_s": ready, **calls}  # fmt: skip
+            "ready_s": ready, "load": os.getloadavg()[0], **calls}  # fmt: skip
 
 
 def cold(folder: Path) -> dict[str, Any]:
-    return {"ready_s": cold_start(1, folder)["ready_median_s"]}
+    return {"ready_s": cold_start(1, folder)["ready_median_s"], "load": os.getloadavg()[0]}
+
+
+def compile_sources(*paths: str | None) -> None:
+    """Byte-compile both daemons first, as the worker bundle's `pip install` does: where
+    PYTHONDONTWRITEBYTECODE is set, every start would otherwise compile the package again (a
+    cost of the harness that grows with the source, not of the daemon)."""
+    for path in paths:
+        compileall.compile_dir(path or str(ROOT / "daemon"), quiet=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", required=True, help="the other daemon's package parent")
+    parser.add_argument("--this", help="A's package parent instead of this checkout's")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--cold-only", action="store_true", help="only cold starts, one a turn")
     args = parser.parse_args()
+    compile_sources(args.this, args.baseline)
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="s3worker-ab-") as tmp, emulator():
         for _ in range(args.rounds):
-            for name, path in (("this", None), ("baseline", args.baseline)):
-                with source(path):
+            for name, path in (("this", args.this), ("baseline", args.baseline)):
+                with source(path, baseline=name == "baseline"):
                     runs[name].append(
                         cold(Path(tmp)) if args.cold_only
                         else one(args.files, Path(tmp), args.latency_ms)

@@ -5,6 +5,7 @@ act on (`explain`). tests/test_cli_errors.py runs the installed command in a sub
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import signal
@@ -162,13 +163,17 @@ def test_run_hands_the_daemon_its_settings_with_the_flags_over_the_environment(
 
     def run_daemon(settings: Settings, early: list[int]) -> int:
         os.kill(os.getpid(), signal.SIGTERM)  # while the daemon is still starting
-        seen.update(settings=settings, early=early)
+        seen.update(settings=settings, early=early, collecting=gc.isenabled())
         return 7
 
     monkeypatch.setattr(s3worker.worker, "run_daemon", run_daemon)
     code = main(["run", "--output-bucket", "flag-bucket", "--concurrency", "3",
                  "--scratch-dir", str(tmp_path)])  # fmt: skip
     assert code == 7  # the daemon's own exit code
+    # The collector waits through start-up (the daemon turns it on at READY=1), and is on
+    # again for the caller whatever the daemon did
+    assert seen["collecting"] is False
+    assert gc.isenabled()
     settings = seen["settings"]
     assert settings.queue_url.endswith("/env-q")  # no flag: the environment's
     assert (settings.output_bucket, settings.concurrency) == ("flag-bucket", 3)

@@ -8,12 +8,15 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiobotocore.httpsession
 import pytest
 from aiobotocore.session import AioSession, get_session
+from botocore.httpsession import get_cert_path
 from s3worker.aws import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
     ClientsContext,
+    SharedTlsSession,
     client_config,
     pool_size,
     resolve_region,
@@ -111,5 +114,32 @@ def test_the_context_builds_sqs_and_s3_now_and_ec2_and_cloudwatch_once_on_first_
             assert await clients.make_cloudwatch() is cloudwatch
             assert created == ["sqs", "s3", "ec2", "cloudwatch"]
             assert ec2.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+    asyncio.run(main())
+
+
+def test_the_clients_load_the_ca_bundle_once_between_them(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no TLS context built yet, and a count of the CA bundle's loads
+    monkeypatch.setattr(SharedTlsSession, "_contexts", {})
+    loads: list[object] = []
+
+    def counted(verify: object) -> object:
+        loads.append(verify)
+        return get_cert_path(verify)
+
+    monkeypatch.setattr(aiobotocore.httpsession, "get_cert_path", counted)
+
+    async def main() -> None:
+        async with ClientsContext(in_flight=1) as clients:
+            # When both clients make their first requests
+            await clients.sqs.list_queues()
+            await clients.s3.list_buckets()
+            # Then the bundle was loaded for the first one only
+            assert len(loads) == 1
+            cloudwatch = await clients.make_cloudwatch()
+            await cloudwatch.list_metrics(Namespace="s3worker-test")
+            assert len(loads) == 1
 
     asyncio.run(main())

@@ -13,8 +13,10 @@ import pytest
 from procs import LAYOUT, Pipeline, echo_registry, peak_running, runs
 from s3worker.config import Settings
 from s3worker.contract import CONTRACT_VERSION, MANIFEST_NAME, Manifest, source_metadata
+from s3worker.errors import ConfigError
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
+from s3worker.systemd import Notifier
 from s3worker.worker import ExitReason, serve
 from structlog.testing import capture_logs
 from tenacity import wait_none
@@ -541,3 +543,40 @@ def record_receives(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     monkeypatch.setattr(Queue, "receive", receive)
     monkeypatch.setattr(Queue, "delete", delete)
     return asked
+
+
+class ReadyNotifier(Notifier):
+    """The systemd notifier with no socket, noting the order of READY=1 and the ready hook."""
+
+    def __init__(self, order: list[str]) -> None:
+        super().__init__({})
+        self.order = order
+
+    def ready(self, status: str) -> None:
+        self.order.append("READY=1")
+
+
+def test_the_ready_hook_runs_once_ready_is_sent(aws: str, name: str, scratch: Path):
+    # Given a worker whose start-up checks pass
+    pipeline = Pipeline.create(name)
+    settings = Settings.from_env(pipeline.env(scratch))
+    order: list[str] = []
+    # When it starts and goes idle
+    hook = lambda: order.append("hook")  # noqa: E731
+    asyncio.run(serve(settings, notifier=ReadyNotifier(order), on_ready=hook))
+    # Then the hook (the daemon's: the collector on again) came right after READY=1, once
+    assert order == ["READY=1", "hook"]
+
+
+def test_a_settings_problem_is_reported_even_when_the_queue_fails_too(
+    aws: str, name: str, scratch: Path
+):
+    # Given a missing output bucket and a work queue that does not exist (read at the same time)
+    pipeline = Pipeline.create(name)
+    env = pipeline.env(scratch, S3WORKER_OUTPUT_BUCKET=f"{name}-missing")
+    env["S3WORKER_QUEUE_URL"] = pipeline.queue_url.replace("-work", "-gone")
+    order: list[str] = []
+    # When the worker starts, then it stops on the bucket, named, and never reports READY=1
+    with pytest.raises(ConfigError, match=f"S3WORKER_OUTPUT_BUCKET={name}-missing: no such"):
+        asyncio.run(serve(Settings.from_env(env), notifier=ReadyNotifier(order)))
+    assert order == []

@@ -71,23 +71,29 @@ def add_run(sub: Sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
+    from s3worker import collector
+
     # Importing the daemon takes about a second: a SIGTERM meanwhile is noted, and the daemon
     # stops cleanly once its loop runs, rather than dying of the signal.
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
-    from s3worker.config import Settings
-    from s3worker.worker import run_daemon
+    collector.pause()  # until READY=1 (collector.py)
+    try:
+        from s3worker.config import Settings
+        from s3worker.worker import run_daemon
 
-    overrides = {
-        "S3WORKER_QUEUE_URL": args.queue_url,
-        "S3WORKER_OUTPUT_BUCKET": args.output_bucket,
-        "S3WORKER_CONCURRENCY": args.concurrency,
-        "S3WORKER_IDLE_ACTION": args.idle_action,
-        "S3WORKER_SCRATCH_DIR": args.scratch_dir,
-    }
-    settings = Settings.from_env(overrides={k: v for k, v in overrides.items() if v})
-    return run_daemon(settings, early)
+        overrides = {
+            "S3WORKER_QUEUE_URL": args.queue_url,
+            "S3WORKER_OUTPUT_BUCKET": args.output_bucket,
+            "S3WORKER_CONCURRENCY": args.concurrency,
+            "S3WORKER_IDLE_ACTION": args.idle_action,
+            "S3WORKER_SCRATCH_DIR": args.scratch_dir,
+        }
+        settings = Settings.from_env(overrides={k: v for k, v in overrides.items() if v})
+        return run_daemon(settings, early)
+    finally:
+        collector.release()
 
 
 def add_process(sub: Sub) -> None:

@@ -6,6 +6,8 @@ can act on it (`Restart=on-failure` restarts on anything but 0).
 
 from __future__ import annotations
 
+import enum
+
 from s3worker.errors import S3WorkerError
 
 OK = 0
@@ -32,3 +34,21 @@ def describe() -> str:
 
 class UsageError(S3WorkerError):
     """A command was asked for something it cannot do (a path, a flag); exit code 2."""
+
+
+class ExitReason(enum.Enum):
+    """Why the daemon's loop ended (worker.py)."""
+
+    SIGNAL = "signal"
+    IDLE = "idle"
+    IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
+    FORCED = "forced"  # a second stop signal cut the drain short; exits non-zero
+    INTERRUPTED = "interrupted"  # a Spot interruption notice; exits 0: EC2 takes the instance
+    REBALANCE = "rebalance"  # a rebalance recommendation; drained, then the idle action
+
+
+def exit_code(reason: ExitReason) -> int:
+    """The daemon's: 0 for every planned end (a stop, the idle exit, a Spot notice), so
+    `Restart=on-failure` restarts it only after the others."""
+    codes = {ExitReason.IDLE_STOP_FAILED: FAILED, ExitReason.FORCED: INTERRUPTED}
+    return codes.get(reason, OK)

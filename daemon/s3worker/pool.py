@@ -12,13 +12,15 @@ import multiprocessing
 import resource
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from pebble import ProcessExpired
-from pebble import ProcessPool as PebblePool
 
 from s3worker.errors import JobTooLargeError, TransientError
+
+if TYPE_CHECKING:  # imported with the first pool: after READY=1, not before
+    from pebble import ProcessExpired
+    from pebble import ProcessPool as PebblePool
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -52,6 +54,8 @@ class ProcessPool:
 
     def _get(self) -> PebblePool:
         if self._pool is None:
+            from pebble import ProcessPool as PebblePool
+
             # forkserver: children are forked from a clean single-threaded server, never from
             # this process with its event loop and client threads.
             self._pool = PebblePool(
@@ -80,6 +84,8 @@ class ProcessPool:
         it only that process is ended and TimeoutError raised. A process that dies raises
         JobTooLargeError when it looks like its memory limit, else TransientError.
         `on_start`: called when a process is free for it (the file's processing begins)."""
+        from pebble import ProcessExpired
+
         async with self._free:  # submit only when a process can start it now
             if on_start is not None:
                 on_start()

@@ -52,8 +52,9 @@ class Settler:
         if not url and arn:
             url = await queue_url_from_arn(self.queue.client, arn, retry)
         if url:
+            # Its message size limit is read on the first dead-letter (_dead_letter): one call
+            # fewer before READY=1, and none at all while every file succeeds.
             self.dlq = Queue(self.queue.client, url, retry)
-            self.dlq_max_bytes = await self.dlq.max_message_bytes()
         else:
             log.warning("no_dlq", detail="permanent failures are reported and then deleted")
 
@@ -85,5 +86,7 @@ class Settler:
                 source_message_id=message.id,
                 attempts=str(message.receive_count),
             )
+            if not self.dlq_max_bytes:
+                self.dlq_max_bytes = await self.dlq.max_message_bytes()
             await self.dlq.send(message.body, note.render(), self.dlq_max_bytes)
         await self.queue.delete([message])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -11,10 +10,11 @@ from typing import Any
 
 import structlog
 
-from s3worker import exits, logs, preflight
+from s3worker import collector, logs, preflight
 from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
 from s3worker.contract import Layout
+from s3worker.exits import ExitReason, exit_code
 from s3worker.idle import IdlePolicy
 from s3worker.instance import instance_id, stop_self
 from s3worker.intake import Intake
@@ -26,7 +26,7 @@ from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
 from s3worker.settle import Settler
-from s3worker.sqs import Heartbeat, Message, Queue
+from s3worker.sqs import Heartbeat, Message, Queue, QueueInfo
 from s3worker.stopping import StopRequest
 from s3worker.storage import Storage
 from s3worker.systemd import Notifier, Watchdog
@@ -43,15 +43,6 @@ TURN_SECONDS = 5.0
 WARM_UP_SECONDS = 30.0
 
 
-class ExitReason(enum.Enum):
-    SIGNAL = "signal"
-    IDLE = "idle"
-    IDLE_STOP_FAILED = "idle_stop_failed"  # exits non-zero
-    FORCED = "forced"  # a second stop signal cut the drain short; exits non-zero
-    INTERRUPTED = "interrupted"  # a Spot interruption notice; exits 0: EC2 takes the instance
-    REBALANCE = "rebalance"  # a rebalance recommendation; drained, then the idle action
-
-
 class Worker:
     def __init__(
         self,
@@ -62,8 +53,9 @@ class Worker:
         notifier: Notifier | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
-        self.settings = settings
+        self.settings, self.on_ready = settings, on_ready  # on_ready: once READY=1 is sent
         self.clients = clients
         self.notifier = notifier or Notifier()
         self.retry = retry or RetryPolicy(settings.max_attempts)
@@ -122,11 +114,14 @@ class Worker:
     # -- startup ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
+        queue = asyncio.ensure_future(self._connect_queue())  # beside the bucket's check
+        try:
+            await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
+            info = await queue
+        finally:  # a queue error behind a settings problem is retrieved, not reported
+            queue.cancel()
+            queue.done() and not queue.cancelled() and queue.exception()
         removed = self.scratch.wipe()
-        info = await self.queue.info()
-        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
-        self.jobs.max_receives = info.max_receive_count
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
         self._instance_task = asyncio.create_task(self._fetch_instance_id())
@@ -135,6 +130,7 @@ class Worker:
         self._background.append(asyncio.create_task(self.interruption.run()))
         self._background.append(asyncio.create_task(self.shipper.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
+        self.on_ready()
         log.info(
             "ready",
             queue=self.settings.queue_url,
@@ -149,6 +145,13 @@ class Worker:
             self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
+
+    async def _connect_queue(self) -> QueueInfo:
+        """The work queue's settings, then its DLQ (the configured one, else its redrive's)."""
+        info = await self.queue.info()
+        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
+        self.jobs.max_receives = info.max_receive_count
+        return info
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -390,11 +393,8 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    return exit_code(asyncio.run(serve(settings, stop_signals)))
-
-
-def exit_code(reason: ExitReason) -> int:
-    """0 for every planned end (a stop, the idle exit, a Spot notice): `Restart=on-failure`
-    restarts the daemon only after the others."""
-    codes = {ExitReason.IDLE_STOP_FAILED: exits.FAILED, ExitReason.FORCED: exits.INTERRUPTED}
-    return codes.get(reason, exits.OK)
+    try:  # the collector, paused by `s3worker run`, resumes at READY=1 (collector.py)
+        ready = collector.resume_frozen
+        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=ready)))
+    finally:
+        collector.release()
