@@ -1,10 +1,9 @@
 """Sales sums and ticket counts per level: codes for names, tickets counted once per group
-whatever the chunking, the detail level spilled and read back whole."""
+whatever the chunking, the detail level handed back chunk by chunk."""
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -64,27 +63,18 @@ def _named(
     return out
 
 
-def _levels(
-    tmp_path: Path, cuts: list[int]
-) -> dict[tuple[str, ...], dict[tuple[object, ...], list[float]]]:
-    """Every level's groups, by name, for LINES given in chunks cut at `cuts`."""
-    tmp_path.mkdir(exist_ok=True)
-    totals = Totals(tmp_path)
-    try:
-        bounds = [0, *cuts, len(LINES)]
-        for lo, hi in itertools.pairwise(bounds):
-            totals.add(_chunk(totals, LINES[lo:hi]))
-        out = {lv: _named(totals, lv, totals.level(lv)) for lv in LEVELS[1:]}
-        out[DETAIL] = {}
-        days: list[set[int]] = []
-        for part in totals.details():
-            out[DETAIL] |= _named(totals, DETAIL, part)
-            days.append(set(part.keys[0].tolist()))
-        # each part holds whole days: a day's output is written from one part
-        assert sum(len(d) for d in days) == len(set().union(*days))
-        return out
-    finally:
-        totals.close()
+def _levels(cuts: list[int]) -> dict[tuple[str, ...], dict[tuple[object, ...], list[float]]]:
+    """Every level's groups, by name, for LINES given in chunks cut at `cuts` (the detail
+    level: each chunk's distinct groups, added up in order)."""
+    totals = Totals()
+    bounds = [0, *cuts, len(LINES)]
+    chunks = []
+    for lo, hi in itertools.pairwise(bounds):
+        chunks.append(totals.add(_chunk(totals, LINES[lo:hi])))
+        assert len(set(_named(totals, DETAIL, chunks[-1]))) == chunks[-1].size
+    out = {lv: _named(totals, lv, totals.level(lv)) for lv in LEVELS[1:]}
+    out[DETAIL] = _named(totals, DETAIL, merge(chunks))
+    return out
 
 
 def test_codes_number_names_in_order_of_first_appearance() -> None:
@@ -99,8 +89,8 @@ def test_codes_number_names_in_order_of_first_appearance() -> None:
     assert codes.encode(pa.chunked_array([pa.array([], pa.string())])).size == 0
 
 
-def test_each_level_adds_revenue_units_lines_and_tickets(tmp_path: Path) -> None:
-    levels = _levels(tmp_path, [])
+def test_each_level_adds_revenue_units_lines_and_tickets() -> None:
+    levels = _levels([])
     assert VALUES == ("revenue", "units", "lines", "tickets")
     assert levels[("dt",)] == {
         (0,): [66.0, 8.0, 5.0, 3.0],
@@ -115,49 +105,45 @@ def test_each_level_adds_revenue_units_lines_and_tickets(tmp_path: Path) -> None
     assert len(levels[DETAIL]) == 5
 
 
-def test_a_ticket_cut_by_a_chunk_boundary_is_counted_once(tmp_path: Path) -> None:
+def test_a_ticket_cut_by_a_chunk_boundary_is_counted_once() -> None:
     # given the same lines whole, and cut inside ticket C1 and inside C3 (which spans days)
-    whole = _levels(tmp_path / "a", [])
-    cut = _levels(tmp_path / "b", [1, 2, 5])
-    one_by_one = _levels(tmp_path / "c", list(range(1, len(LINES))))
+    whole = _levels([])
+    cut = _levels([1, 2, 5])
+    one_by_one = _levels(list(range(1, len(LINES))))
     # then every level's figures are the same
     assert cut == whole
     assert one_by_one == whole
 
 
-def test_a_tickets_column_is_summed_when_there_are_no_ticket_ids(tmp_path: Path) -> None:
-    totals = Totals(tmp_path)
+def test_a_tickets_column_is_summed_when_there_are_no_ticket_ids() -> None:
+    totals = Totals()
     lines = _chunk(totals, LINES[:3])
     lines.ticket, lines.count = None, np.array([4.0, 0.0, 2.0])
     totals.add(lines)
     (day,) = _named(totals, ("dt",), totals.level(("dt",))).values()
     assert day == [24.5, 4.0, 3.0, 6.0]
-    totals.close()
 
 
-def test_without_ticket_ids_or_counts_each_line_is_a_ticket(tmp_path: Path) -> None:
-    totals = Totals(tmp_path)
+def test_without_ticket_ids_or_counts_each_line_is_a_ticket() -> None:
+    totals = Totals()
     lines = _chunk(totals, LINES[:4])
     lines.ticket = None
     totals.add(lines)
     assert _named(totals, ("dt",), totals.level(("dt",))) == {(0,): [30.0, 5.0, 4.0, 4.0]}
-    totals.close()
 
 
-def test_nothing_added_gives_empty_levels_and_no_spill_left(tmp_path: Path) -> None:
-    totals = Totals(tmp_path)
+def test_nothing_added_gives_empty_levels() -> None:
+    totals = Totals()
     empty = np.zeros(0, dtype=np.int64)
     keys = {"dt": empty, "store": empty, "product": empty}
-    totals.add(Lines(keys, np.zeros(0), np.zeros(0), None, None))
-    totals.add(Lines(keys, np.zeros(0), np.zeros(0), _text([]), None))
-    for lv in LEVELS[1:]:
-        groups = totals.level(lv)
+    chunks = [
+        totals.add(Lines(keys, np.zeros(0), np.zeros(0), None, None)),
+        totals.add(Lines(keys, np.zeros(0), np.zeros(0), _text([]), None)),
+    ]
+    for lv, groups in [*((lv, totals.level(lv)) for lv in LEVELS[1:]), (DETAIL, chunks[0])]:
         assert groups.size == 0
         assert len(groups.keys) == len(lv)
         assert len(groups.values) == len(VALUES)
-    assert list(totals.details()) == []
-    totals.close()
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_merge_adds_up_partial_groups() -> None:
@@ -169,7 +155,7 @@ def test_merge_adds_up_partial_groups() -> None:
     assert all(np.array_equal(merged.values[0], v) for v in merged.values)
 
 
-def test_tickets_match_distinct_runs_per_group_whatever_the_chunks(tmp_path: Path) -> None:
+def test_tickets_match_distinct_runs_per_group_whatever_the_chunks() -> None:
     # given point-of-sale lines (a ticket's lines together, in one day and store, so each
     # coarse group holds whole tickets) with the odd ticket spanning two stores, in chunks
     rng = np.random.default_rng(5)
@@ -182,13 +168,10 @@ def test_tickets_match_distinct_runs_per_group_whatever_the_chunks(tmp_path: Pat
         for d, s, p, t in zip(day, store, rng.integers(0, 6, ticket.size), ticket, strict=True)
     ]
     for cuts in ([], sorted(rng.choice(np.arange(1, len(rows)), 9, replace=False).tolist())):
-        totals = Totals(tmp_path)
-        try:
-            for lo, hi in itertools.pairwise([0, *cuts, len(rows)]):
-                totals.add(_chunk(totals, rows[lo:hi]))
-            got = {lv: _named(totals, lv, totals.level(lv)) for lv in LEVELS[1:]}
-        finally:
-            totals.close()
+        totals = Totals()
+        for lo, hi in itertools.pairwise([0, *cuts, len(rows)]):
+            totals.add(_chunk(totals, rows[lo:hi]))
+        got = {lv: _named(totals, lv, totals.level(lv)) for lv in LEVELS[1:]}
         # then each group's tickets are its distinct ticket ids (runs), counted by brute force
         for lv in LEVELS[1:]:
             fields = {"dt": 0, "store": 1, "product": 2}

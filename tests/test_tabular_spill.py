@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from s3worker.processors.sales.totals import SPILL_SCHEMA
+from s3worker.processors.sales.days import SPILL_SCHEMA
 from s3worker.processors.tabular.spill import Spill
 
 

@@ -1,13 +1,12 @@
 """The sales processor's pandas side: lines in, revenue/units/tickets by day, store, product.
 
-Parsing and rejects here; the sums and ticket counts (on integer codes, the detail level
-spilled to disk) in `sales_totals`.
+Parsing and rejects here; the sums and ticket counts (on integer codes) in `totals`, the
+(day, store, product) files in `days`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ import pyarrow.compute as pc
 
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.sales import SalesProcessor
+from s3worker.processors.sales.days import DayFiles, day_name
 from s3worker.processors.sales.schema import SCHEMA
-from s3worker.processors.sales.totals import LEVELS, VALUES, Groups, Level, Lines, Totals
+from s3worker.processors.sales.totals import LEVELS, VALUES, Level, Lines, Totals
 from s3worker.processors.schema import Resolution
 from s3worker.processors.tabular.columns import (
     TIME_WINDOW,
@@ -31,7 +31,6 @@ from s3worker.processors.tabular.columns import (
     to_float,
     to_time_checked,
 )
-from s3worker.processors.tabular.groups import FOLD_LIMIT
 from s3worker.processors.tabular.output import RejectSink, write_frame
 from s3worker.processors.tabular.reading import (
     Chunk,
@@ -41,20 +40,8 @@ from s3worker.processors.tabular.reading import (
     prefetch,
 )
 
-WRITERS = 2  # threads writing the day files
-DETAIL_DICTIONARY = ("store", "product")  # the sums are nearly all distinct: not encoded
 NO_PRODUCT = "all"  # the product of every line of a file without a product column
 WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
-DAILY_SCHEMA = pa.schema(
-    [
-        ("store", pa.string()),
-        ("product", pa.string()),
-        ("revenue", pa.float64()),
-        ("units", pa.float64()),
-        ("tickets", pa.int64()),
-        ("lines", pa.int64()),
-    ]
-)
 TOTALS_SCHEMA = pa.schema(
     [
         ("dt", pa.string()),
@@ -167,18 +154,19 @@ def _parsed(src: Path, ctx: JobContext, totals: Totals) -> Iterator[tuple[Lines,
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected = RejectSink(out_dir)
-    totals = Totals(out_dir)  # its spill is a hidden folder of out_dir, gone before upload
-    try:
+    totals = Totals()
+    days = DayFiles(out_dir, totals.stores, totals.products)  # a spill is a hidden folder of
+    try:  # out_dir, gone before upload
         for lines, rejects in prefetch(_parsed(src, ctx, totals)):
             rejected.add(rejects)
-            totals.add(lines)
-        rows = rejected.close() | _write_detail(out_dir, totals)
+            days.add(totals.add(lines))
+        rows = rejected.close() | days.close()
         frames = _frames(totals)
         top_n = int(SalesProcessor.threshold(ctx, "top_n"))
         by_product = totals.products.names != [NO_PRODUCT]
         rows |= _write(out_dir, frames, top_n, by_product)
     finally:
-        totals.close()
+        days.discard()
     summary = _summary(frames, rows, rejected.rows)
     if not by_product:  # totals by day and store: the file names no products
         summary.update(products=0, top_products={}, by_product=False)
@@ -187,67 +175,10 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
-def _write_detail(out_dir: Path, totals: Totals) -> dict[str, int]:
-    """`sales/dt=YYYY-MM-DD/part-0.parquet`, one bucket of days in memory at a time, each day
-    a slice of the bucket's table sorted by (day, store name, product name). The day files
-    are written by WRITERS threads (Parquet encoding releases the GIL) while the next bucket
-    is merged and sorted; at most two buckets are held."""
-    stores, products = totals.stores.ranks(), totals.products.ranks()
-    names = pa.array(totals.stores.names, pa.string()), pa.array(totals.products.names)
-    rows: dict[str, int] = {}
-    with ThreadPoolExecutor(WRITERS, thread_name_prefix="sales-detail") as pool:
-        pending: list[Future[dict[str, int]]] = []
-        for g in totals.details():
-            day, table = _sorted_detail(g, stores, products, names)
-            starts = np.flatnonzero(np.diff(day, prepend=day[0] - 1)) if day.size else day
-            ends = [*starts[1:].tolist(), day.size]
-            for f in pending:
-                rows |= f.result()
-            pending = [
-                pool.submit(
-                    write_frame, out_dir, f"sales/dt={_day(int(day[lo]))}/part-0.parquet",
-                    table.slice(lo, hi - lo), DAILY_SCHEMA, DETAIL_DICTIONARY,
-                )
-                for lo, hi in zip(starts.tolist(), ends, strict=True)
-            ]  # fmt: skip
-        for f in pending:
-            rows |= f.result()
-    return rows
-
-
-def _sorted_detail(
-    g: Groups, stores: np.ndarray, products: np.ndarray, names: tuple[pa.Array, pa.Array]
-) -> tuple[np.ndarray, pa.Table]:
-    """A bucket's groups by (day, store name, product name): the days, and the table."""
-    day, store, product = g.keys
-    order = _name_order(day, stores[store], products[product])
-    table = pa.table(
-        {
-            "store": names[0].take(pa.array(store[order])),
-            "product": names[1].take(pa.array(product[order])),
-            **{name: g.values[i][order] for i, name in enumerate(VALUES)},
-        }
-    )
-    return day[order], table
-
-
-def _name_order(day: np.ndarray, store: np.ndarray, product: np.ndarray) -> np.ndarray:
-    """The order of distinct (day, store rank, product rank) rows: one sort of the three
-    folded into an int64 (a third of np.lexsort's time, which sorts once per key)."""
-    if not day.size:
-        return np.zeros(0, dtype=np.int64)
-    first = int(day.min())
-    spans = [int(day.max()) - first + 1, int(store.max()) + 1, int(product.max()) + 1]
-    if spans[0] * spans[1] * spans[2] >= FOLD_LIMIT:
-        return np.lexsort((product, store, day))
-    key = ((day - first) * spans[1] + store) * spans[2] + product
-    return np.argsort(key)  # the rows are distinct: no ties, so any sort gives this order
-
-
 def _frames(totals: Totals) -> dict[Level, pd.DataFrame]:
     """The coarse levels as frames labelled by name and sorted by (day, store, product) name."""
     names = {
-        "dt": lambda codes: np.array([_day(c) for c in codes.tolist()], dtype=object),
+        "dt": lambda codes: np.array([day_name(c) for c in codes.tolist()], dtype=object),
         "store": lambda codes: np.array(totals.stores.names, dtype=object)[codes],
         "product": lambda codes: np.array(totals.products.names, dtype=object)[codes],
     }
@@ -258,10 +189,6 @@ def _frames(totals: Totals) -> dict[Level, pd.DataFrame]:
         frame = pd.DataFrame({**columns, **dict(zip(VALUES, g.values, strict=True))})
         frames[lv] = frame.sort_values(list(lv), kind="stable").reset_index(drop=True)
     return frames
-
-
-def _day(days: int) -> str:
-    return str(np.datetime64(days, "D"))
 
 
 def _write(

@@ -26,6 +26,6 @@ TABLES = (
     BiTable(
         "sales_detail", "sales", "sales/dt={dt}/part-0.parquet",
         "Revenue, units, tickets and lines per day, store and product; partitioned by dt",
-        f"{SCHEMAS}:DAILY_SCHEMA",
+        "s3worker.processors.sales.days:DAILY_SCHEMA",
     ),
 )  # fmt: skip

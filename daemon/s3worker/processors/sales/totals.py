@@ -1,9 +1,9 @@
-"""Sales sums and ticket counts per level, on integer codes, in memory bounded by the spill.
+"""Sales sums and ticket counts per level, on integer codes.
 
 Days, stores and products become integer codes, so grouping is numpy sorting and bincounts
 rather than string work. The (day, store, product) level is the large one (it grows with
-the file): each chunk's partial groups are spilled to disk in buckets by day and combined
-one bucket at a time at the end. The coarser levels are small and merged in memory.
+the file): each chunk's groups of it are handed over to be written day by day (`days`).
+The coarser levels are small and merged in memory.
 
 Tickets: a point-of-sale export writes a ticket's lines together, so a ticket is a run of
 consecutive lines with the same ticket id, counted once per group it touches. Runs are
@@ -13,9 +13,8 @@ previous chunk saw it in, so counts do not depend on the chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3worker.processors.tabular.groups import F64, I64, factorize, group_sum, sums
-from s3worker.processors.tabular.spill import Spill
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -31,20 +29,8 @@ Level = tuple[str, ...]
 DETAIL: Level = ("dt", "store", "product")
 LEVELS: tuple[Level, ...] = (DETAIL, ("dt", "store"), ("dt",), ("product",))
 VALUES = ("revenue", "units", "lines", "tickets")
-SPILL_BUCKETS = 32  # days spread over this many files; one is in memory at the end
 COMPACT_ROWS = 500_000
 MAX_SCAN_RUN = 16  # tickets with more lines: their (ticket, group) pairs are found by sorting
-SPILL_SCHEMA = pa.schema(
-    [
-        ("dt", pa.int64()),
-        ("store", pa.int64()),
-        ("product", pa.int64()),
-        ("revenue", pa.float64()),
-        ("units", pa.float64()),
-        ("lines", pa.float64()),
-        ("tickets", pa.float64()),
-    ]
-)
 
 
 class Codes:
@@ -71,10 +57,13 @@ class Codes:
 
     def ranks(self) -> I64:
         """Each code's position in sorted-name order (outputs are sorted by name)."""
-        ranks = np.empty(len(self.names), dtype=np.int64)
-        ranks[np.argsort(np.array(self.names, dtype=object), kind="stable")] = np.arange(
-            len(self.names)
-        )
+        return self.rank(self.names)
+
+    @staticmethod
+    def rank(names: Sequence[str]) -> I64:
+        """Each name's position in sorted order."""
+        ranks = np.empty(len(names), dtype=np.int64)
+        ranks[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
         return ranks
 
 
@@ -114,18 +103,18 @@ class Groups:
 
 
 class Totals:
-    """Every level's sums and tickets; the detail level spilled to `folder`, the rest kept."""
+    """Every level's sums and tickets: the detail level's handed back per chunk, the rest kept."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self) -> None:
         self.stores, self.products = Codes(), Codes()
-        self.detail = Spill(folder, SPILL_SCHEMA)
         self.small: dict[Level, list[Groups]] = {lv: [] for lv in LEVELS[1:]}
         self.carry: dict[Level, set[tuple[int, ...]]] = {}
         self.last_ticket: str | None = None
 
-    def add(self, lines: Lines) -> None:
+    def add(self, lines: Lines) -> Groups:
+        """Add a chunk's lines; its (day, store, product) groups, distinct within it."""
         if lines.revenue.size == 0:
-            return
+            return _empty(DETAIL)
         ticket = self._runs(lines.ticket) if lines.ticket is not None else None
         detail, of_line = factorize([lines.key[c] for c in DETAIL])
         for lv in LEVELS:
@@ -140,10 +129,10 @@ class Totals:
             else:
                 values.append(values[-1])
             if lv == DETAIL:
-                columns = dict(zip(lv + VALUES, [*distinct, *values], strict=True))
-                self.detail.add(distinct[0] % SPILL_BUCKETS, columns)
+                chunk_detail = Groups(distinct, values)
             else:
                 self._keep(lv, Groups(distinct, values))
+        return chunk_detail
 
     def _runs(self, ticket: pa.ChunkedArray) -> Runs:
         """Run number of each line: 0 for the run carried on from the previous chunk, else 1.."""
@@ -186,19 +175,12 @@ class Totals:
 
     def level(self, lv: Level) -> Groups:
         """A coarse level's final groups."""
-        if not self.small[lv]:
-            empty = np.zeros(0, dtype=np.int64)
-            return Groups([empty] * len(lv), [empty.astype(np.float64)] * len(VALUES))
-        return merge(self.small[lv])
+        return merge(self.small[lv]) if self.small[lv] else _empty(lv)
 
-    def details(self) -> Iterator[Groups]:
-        """The detail level one bucket of days at a time, each group complete."""
-        for table in self.detail.buckets():
-            cols = [table.column(n).to_numpy() for n in SPILL_SCHEMA.names]
-            yield merge([Groups(cols[:3], cols[3:])])
 
-    def close(self) -> None:
-        self.detail.close()
+def _empty(lv: Level) -> Groups:
+    empty = np.zeros(0, dtype=np.int64)
+    return Groups([empty] * len(lv), [empty.astype(np.float64)] * len(VALUES))
 
 
 def _coarser(detail: list[I64], of_line: I64, lv: Level) -> tuple[list[I64], I64]:
