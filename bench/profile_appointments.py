@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.compute as pc
 from s3worker.processors.appointments import analysis as a
 from s3worker.processors.appointments.conflicts import ACTIVE, Sweeper
+from s3worker.processors.appointments.daily import SUMMARY, DayCounts
 from s3worker.processors.base import JobContext
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
 from s3worker.processors.tabular.reading import iter_chunks
@@ -37,7 +38,7 @@ def profile(src: Path, out: Path) -> dict[str, float]:
 
     ctx = JobContext(key=src.name, size=src.stat().st_size)
     chunks = iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options)
-    rejected, counts = RejectSink(out), a.DayCounts()
+    rejected, counts = RejectSink(out), DayCounts()
     table = ParquetSink(out, "appointments.parquet", a.BOOKINGS, a.BOOKING_DICTIONARY)
     reader = None
     with ThreadPoolExecutor(2) as kinds:
@@ -54,7 +55,7 @@ def profile(src: Path, out: Path) -> dict[str, float]:
         found = clock("conflict sweep", sweeper.finish)
     clock("small outputs", write_frame, out, "conflicts.parquet", found, a.CONFLICTS)
     daily = clock("daily table", counts.daily)
-    clock("small outputs", write_frame, out, "daily_professional.parquet", daily, a.SUMMARY)
+    clock("small outputs", write_frame, out, "daily_professional.parquet", daily, SUMMARY)
     return spent
 
 

@@ -2,7 +2,7 @@
 
 A chunk's bookings stay Arrow columns from the reader to the Parquet writer (no Python
 objects per row); statuses are small integer codes, computed once per distinct word; the
-per-day counts are integer group-bys per chunk, merged as they grow. Conflicts: `conflicts`.
+per-day counts are integer group-bys per chunk (`daily`); conflicts: `conflicts`.
 
 Stages, each on its own thread: the CSV read (a chunk ahead), the conversion, the counting
 (the caller's thread), and behind it the bookings' Parquet writer and the conflicts' sweep.
@@ -10,6 +10,8 @@ Stages, each on its own thread: the CSV read (a chunk ahead), the conversion, th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +29,16 @@ from s3worker.processors.appointments.conflicts import (
     Sweeper,
     sweep_written,
 )
-from s3worker.processors.appointments.schema import SCHEMA, STATUS_WORDS
+from s3worker.processors.appointments.daily import COUNTS, SUMMARY, DayCounts
+from s3worker.processors.appointments.schema import (
+    ATTENDED,
+    CANCELLED,
+    NO_SHOW,
+    SCHEDULED,
+    SCHEMA,
+    STATUS_WORDS,
+    STATUSES,
+)
 from s3worker.processors.base import JobContext, ProcessResult
 from s3worker.processors.schema import fold
 from s3worker.processors.tabular.columns import (
@@ -42,7 +53,6 @@ from s3worker.processors.tabular.columns import (
     to_time_checked,
     with_time,
 )
-from s3worker.processors.tabular.groups import factorize
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
 from s3worker.processors.tabular.reading import (
     Chunk,
@@ -71,23 +81,9 @@ BOOKINGS = pa.schema(
 CONFLICTS = pa.schema(  # as the sweep finds them, times to the millisecond
     [f.with_type(TS) if f.name in ("start", "other_start") else f for f in FOUND]
 )
-# Status codes: an index into STATUSES (-1: a flag that says nothing).
-STATUSES = ("cancelled", "no_show", "attended", "scheduled")
-CANCELLED, NO_SHOW, ATTENDED, SCHEDULED = range(4)
-COUNTS = ["bookings", "cancellations", "no_shows", "attended"]
-SUMMARY = pa.schema(
-    [
-        ("day", pa.string()),
-        ("professional_id", pa.string()),
-        *[(c, pa.int64()) for c in COUNTS],
-        ("no_show_rate", pa.float64()),
-    ]
-)
 # Dictionary-encoded in appointments.parquet: the few professionals, statuses and slot times
 # (ids and lead times are nearly all distinct: building their dictionaries was wasted work).
 BOOKING_DICTIONARY = ("professional_id", "start", "end", "status")
-MERGE_PARTS = 16  # partial day counts merged once this many wait
-DAY_NS = 86_400 * 10**9
 
 
 WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
@@ -234,6 +230,7 @@ def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
+    map_large_arrays()
     rejected = RejectSink(out_dir)
     table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
     reader: Reader | None = None
@@ -266,6 +263,27 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     )
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MMAP_FROM = 256 << 10  # allocations from this size get their own mapping
+
+
+def map_large_arrays() -> None:
+    """Have glibc's malloc give numpy's chunk-sized arrays their own mappings, returned to
+    the system when freed (once per worker process; this sets the process's threshold).
+
+    By default, once such an array is freed glibc raises its mmap threshold and serves the
+    next from its heaps (one per thread), where freed space stays resident: on the 1 GiB
+    bench file 68 MB lay free in malloc at chunk 32 and 122 MB at the end (194 MB at 2 GiB),
+    so peak RSS grew with the file; with a fixed threshold it stayed near 5 MB. The
+    MALLOC_MMAP_THRESHOLD_ variable would do it too, but the worker's environment is not
+    the processor's to set."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its malloc behaves otherwise
+        return
+
+
 class Behind:
     """Calls run behind the caller on a pool's thread, one at a time and in order (each
     `submit` waits for the call before): the bookings' writer, the conflicts' sweep."""
@@ -282,65 +300,6 @@ class Behind:
         if self.last is not None:
             self.last.result()
             self.last = None
-
-
-class DayCounts:
-    """Bookings, cancellations, no-shows and attended per (day, professional): integer
-    group-bys per chunk, merged by Arrow's hash group-by when MERGE_PARTS partials wait
-    (rows out of time order repeat every group in every chunk)."""
-
-    def __init__(self) -> None:
-        self.parts: list[pa.Table] = []
-
-    def add(self, bookings: pa.Table) -> None:
-        """A chunk's counts: its (day, professional code) pairs grouped as integers
-        (`groups.factorize`), each count a bincount; the professionals' names only then."""
-        if bookings.num_rows == 0:
-            return
-        code = np.asarray(bookings.column("code").to_numpy(), dtype=np.int8)
-        day = np.asarray(pc.cast(bookings.column("start"), pa.int64()).to_numpy()) // DAY_NS
-        who = pc.dictionary_encode(pc.fill_null(bookings.column("professional_id"), "unknown"))
-        who = who.combine_chunks()
-        (days, names), group = factorize([day, np.asarray(who.indices.to_numpy(), np.int64)])
-        size = days.size
-        counts = [np.bincount(group, minlength=size)] + [
-            np.bincount(group[code == c], minlength=size) for c in (CANCELLED, NO_SHOW, ATTENDED)
-        ]
-        part = {
-            "day": pa.array(days.astype("datetime64[D]")),
-            "professional_id": who.dictionary.take(pa.array(names)),
-        }
-        self.parts.append(
-            pa.table(
-                part | {c: pa.array(n, pa.int64()) for c, n in zip(COUNTS, counts, strict=True)}
-            )
-        )
-        if len(self.parts) > MERGE_PARTS:
-            self.parts = [_group(pa.concat_tables(self.parts))]
-
-    def daily(self) -> pa.Table:
-        """One row per (day, professional), in that order, with the no-show rate of the
-        bookings held (not cancelled); the day as YYYY-MM-DD."""
-        if not self.parts:
-            return SUMMARY.empty_table()
-        daily = _group(pa.concat_tables(self.parts)).sort_by(
-            [("day", "ascending"), ("professional_id", "ascending")]
-        )
-        held = pc.subtract(daily.column("bookings"), daily.column("cancellations"))
-        rate = pc.divide(
-            pc.cast(daily.column("no_shows"), pa.float64()), pc.cast(held, pa.float64())
-        )
-        daily = daily.set_column(0, "day", pc.cast(daily.column("day"), pa.string()))
-        return daily.append_column("no_show_rate", pc.if_else(pc.greater(held, 0), rate, None))
-
-
-def _group(flags: pa.Table) -> pa.Table:
-    sums = flags.group_by(["day", "professional_id"]).aggregate([(c, "sum") for c in COUNTS])
-    keys = [sums.column("day"), sums.column("professional_id")]
-    return pa.table(
-        [*keys, *(sums.column(f"{c}_sum") for c in COUNTS)],
-        names=["day", "professional_id", *COUNTS],
-    )
 
 
 def _summary(

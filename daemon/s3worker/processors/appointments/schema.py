@@ -12,6 +12,9 @@ STATUS_WORDS = {
     "attended": ("attend", "complet", "done", "realizad", "compareceu", "atendid", "show",
                  "asisti", "finaliz", "concluid", "erschienen"),
 }  # fmt: skip
+# Status codes: an index into STATUSES (-1: a flag that says nothing).
+STATUSES = ("cancelled", "no_show", "attended", "scheduled")
+CANCELLED, NO_SHOW, ATTENDED, SCHEDULED = range(4)
 ROLES = (
     Role(
         "start",
