@@ -160,3 +160,22 @@ def test_a_row_past_the_line_limit_is_a_reject(
     # then the long row is rejected with its length and its start; the others are read
     assert table.to_pydict() == {"a": ["1", "3"], "b": ["2", "4"]}
     assert [(r.reason, r.raw) for r in rejects] == [("row longer than 0 MiB (31 bytes)", "x" * 30)]
+
+
+def test_rows_and_rejects_keep_file_order_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a file of many small blocks (shrunk from 8 MiB), bad rows and bad bytes among them
+    lines = [f"{i},{i * 3}" if i % 37 else f"{i},{i},extra" for i in range(2_000)]
+    body = "a,b\n" + "\n".join(lines) + "\n"
+    src = tmp_path / "a.csv"
+    src.write_bytes(body.encode().replace(b"500,1500", b"500,\xff"))
+    monkeypatch.setattr(csvread, "CSV_BLOCK_BYTES", 256)
+    # when read on the parsing threads
+    table, rejects = _read(src)
+    # then the rows are the good ones in file order, and each block's rejects in file order
+    good = [i for i in range(2_000) if i % 37 and i != 500]
+    assert table.column("a").to_pylist() == [str(i) for i in good]
+    wide = [r.raw for r in rejects if r.reason.startswith("expected")]
+    assert wide == [f"{i},{i},extra" for i in range(0, 2_000, 37)]
+    assert [r.raw for r in rejects if r.reason == undecodable("utf-8")] == ["500,\\xff"]

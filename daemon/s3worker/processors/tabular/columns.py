@@ -1,7 +1,8 @@
 """From string columns to typed numpy arrays: name variants, numbers, timestamps, rejects.
 
 Conversions try pyarrow's vectorised cast first (the clean, common case) and fall back to
-pandas' lenient parsers only for a chunk that has something odd in it.
+pandas' lenient parsers only for a chunk that has something odd in it. Numbers are read in
+`floats` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,11 +19,32 @@ import pyarrow.compute as pc
 from s3worker.processors.options import Options
 from s3worker.processors.schema import Resolution, Schema, day_first, norm
 from s3worker.processors.sniffing import SNIFF_ROWS
+from s3worker.processors.tabular.floats import BoolArray, FloatArray, missing, to_float
 from s3worker.processors.tabular.reading import RAW_LIMIT, Chunk, Reject
 
-FloatArray = npt.NDArray[np.float64]
+# The processors take every column conversion from here, numbers (`floats`) included.
+__all__ = [
+    "DATE_FORMATS",
+    "ISO_FORMATS",
+    "LENIENT_MEMO",
+    "MONTH_FIRST",
+    "TIME_WINDOW",
+    "ZONED",
+    "BoolArray",
+    "FloatArray",
+    "TimeArray",
+    "date_formats",
+    "missing",
+    "rejects_of",
+    "resolve",
+    "resolve_roles",
+    "strings",
+    "to_float",
+    "to_time",
+    "to_time_checked",
+    "with_time",
+]
 TimeArray = npt.NDArray[np.datetime64]
-BoolArray = npt.NDArray[np.bool_]
 # Formats tried, in order, on what ISO 8601 does not parse; day-first before month-first
 # because the Portuguese exports this product reads write dates that way.
 DATE_FORMATS = (
@@ -42,13 +64,6 @@ DATE_FORMATS = (
 )
 
 
-CAST_SLICE, CAST_LEAF = 16_384, 1_024  # rows cast at once after a failed cast; looked at closely
-# A refused column whose first rows hold at most a quarter distinct values is converted per
-# distinct value (dictionary-encoded): bisecting around 100 bad quantities in 250,000 rows cast
-# most of the column five times over.
-DISTINCT_PROBE = 8_192
-PLAIN_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-CURRENCY = r"^\s*(R\$|US\$|[$€£¥])\s*|\s*(R\$|[$€£¥]|EUR|BRL|USD)\s*$"
 ZONED = r"([Zz]|[+-]\d{2}:?\d{2}|^\s*\d+(\.\d+)?)\s*$"  # an offset, or epoch seconds
 # Timestamps outside this window are rejected as out of range: well inside what pandas'
 # nanoseconds hold (1677-2262), wide enough for birth dates and long contracts.
@@ -118,89 +133,6 @@ def strings(table: pa.Table, column: str | None) -> pa.ChunkedArray:
     if column is None or column not in table.column_names:
         return pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
     return table.column(column)
-
-
-def to_float(col: pa.ChunkedArray, decimal: str | None = None) -> FloatArray:
-    """Finite numbers as float64; NaN where missing, not a number, or infinite/overflowing
-    (`inf`, `1e400`, `NaN` are not amounts). `decimal` "," reads `1.234,56`; "." reads
-    `1,234.56`; None accepts plain numbers and decimal commas."""
-    if decimal is not None:
-        col = _decimal_point(col, decimal)
-    try:
-        out = np.asarray(pc.cast(col, pa.float64()).to_numpy(), dtype=np.float64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        out = _mixed_float(col)
-    infinite = np.isinf(out)
-    if infinite.any():  # `inf`, or a number past float64's range (`1e400`)
-        out = np.where(infinite, np.nan, out)
-    return out
-
-
-def _decimal_point(col: pa.ChunkedArray, decimal: str) -> pa.ChunkedArray:
-    thousands = "." if decimal == "," else ","
-    plain = pc.replace_substring(col, thousands, "")
-    return pc.replace_substring(plain, ",", ".") if decimal == "," else plain
-
-
-def _mixed_float(col: pa.ChunkedArray | pa.Array) -> FloatArray:
-    """A column the plain cast refused: a few distinct values (quantities, durations, prices)
-    are converted once each; otherwise `_sliced_float`."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    probe = arr.slice(0, DISTINCT_PROBE)
-    if len(arr) < DISTINCT_PROBE or pc.count_distinct(probe).as_py() * 4 > len(probe):
-        return _sliced_float(arr)
-    enc = pc.dictionary_encode(arr)
-    if len(enc.dictionary) * 4 > len(arr):
-        return _sliced_float(arr)
-    values = np.append(_sliced_float(enc.dictionary), np.nan)
-    codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
-    out: FloatArray = values[np.asarray(codes, dtype=np.int64)]
-    return out
-
-
-def _sliced_float(arr: pa.Array) -> FloatArray:
-    """Cast slice by slice, halving the slices that fail, so that only short slices around
-    the odd values get the regex and pandas (a bad amount in 10,000 made every row pay)."""
-    out = np.empty(len(arr), dtype=np.float64)
-    pending = [(lo, min(lo + CAST_SLICE, len(arr))) for lo in range(0, len(arr), CAST_SLICE)]
-    odd: list[range] = []
-    while pending:
-        lo, hi = pending.pop()
-        try:
-            piece = pc.cast(arr.slice(lo, hi - lo), pa.float64())
-            out[lo:hi] = piece.to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            if hi - lo <= CAST_LEAF:
-                odd.append(range(lo, hi))
-            else:
-                pending += [(lo, (lo + hi) // 2), ((lo + hi) // 2, hi)]
-    if odd:
-        rows = np.concatenate([np.arange(r.start, r.stop) for r in odd])
-        out[rows] = _odd_floats(arr.take(pa.array(rows)))
-    return out
-
-
-def _odd_floats(col: pa.Array) -> FloatArray:
-    # Cast what looks like a plain number; only the odd rest goes through pandas.
-    plain = pc.fill_null(pc.match_substring_regex(col, PLAIN_NUMBER), False)
-    out = np.asarray(
-        pc.cast(pc.if_else(plain, col, None), pa.float64()).to_numpy(zero_copy_only=False),
-        dtype=np.float64,
-    )
-    odd = np.flatnonzero(~np.asarray(plain.to_numpy(zero_copy_only=False)) & ~missing(col))
-    if odd.size:
-        out[odd] = _lenient_float(pd.Series(col.take(pa.array(odd)).to_pylist(), dtype="str"))
-    return out
-
-
-def _lenient_float(s: pd.Series) -> FloatArray:
-    s = s.str.replace(CURRENCY, "", regex=True)
-    out = pd.to_numeric(s, errors="coerce")
-    comma = out.isna() & s.str.fullmatch(r"-?[\d.]*\d,\d+", na=False)
-    if comma.any():
-        fixed = s[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-        out[comma] = pd.to_numeric(fixed, errors="coerce")
-    return np.asarray(out.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def to_time(col: pa.ChunkedArray, formats: Sequence[str] = (), tz: str | None = None) -> TimeArray:
@@ -329,7 +261,3 @@ def rejects_of(chunk: Chunk, problems: Mapping[str, BoolArray]) -> tuple[BoolArr
         reason = "; ".join(name for name, mask in problems.items() if mask[i])
         out.append(Reject(chunk.start + i, reason, json.dumps(record)[:RAW_LIMIT]))
     return keep, out
-
-
-def missing(col: pa.ChunkedArray) -> BoolArray:
-    return np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)

@@ -1,10 +1,9 @@
-"""CSV through pyarrow's streaming reader, every column as strings, bad rows as rejects."""
+"""CSV in newline-aligned blocks parsed by pyarrow, every column as strings, bad rows as rejects."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from s3worker.processors.base import (
 )
 from s3worker.processors.options import Options
 from s3worker.processors.sniffing import delimiter_of
+from s3worker.processors.tabular.csvblocks import newline_blocks, ordered_map
 from s3worker.processors.tabular.rows import (
     MAX_LINE_CHARS,
     RAW_LIMIT,
@@ -71,24 +71,42 @@ def _csv_header(src: Path, encoding: str, options: Options) -> tuple[list[str], 
 def csv_batches(
     src: Path, encoding: str, options: Options
 ) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+    """Every row as strings, a block of the file at a time, each with the rejects the block
+    made; the blocks are parsed on threads (see csvblocks) and come in file order."""
     names, delimiter, skip = _csv_header(src, encoding, options)
-    # pyarrow calls invalid_row from its reading threads, while this generator hands the
-    # rejects over: a deque (thread-safe append/popleft) so none is lost in between.
-    bad_rows: deque[Reject] = deque()
-
-    def invalid_row(row: Any) -> str:
-        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
-        bad_rows.append(Reject(None, reason, str(row.text)[:RAW_LIMIT]))
-        return "skip"
-
     compression = "gzip" if is_gzip(src) else None
     stream: Any = pa.input_stream(str(src), compression=compression)
     if encoding not in ("utf-8", "utf-8-sig"):
         stream = _Utf8Stream(stream, encoding)
-    reader = pacsv.open_csv(
-        stream,
+    schema = pa.schema([(name, pa.string()) for name in names])
+
+    def parse(block: bytes, first: bool) -> tuple[pa.RecordBatch, list[Reject]]:
+        return _parse_block(block, skip if first else 0, schema, delimiter, encoding)
+
+    try:
+        yield from ordered_map(parse, newline_blocks(stream, CSV_BLOCK_BYTES))
+    finally:
+        stream.close()
+
+
+def _parse_block(
+    block: bytes, skip: int, schema: pa.Schema, delimiter: str, encoding: str
+) -> tuple[pa.RecordBatch, list[Reject]]:
+    """One newline-aligned block as one batch of strings, and its rejects in file order."""
+    rejects: list[Reject] = []
+
+    def invalid_row(row: Any) -> str:
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        rejects.append(Reject(None, reason, str(row.text)[:RAW_LIMIT]))
+        return "skip"
+
+    names = schema.names
+    table = pacsv.read_csv(
+        pa.py_buffer(block),
+        # One internal block per call (no boundary inside it: csvblocks cut at a line break);
+        # no threads of its own: the blocks are parsed side by side instead.
         read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=skip, block_size=CSV_BLOCK_BYTES, use_threads=True
+            column_names=names, skip_rows=skip, block_size=len(block) + 1, use_threads=False
         ),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
         # Binary, so that invalid UTF-8 rejects its row rather than the file (see _as_text).
@@ -98,21 +116,17 @@ def csv_batches(
             null_values=[""],  # only an empty cell is missing: "NaN" or "NA" is a value
         ),
     )
-    schema = pa.schema([(name, pa.string()) for name in names])
-    for read in reader:
-        rejects = _drain(bad_rows)
-        long = read.nbytes > LONG_ROW_BYTES * max(read.num_rows, 1)
-        batch = _drop_long_rows(read, rejects) if long else read
-        yield _as_text(batch, schema, delimiter, encoding, rejects), rejects
-    if rest := _drain(bad_rows):
-        yield pa.RecordBatch.from_pylist([], schema=schema), rest
+    read = table.to_batches()
+    if len(read) != 1:  # none from a block of blank lines
+        read = table.combine_chunks().to_batches() or [_empty(table.schema)]
+    batch = read[0]
+    if batch.nbytes > LONG_ROW_BYTES * max(batch.num_rows, 1):
+        batch = _drop_long_rows(batch, rejects)
+    return _as_text(batch, schema, delimiter, encoding, rejects), rejects
 
 
-def _drain(rows: deque[Reject]) -> list[Reject]:
-    out = []
-    while rows:
-        out.append(rows.popleft())
-    return out
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _drop_long_rows(batch: pa.RecordBatch, rejects: list[Reject]) -> pa.RecordBatch:
