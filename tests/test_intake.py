@@ -16,10 +16,30 @@ def test_room_is_what_waits_for_the_processes_until_the_held_bound():
     for d in ("a", "b", "c", "d"):
         intake.received(d)
     assert intake.room() == 0
-    # When a process takes a file, one more may be received
+    # When each process takes a file, two more may be received
     intake.processing("a")
-    assert intake.room() == 1
     assert intake.changed.is_set()
+    intake.processing("b")
+    assert intake.room() == 2
+
+
+def test_while_every_process_has_a_file_ahead_room_gathers_for_one_receive():
+    # Given three processes, each with files ahead of it (six ahead: the bound)
+    intake = Intake(max_held=32, processes=3)
+    for d in "abcdef":
+        intake.received(d)
+    # When processes take files one by one, each still having one waiting
+    intake.processing("a")
+    intake.processing("b")
+    # Then nothing is received for each place freed alone
+    assert intake.room() == 0
+    # When a place for each process has freed up, they are asked for in one receive
+    intake.processing("c")
+    assert intake.room() == 3
+    # And once fewer files are ahead than processes, whatever room there is is asked for
+    intake.processing("d")
+    intake.processing("e")
+    assert intake.room() == 5
 
 
 def test_files_past_processing_count_only_against_the_held_bound():

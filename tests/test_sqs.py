@@ -326,3 +326,40 @@ def test_ten_waiting_deletes_go_at_once_without_waiting_for_the_linger() -> None
 
     asyncio.run(scenario())
     assert [len(handles) for handles, _ in queue.calls] == [10]
+
+
+class ManualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock moves only when the test moves it: timers (the linger) fire
+    by that clock, so the test says "a tenth of a second later" without waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_deletes_arriving_apart_within_the_linger_share_one_call() -> None:
+    queue = RecordingQueue()
+    loop = ManualClockLoop()
+
+    async def scenario() -> None:
+        batcher = DeleteBatcher(queue)  # type: ignore[arg-type]
+        # Given three jobs finishing a tenth of a second apart (as jobs do: one by one)
+        deletes = []
+        for i in range(3):
+            deletes.append(asyncio.ensure_future(batcher.delete(Message(str(i), f"h{i}", "{}"))))
+            await asyncio.sleep(0)
+            loop.now += 0.1
+            await asyncio.sleep(0)
+        # When the linger has passed
+        loop.now += 1
+        await asyncio.gather(*deletes)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    # Then their three deletes went out in one DeleteMessageBatch
+    assert [sorted(handles) for handles, _ in queue.calls] == [["h0", "h1", "h2"]]

@@ -14,6 +14,11 @@ processing of others. Two bounds:
   messages waiting for the CPU (each one would spend a receive on a kill for nothing, and
   sit in scratch space).
 
+While every process has a file ahead of it, intake waits until room for one file per process
+has gathered, then receives them in one call: a process taking a file frees one place, and a
+receive per file would cost SQS (and moto, in the benchmarks) a call per file that one receive
+of several saves; a process freed meanwhile still finds a file ahead of it.
+
 A message is received only when both have room, so it starts its checks and download at once;
 and none before the worker processes are up (each imports pandas and pyarrow: seconds on a
 busy machine), so a daemon killed during its start-up has cost no message a receive.
@@ -38,6 +43,7 @@ class Intake:
 
     def __init__(self, max_held: int, processes: int) -> None:
         self.max_held = max_held
+        self.processes = processes
         self.max_ahead = AHEAD_PER_PROCESS * processes
         self._held: set[str] = set()
         self._ahead: set[str] = set()
@@ -53,10 +59,14 @@ class Intake:
         return len(self._ahead)
 
     def room(self) -> int:
-        """Messages to ask for now: what both bounds allow, at most one ReceiveMessage's worth."""
+        """Messages to ask for now: what both bounds allow, at most one ReceiveMessage's worth;
+        none while every process has a file ahead of it and fewer than `processes` would come
+        (one receive for each file a process takes costs a call that a fuller one saves)."""
         if self._waiting is not None:
             return 0
         free = min(self.max_held - len(self._held), self.max_ahead - len(self._ahead))
+        if len(self._ahead) >= self.processes and free < self.processes:
+            return 0
         return max(0, min(MAX_BATCH, free))
 
     def open_after(self, started: Sequence[asyncio.Future[Any]], bound: float) -> None:

@@ -4,7 +4,8 @@ upload → manifest. Returns a verdict; the worker acts on the queue.
 What one small file costs (a sales CSV: 12 outputs, 10 table index entries), in order, and the
 contract each call serves (tests/test_jobs.py counts them):
 
-    SQS ReceiveMessage       shared by the messages received together (up to 10)
+    SQS ReceiveMessage       shared by the messages received together (up to 10; intake waits
+                             for a place per process while each has a file ahead: intake.py)
     GET input                the event's version is the key's current one (an older version's
                              late event is acknowledged, never processed over newer results),
                              S3's own size (skip rules) and the bytes, in one answer; from
@@ -17,7 +18,7 @@ contract each call serves (tests/test_jobs.py counts them):
                              on a conflict the manifest is read again, HEAD and swap repeated
     PUT index entry x10      one per table and partition per input: what Athena reads (tables)
     GET manifest             a newer version swapped in meanwhile gets its entries back
-    SQS DeleteMessageBatch   shared by the jobs that finish together
+    SQS DeleteMessageBatch   shared by the jobs that finish within half a second (sqs.py)
 
 A version replacing another also deletes the outputs it replaced (one DeleteObjects); a
 redelivery of a version done already costs the GETs and the index entries again (its first run
