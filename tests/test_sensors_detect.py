@@ -185,6 +185,22 @@ def test_two_readings_at_one_time_are_no_gap(tmp_path: Path) -> None:
     assert found.empty, found
 
 
+@pytest.mark.parametrize(
+    ("silence", "longest", "gap"),
+    [(250.0, 60.0, True), (230.0, 60.0, False), (700.0, 200.0, False), (900.0, 200.0, True)],
+)
+def test_a_silence_is_judged_against_the_longest_of_the_intervals_before_it(
+    silence: float, longest: float, gap: bool
+) -> None:
+    # given a reading a minute, one interval of `longest` s 10 readings before a silence
+    steps = np.full(400, 60.0)
+    steps[140], steps[150] = longest, silence
+    f = _flags(noise(400), step_s=steps)
+    # then a gap only when the silence is more than GAP_FACTOR times the longest of the W
+    assert f.reason.tolist() == (["gap"] if gap else [])
+    assert f.expected.tolist() == ([longest] if gap else [])
+
+
 def test_irregular_sampling_makes_no_gaps_but_a_silence_does(tmp_path: Path) -> None:
     # given bursty reporting (3 intervals in 4 of 5-15 s, the others of 40-80 s) and one
     # silence of 20 minutes

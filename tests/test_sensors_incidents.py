@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from s3worker.processors.sensors.findings import KINDS, Found, concat, empty
-from s3worker.processors.sensors.incidents import MERGE, Incidents
+from s3worker.processors.sensors.incidents import MERGE, Incidents, _running_max
 from sensor_series import anomalies_of, incident_rows, minutes, noise
 
 
@@ -103,6 +103,23 @@ def test_series_kinds_and_directions_are_incidents_of_their_own() -> None:
         ("spike", 0, 100, 110, -9.0),
         ("spike", 1, 100, 100, 8.0),
     ]
+
+
+def test_of_equally_bad_flags_the_first_is_the_worst() -> None:
+    incidents = Incidents()
+    incidents.merge(_flags("spike", [0, 0, 0], [100, 105, 110], [-8.0, 9.0, -9.0]))
+    (incident,) = [incidents.finish()]
+    assert incident_rows(incident) == [("spike", 0, 100, 110, 9.0)]
+    assert incident.record[0] == 1_100  # the incident's first flag's
+    assert incident.value[0] == 90.0  # the worst flag's
+
+
+@pytest.mark.parametrize("scale", [1, 1 << 56])  # 1 << 56: lifting the runs would overflow
+def test_the_reach_of_flags_runs_within_each_series_and_kind(scale: int) -> None:
+    # given flat lines of two series: series 0 reaches far, series 1 starts low again
+    last = np.array([50, 40, 30, 5, 3, 9]) * scale
+    starts = np.array([True, False, False, True, False, False])
+    assert _running_max(last, starts).tolist() == [x * scale for x in (50, 50, 50, 5, 5, 9)]
 
 
 # Through the processor.

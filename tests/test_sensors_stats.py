@@ -140,3 +140,38 @@ def test_the_summary_counts_readings_series_devices_and_reasons() -> None:
 def test_the_summary_of_no_readings_has_no_times() -> None:
     s = summary(Stats(), [], {}, 0)
     assert (s["readings"], s["series"], s["first_reading"], s["last_reading"]) == (0, 0, None, None)
+
+
+def _pandas_hourly(r: Readings) -> pd.DataFrame:
+    """The hourly groups as pandas' groupby takes them from a chunk in file order."""
+    g = pd.Series(r.value).groupby([r.gid, r.ts // HOUR])
+    return pd.DataFrame({"n": g.size(), "s": g.sum(), "lo": g.min(), "hi": g.max()})
+
+
+@pytest.mark.parametrize(
+    "layout", ["interleaved", "sorted", "descending", "long groups", "with inf"]
+)
+def test_hourly_groups_add_up_as_pandas_groupby_does(layout: str) -> None:
+    # given readings of many series over a few hours, whose sums depend on the order and
+    # the algorithm of the additions (values of 2 decimals near 60, some near 1e12)
+    rng = np.random.default_rng(7)
+    n = 40_000 if layout == "long groups" else 20_000
+    gid = rng.integers(0, 2 if layout == "long groups" else 300, n)
+    ts = T0 + np.sort(rng.integers(0, 3 * HOUR, n))
+    value = np.round(rng.normal(60, 1, n), 2) + np.where(rng.random(n) < 0.01, 1e12, 0.0)
+    if layout == "with inf":
+        value[rng.integers(0, n, 20)] = np.inf
+    if layout in ("sorted", "descending"):
+        order = np.lexsort((ts, gid))
+        gid, ts = gid[order], ts[order]
+        if layout == "descending":
+            gid, ts, value = gid[::-1].copy(), ts[::-1].copy(), value[::-1].copy()
+    r = Readings(gid, ts, value, np.arange(n))
+    # when grouped by series and hour, then counts, sums and extremes are pandas' to the bit
+    stats = Stats()
+    stats.add(r, int(gid.max()) + 1)
+    got = stats.hourly()
+    want = _pandas_hourly(r)
+    assert got.index.tolist() == want.index.tolist()
+    for column in ("n", "s", "lo", "hi"):
+        assert np.array_equal(got[column].to_numpy(), want[column].to_numpy()), column

@@ -129,11 +129,17 @@ def _gaps(ext: Ext) -> Found:
     reporting makes a low percentile of the intervals far shorter than the usual pause)."""
     ts = ext.i64("ts")
     dt = np.zeros(ts.size)
-    dt[1:] = np.where(ext.pos[1:] > 0, (ts[1:] - ts[:-1]) / NS, 0.0)
-    usual = _before(bn.move_max, dt, W)
-    hit = ext.new & (ext.i64("index") > W) & (usual > 0) & (dt > GAP_FACTOR * usual)
-    j = np.flatnonzero(hit)
-    return found_at(ext, "gap", j - 1, j, dt[j] / usual[j], dt[j], usual[j])
+    dt[1:] = (ts[1:] - ts[:-1]) / NS  # across two series too: never read there (below)
+    # The longest of the W intervals before j is at least the one just before it, so only
+    # rows GAP_FACTOR times longer than that one are looked at (a few in a thousand), not a
+    # moving maximum over every row. A row past its series' W-th reading has its W
+    # intervals within its series (its tail holds at least W rows before it).
+    j = np.flatnonzero(dt[1:] > GAP_FACTOR * dt[:-1]) + 1
+    j = j[ext.new[j] & (ext.i64("index")[j] > W)]
+    usual = dt[j[:, None] - np.arange(W, 0, -1)].max(axis=1, initial=-np.inf)
+    hit = (usual > 0) & (dt[j] > GAP_FACTOR * usual)
+    j, usual = j[hit], usual[hit]
+    return found_at(ext, "gap", j - 1, j, dt[j] / usual, dt[j], usual)
 
 
 def _out_of_range(ext: Ext, outside: Bools, lo: F64, hi: F64) -> Found:

@@ -15,7 +15,7 @@ import numpy as np
 from s3worker.processors.sensors.detect import Baseline, W
 from s3worker.processors.sensors.findings import KINDS, Found
 from s3worker.processors.sensors.floor import NoiseFloor
-from s3worker.processors.sensors.tails import F64, Ext, Tails
+from s3worker.processors.sensors.tails import F64, I64, Ext, Tails
 
 BLOCKS = 8  # block levels a drift spans: 7 steps of W readings
 Z_DRIFT = 25.0
@@ -23,7 +23,8 @@ MAX_STEP = 0.5  # the largest step's share of the total change
 AGAINST = 0.15  # the share of the total change allowed in the other direction
 
 
-SCALES = (W, 8 * W)  # block sizes
+SCALES = (W, 8 * W)  # block sizes, multiples of W
+Ends = tuple[I64, F64]  # rows that end a block of W readings, their spread
 
 
 class Drifts:
@@ -37,15 +38,21 @@ class Drifts:
     def grow(self, n: int) -> None:
         self.tails.grow(n)
 
-    def scan(self, ext: Ext, base: Baseline, floor: NoiseFloor, ref: F64) -> Found:
-        """Drifts ending at the blocks this chunk completes (`ref`: each series' offset)."""
+    def scan(
+        self, ext: Ext, base: Baseline, floor: NoiseFloor, ref: F64, ends: Ends | None = None
+    ) -> Found:
+        """Drifts ending at the blocks this chunk completes (`ref`: each series' offset;
+        `ends`: `block_ends` of this chunk, shared by the block sizes)."""
+        at, spread = ends or block_ends(ext, base, floor)
         index = ext.i64("index")
-        at = np.flatnonzero(ext.new & (index >= 2 * W) & (index % self.block == 0))
+        if self.block != W:  # every block size is a multiple of W
+            mine = index[at] % self.block == 0
+            at, spread = at[mine], spread[mine]
         blocks = self.tails.extend(
             ext.gid[at],
             {
                 "level": base.med[at],
-                "spread": base.spread(at, floor.at(at)),
+                "spread": spread,
                 "ts": ext.i64("ts")[at],
                 "index": index[at],
                 "record": ext.i64("record")[at],
@@ -53,6 +60,14 @@ class Drifts:
         )
         self.tails.keep(blocks)
         return _drifts(blocks, ref)
+
+
+def block_ends(ext: Ext, base: Baseline, floor: NoiseFloor) -> Ends:
+    """The rows that end a block of W readings, and their spread: the ends of the larger
+    blocks are among them, so the rows are found and their spread taken once per chunk."""
+    index = ext.i64("index")
+    at = np.flatnonzero(ext.new & (index >= 2 * W) & (index % W == 0))
+    return at, base.spread(at, floor.at(at))
 
 
 def _drifts(blocks: Ext, ref: F64) -> Found:

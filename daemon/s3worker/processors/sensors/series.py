@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s3worker.processors.sensors.detect import TAIL, Baseline, point_anomalies
-from s3worker.processors.sensors.drift import SCALES, Drifts
+from s3worker.processors.sensors.drift import SCALES, Drifts, block_ends
 from s3worker.processors.sensors.findings import Found, Readings, concat
 from s3worker.processors.sensors.flat import FlatRuns
 from s3worker.processors.sensors.floor import FloorState, NoiseFloor
@@ -121,9 +121,10 @@ class Detector:
                 drifts.grow(extra)
             self.flat.grow(extra)
         ext = s.ext
+        ends = block_ends(ext, s.base, s.floor)
         found = [
             point_anomalies(ext, s.base, s.floor, s.lo, s.hi),
-            *(drifts.scan(ext, s.base, s.floor, s.ref) for drifts in self.drifts),
+            *(drifts.scan(ext, s.base, s.floor, s.ref, ends) for drifts in self.drifts),
             self.flat.scan(ext),
         ]
         return self.incidents.merge(concat(found))
@@ -139,6 +140,11 @@ def _usable(r: Readings) -> Readings:
     (an infinite or 1e308 reading would overflow every difference, and the running sums
     of the series after it)."""
     keep = ~np.isnan(r.value)
+    if keep.all():  # the usual chunk: no copies of its columns
+        big = np.abs(r.value) > LIMIT
+        return (
+            r if not big.any() else Readings(r.gid, r.ts, np.clip(r.value, -LIMIT, LIMIT), r.record)
+        )
     value = np.clip(r.value[keep], -LIMIT, LIMIT)
     return Readings(r.gid[keep], r.ts[keep], value, r.record[keep])
 
