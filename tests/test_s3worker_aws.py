@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiobotocore.httpsession
 import pytest
@@ -141,5 +142,31 @@ def test_the_clients_load_the_ca_bundle_once_between_them(
             cloudwatch = await clients.make_cloudwatch()
             await cloudwatch.list_metrics(Namespace="s3worker-test")
             assert len(loads) == 1
+
+    asyncio.run(main())
+
+
+def test_with_sqs_gets_the_sqs_client_before_the_s3_client_is_built(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook that lets start-up ask SQS for the queue's settings while S3's model loads."""
+    created: list[str] = []
+    handed: list[tuple[str, list[str]]] = []
+    session_create = AioSession.create_client
+
+    def spy(self: object, service: str, *args: object, **kwargs: object) -> object:
+        created.append(service)
+        return session_create(self, service, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AioSession, "create_client", spy)
+
+    def with_sqs(sqs: Any) -> None:
+        handed.append((sqs.meta.service_model.service_name, list(created)))
+
+    async def main() -> None:
+        async with ClientsContext(in_flight=1, with_sqs=with_sqs) as clients:
+            assert handed == [("sqs", ["sqs"])]  # once, and S3 not built yet
+            assert created == ["sqs", "s3"]
+            assert (await clients.sqs.list_queues())["ResponseMetadata"]["HTTPStatusCode"] == 200
 
     asyncio.run(main())

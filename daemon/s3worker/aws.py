@@ -77,9 +77,13 @@ class Clients:
 
 
 class ClientsContext:
-    def __init__(self, in_flight: int) -> None:
+    """`with_sqs`: called with the SQS client as soon as it exists, before the S3 client is
+    built, so that start-up calls to SQS are on their way while S3's model loads (worker.py)."""
+
+    def __init__(self, in_flight: int, with_sqs: Callable[[Any], object] | None = None) -> None:
         self._stack = AsyncExitStack()
         self._config = client_config(pool_size(in_flight))
+        self._with_sqs = with_sqs
 
     async def __aenter__(self) -> Clients:
         session = get_session()
@@ -90,6 +94,8 @@ class ClientsContext:
             return create(service, region_name=region, config=self._config)
 
         sqs = await self._stack.enter_async_context(make("sqs"))
+        if self._with_sqs is not None:
+            self._with_sqs(sqs)
         s3 = await self._stack.enter_async_context(make("s3"))
         built: dict[str, Any] = {}
 

@@ -50,6 +50,26 @@ async def instance_id(endpoint: str | None = None) -> str | None:
     return await metadata("instance-id", endpoint)
 
 
+class InstanceId:
+    """This instance's id, looked up in the background from READY=1 on (worker.py): jobs
+    record it once known (`known`); stopping the instance waits for the lookup (`get`)."""
+
+    def __init__(self) -> None:
+        self.known: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._fetch())
+
+    async def _fetch(self) -> None:
+        self.known = await instance_id()
+
+    async def get(self) -> str | None:
+        if self._task is not None:
+            await self._task
+        return self.known
+
+
 async def region(endpoint: str | None = None) -> str | None:
     """The region this instance runs in, or None when not on EC2."""
     return await metadata("placement/region", endpoint)

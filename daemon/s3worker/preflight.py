@@ -8,6 +8,7 @@ ConfigError, so a broken env file is fixed in one pass.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from s3worker.config import Settings
 from s3worker.errors import ConfigError, UnknownFormatError
 from s3worker.processors.registry import Registry, Route
 from s3worker.retry import RetryPolicy
+from s3worker.sqs import Queue, QueueInfo, queue_url_from_arn
+
+QueueSettings = tuple[QueueInfo, str | None]  # the queue's settings, its DLQ's URL
 
 
 def unknown_routes(routes: tuple[Route, ...], processors: Registry) -> list[str]:
@@ -68,6 +72,38 @@ async def check(settings: Settings, s3: Any, processors: Registry, retry: RetryP
     """Local problems first (they need no network), then the bucket."""
     check_local(settings, processors)
     _raise(await bucket_problems(s3, settings.output_bucket, retry))
+
+
+async def queue_settings(queue: Queue, dlq_url: str | None, retry: RetryPolicy) -> QueueSettings:
+    """The work queue's settings, and its DLQ's URL: the configured one, else its redrive's."""
+    info = await queue.info()
+    if not dlq_url and info.dlq_arn:
+        dlq_url = await queue_url_from_arn(queue.client, info.dlq_arn, retry)
+    return info, dlq_url
+
+
+class EarlyQueueCheck:
+    """`queue_settings` asked for as soon as the SQS client exists (aws.ClientsContext's
+    `with_sqs`): the calls are on their way while the S3 client is built, and the answer is
+    awaited where the worker's start-up checks are (worker.py), in the same order as before."""
+
+    def __init__(self, settings: Settings, retry: RetryPolicy) -> None:
+        self.settings, self.retry = settings, retry
+        self.task: asyncio.Task[QueueSettings] | None = None
+
+    def start(self, sqs: Any) -> None:
+        queue = Queue(sqs, self.settings.queue_url, self.retry)
+        self.task = asyncio.ensure_future(queue_settings(queue, self.settings.dlq_url, self.retry))
+
+    async def __aenter__(self) -> EarlyQueueCheck:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """A queue error behind an earlier failure (a settings problem) is retrieved, not
+        reported: the earlier one is the error."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task.done() and not self.task.cancelled() and self.task.exception()
 
 
 def _raise(problems: list[str]) -> None:

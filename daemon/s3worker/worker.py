@@ -16,7 +16,7 @@ from s3worker.config import Settings
 from s3worker.contract import Layout
 from s3worker.exits import ExitReason, exit_code
 from s3worker.idle import IdlePolicy
-from s3worker.instance import instance_id, stop_self
+from s3worker.instance import InstanceId, stop_self
 from s3worker.intake import Intake
 from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
 from s3worker.jobs import JobRunner
@@ -69,16 +69,16 @@ class Worker:
         storage = Storage(clients.s3, self.retry, settings.output_bucket, layout, connections)
         self.intake = Intake(settings.max_in_flight, settings.concurrency)
         self.jobs = JobRunner(
-            settings, storage, self.scratch, self.pool, processors, lambda: self._instance_id,
+            settings, storage, self.scratch, self.pool, processors, lambda: self.instance.known,
             on_processing=self.intake.processing,
         )  # fmt: skip
         self.settler = Settler(self.queue, settings.output_bucket, self.jobs.metrics.released)
         self.heartbeat: Heartbeat | None = None
+        self.queue_check: asyncio.Task[preflight.QueueSettings] | None = None  # serve()'s
         self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
         self.stop = StopRequest()
         self.watchdog = Watchdog(self.notifier)
-        self._instance_id: str | None = None
-        self._instance_task: asyncio.Task[None] | None = None
+        self.instance = InstanceId()
         self._background: list[asyncio.Task[None]] = []
         self.idle = IdlePolicy.from_settings(settings, clock())
         self._idle_logged = False
@@ -124,7 +124,7 @@ class Worker:
         removed = self.scratch.wipe()
         self.heartbeat = Heartbeat(self.queue, info.visibility_timeout)
         self.heartbeat.start()
-        self._instance_task = asyncio.create_task(self._fetch_instance_id())
+        self.instance.start()
         if self.notifier.watchdog_seconds:
             self._background.append(asyncio.create_task(self.watchdog.run()))
         self._background.append(asyncio.create_task(self.interruption.run()))
@@ -147,9 +147,12 @@ class Worker:
             log.warning("pool_warm_up_failed", error=repr(exc))
 
     async def _connect_queue(self) -> QueueInfo:
-        """The work queue's settings, then its DLQ (the configured one, else its redrive's)."""
-        info = await self.queue.info()
-        await self.settler.connect_dlq(self.settings.dlq_url, info.dlq_arn, self.retry)
+        """The work queue's settings and DLQ (preflight.py); serve() asks for them early."""
+        asked = self.queue_check or preflight.queue_settings(
+            self.queue, self.settings.dlq_url, self.retry
+        )
+        info, dlq_url = await asked
+        await self.settler.connect_dlq(dlq_url, info.dlq_arn, self.retry)
         self.jobs.max_receives = info.max_receive_count
         return info
 
@@ -337,20 +340,12 @@ class Worker:
         log.warning("releasing_unfinished", messages=len(pending))
         await self.settler.release_now(message for _, message in pending)
 
-    async def _fetch_instance_id(self) -> None:
-        self._instance_id = await instance_id()
-
-    async def _instance(self) -> str | None:
-        if self._instance_task is not None:
-            await self._instance_task
-        return self._instance_id
-
     async def act_on_idle(self) -> bool:
         """The idle action; False when `stop` could not be done."""
         if self.settings.idle_action != "stop":
             log.info("idle_exit", action=self.settings.idle_action)
             return True
-        return await stop_self(self.clients.ec2, self.retry, await self._instance())
+        return await stop_self(self.clients.ec2, self.retry, await self.instance.get())
 
 
 async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: Any) -> ExitReason:
@@ -371,8 +366,11 @@ async def serve(settings: Settings, stop_signals: Sequence[int] = (), **kwargs: 
 
 async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> ExitReason:
     preflight.check_local(settings, kwargs.get("processors", registry))  # before the region
-    async with ClientsContext(settings.max_in_flight) as clients:
+    retry = kwargs.setdefault("retry", RetryPolicy(settings.max_attempts))
+    check = preflight.EarlyQueueCheck(settings, retry)  # while the S3 client is built
+    async with check, ClientsContext(settings.max_in_flight, check.start) as clients:
         worker = Worker(settings, clients, **kwargs)
+        worker.queue_check = check.task
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_exit)
