@@ -77,6 +77,14 @@ def test_settings_read_a_toml_file_and_route_with_it(tmp_path: Path) -> None:
     assert config.for_key("other/x.csv") == Options()
 
 
+@pytest.mark.parametrize(("name", "body"), [("p.toml", "[[routes]\nprefix ="), ("p.json", "{")])
+def test_a_malformed_config_file_is_a_config_error(tmp_path: Path, name: str, body: str) -> None:
+    path = tmp_path / name
+    path.write_text(body)
+    with pytest.raises(ConfigError, match="not valid JSON/TOML"):
+        Settings.from_env({**BASE_ENV, "S3WORKER_PROCESSOR_CONFIG": str(path)})
+
+
 def test_local_options_over_a_config(tmp_path: Path) -> None:
     doc = {"routes": [{"prefix": "vendas/", "processor": "sales", "options": {"decimal": ","}}]}
     processor, options = load_local(

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
-import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,10 +175,14 @@ def _decode(text: str, where: str) -> Any:
             return json.loads(text)
         path = Path(text)
         body = path.read_text(encoding="utf-8")
-        return tomllib.loads(body) if path.suffix == ".toml" else json.loads(body)
+        if path.suffix != ".toml":
+            return json.loads(body)
+        import tomllib  # here, not at the top: `s3worker run` imports this module before READY=1
+
+        return tomllib.loads(body)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {text!r}: {exc.strerror}") from None
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise ConfigError(f"{where}: not valid JSON/TOML: {exc}") from None
 
 
@@ -279,6 +281,8 @@ def _name(raw: Any, where: str) -> str | None:
 def _timezone(raw: Any, where: str) -> str | None:
     if raw is None:
         return None
+    import zoneinfo  # only for a configured time zone; not on every start (READY=1)
+
     try:
         zoneinfo.ZoneInfo(str(raw))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
