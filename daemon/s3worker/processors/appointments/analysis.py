@@ -10,8 +10,6 @@ Stages, each on its own thread: the CSV read (a chunk ahead), the conversion, th
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -230,7 +228,6 @@ def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-    map_large_arrays()
     rejected = RejectSink(out_dir)
     table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
     reader: Reader | None = None
@@ -261,27 +258,6 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     return ProcessResult(
         summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
     )
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
-MMAP_FROM = 256 << 10  # allocations from this size get their own mapping
-
-
-def map_large_arrays() -> None:
-    """Have glibc's malloc give numpy's chunk-sized arrays their own mappings, returned to
-    the system when freed (once per worker process; this sets the process's threshold).
-
-    By default, once such an array is freed glibc raises its mmap threshold and serves the
-    next from its heaps (one per thread), where freed space stays resident: on the 1 GiB
-    bench file 68 MB lay free in malloc at chunk 32 and 122 MB at the end (194 MB at 2 GiB),
-    so peak RSS grew with the file; with a fixed threshold it stayed near 5 MB. The
-    MALLOC_MMAP_THRESHOLD_ variable would do it too, but the worker's environment is not
-    the processor's to set."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM)
-    except (OSError, AttributeError):  # not glibc (musl, macOS): its malloc behaves otherwise
-        return
 
 
 class Behind:
