@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import selectors
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from s3worker.aws import client_config
 from s3worker.contract import ATTR_BODY_TRUNCATED
 from s3worker.retry import RetryPolicy
 from s3worker.sqs import (
+    DELETE_LINGER_SECONDS,
     MAX_VISIBILITY_SECONDS,
     DeleteBatcher,
     Heartbeat,
@@ -328,38 +330,49 @@ def test_ten_waiting_deletes_go_at_once_without_waiting_for_the_linger() -> None
     assert [len(handles) for handles, _ in queue.calls] == [10]
 
 
-class ManualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock moves only when the test moves it: timers (the linger) fire
-    by that clock, so the test says "a tenth of a second later" without waiting for it."""
+class VirtualClock(selectors.DefaultSelector):
+    """A selector that, where the loop would block for `timeout`, moves the clock on by it:
+    timers (the linger) fire in order of their times, and no test waits for them."""
 
+    now = 0.0
+
+    def select(self, timeout: float | None = None) -> Any:
+        if timeout:
+            self.now += timeout
+        return super().select(0)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
+        self.clock = VirtualClock()
+        super().__init__(self.clock)
 
     def time(self) -> float:
-        return self.now
+        return self.clock.now
 
 
 def test_deletes_arriving_apart_within_the_linger_share_one_call() -> None:
     queue = RecordingQueue()
-    loop = ManualClockLoop()
+    loop = VirtualTimeLoop()
 
-    async def scenario() -> None:
+    async def scenario() -> float:
         batcher = DeleteBatcher(queue)  # type: ignore[arg-type]
+        started: list[asyncio.Future[asyncio.Future[None]]] = []
         # Given three jobs finishing a tenth of a second apart (as jobs do: one by one)
-        deletes = []
         for i in range(3):
-            deletes.append(asyncio.ensure_future(batcher.delete(Message(str(i), f"h{i}", "{}"))))
-            await asyncio.sleep(0)
-            loop.now += 0.1
-            await asyncio.sleep(0)
-        # When the linger has passed
-        loop.now += 1
-        await asyncio.gather(*deletes)
+            begun = loop.create_future()
+            message = Message(str(i), f"h{i}", "{}")
+            loop.call_at(0.1 * i, lambda b=begun, m=message: b.set_result(
+                asyncio.ensure_future(batcher.delete(m))))  # fmt: skip
+            started.append(begun)
+        # When each delete is done
+        await asyncio.gather(*[await begun for begun in started])
+        return loop.time()
 
     try:
-        loop.run_until_complete(scenario())
+        finished = loop.run_until_complete(scenario())
     finally:
         loop.close()
-    # Then their three deletes went out in one DeleteMessageBatch
+    # Then they waited out the linger from the first and went in one DeleteMessageBatch
     assert [sorted(handles) for handles, _ in queue.calls] == [["h0", "h1", "h2"]]
+    assert finished == pytest.approx(DELETE_LINGER_SECONDS)
