@@ -21,7 +21,7 @@ log() { echo "s3worker-boot: $*"; }
 scratch_device() {
     local wanted=$1 short=${1#/dev/} dev
     for _ in $(seq 1 60); do
-        udevadm settle || true
+        if command -v udevadm >/dev/null; then udevadm settle || true; fi
         for dev in "$wanted" "/dev/xvd${short#sd}"; do
             if [ -b "$dev" ]; then readlink -f "$dev"; return 0; fi
         done
@@ -52,8 +52,15 @@ mount_scratch() {
     fi
     mountpoint -q "$SCRATCH_DIR" || mount "$SCRATCH_DIR"
     # With nofail, mount exits 0 when it cannot find the label (no udev link yet, nothing
-    # found by a scan): the daemon would then run on the root disk. Only a mount counts.
-    mountpoint -q "$SCRATCH_DIR" || { log "$SCRATCH_DIR is not mounted (LABEL=$FS_LABEL on $dev)"; return 1; }
+    # found by a scan): the daemon would then run on the root disk. And a label is not unique:
+    # another attached volume carrying it (a restored snapshot of a worker's scratch) is
+    # mounted just as well. Only a mount of this device counts.
+    local source
+    source=$(findmnt -n -o SOURCE --mountpoint "$SCRATCH_DIR") || source=
+    if [ -z "$source" ] || [ "$(readlink -f "$source")" != "$dev" ]; then
+        log "$SCRATCH_DIR is not mounted from $dev (LABEL=$FS_LABEL; mounted: ${source:-nothing})"
+        return 1
+    fi
 }
 
 create_user() {

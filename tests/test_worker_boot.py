@@ -5,6 +5,7 @@ useradd, chown, python3.11: recorded, not run). Root only, so it runs with `make
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,9 @@ BOOT_SCRIPT = ROOT / "deploy/worker-boot.sh"
 STUBS = ("systemctl", "useradd", "chown", "python3.11", "dnf")
 
 
-@pytest.fixture
-def loop_device(tmp_path: Path) -> Iterator[str]:
-    image = tmp_path / "scratch.img"
+@contextlib.contextmanager
+def attached(image: Path) -> Iterator[str]:
+    """A sparse 512 MiB file as a block device."""
     with image.open("wb") as f:
         f.truncate(512 * 1024**2)
     loop = subprocess.run(
@@ -30,6 +31,12 @@ def loop_device(tmp_path: Path) -> Iterator[str]:
         yield loop
     finally:
         subprocess.run(["losetup", "--detach", loop], check=False)
+
+
+@pytest.fixture
+def loop_device(tmp_path: Path) -> Iterator[str]:
+    with attached(tmp_path / "scratch.img") as loop:
+        yield loop
 
 
 def run_boot(tmp_path: Path, device: str) -> subprocess.CompletedProcess[str]:
@@ -71,6 +78,25 @@ def test_boot_fails_when_mount_exits_0_without_mounting_the_scratch(
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "is not mounted" in output, output
+    assert_stopped_before_the_root_disk(tmp_path)
+
+
+def test_boot_fails_when_the_label_names_another_volume(tmp_path: Path, loop_device: str) -> None:
+    # Given another attached volume carrying the boot's label (a restored snapshot of a worker's
+    # scratch, or another test's volume on this host) and a scratch device with a foreign file
+    # system: `mount LABEL=s3w-scratch` mounts the other volume and exits 0. The boot must see
+    # that its own device is not the one mounted, and stop.
+    subprocess.run(["mkfs.xfs", "-q", "-L", "not-scratch", loop_device], check=True)
+    with attached(tmp_path / "other.img") as other:
+        subprocess.run(["mkfs.xfs", "-q", "-L", "s3w-scratch", other], check=True)
+        result = run_boot(tmp_path, loop_device)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"is not mounted from {loop_device}" in output, output
+    assert_stopped_before_the_root_disk(tmp_path)
+
+
+def assert_stopped_before_the_root_disk(tmp_path: Path) -> None:
     calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
-    assert "useradd" not in calls, calls  # the boot stopped before using the root disk
+    assert "useradd" not in calls, calls  # the boot stopped before using the scratch dir
     assert "enable" not in calls, calls
