@@ -162,9 +162,11 @@ class HeldSqs(FaultPlan):
         super().__init__(rates={})
         self.held = threading.Event()
         self.released = threading.Event()
+        self.waiting = threading.Event()  # a call is being held (set by the proxy's thread)
 
     def hold(self) -> None:
         self.released.clear()
+        self.waiting.clear()
         self.held.set()
 
     def release(self) -> None:
@@ -173,6 +175,7 @@ class HeldSqs(FaultPlan):
 
     def delay(self, service: str) -> float:
         if service == "sqs" and self.held.is_set():
+            self.waiting.set()
             self.released.wait(60)
         return 0.0
 
@@ -191,8 +194,13 @@ def test_watchdog_pings_only_while_the_main_loop_turns(
         )  # fmt: skip
         receive_until(notify_socket, "READY=1")
         receive_until(notify_socket, "WATCHDOG=1")
-        # When its main loop stalls (its queue calls never answer)
+        # When its main loop stalls (its queue calls never answer): a call of its is held. A
+        # poll that went out before the hold may still answer first (on a loaded machine, after
+        # a stall was already reported), but the loop polls one call at a time: from then on
+        # it stays blocked.
         plan.hold()
+        assert plan.waiting.wait(30), "no queue call reached the proxy"
+        drain(notify_socket)  # what was sent before: a stall while the intake was still closed
         # Then the pings stop: between two "stalled" reports no WATCHDOG=1 is sent
         until_stalled(notify_socket)
         assert "WATCHDOG=1" not in until_stalled(notify_socket)
@@ -201,6 +209,19 @@ def test_watchdog_pings_only_while_the_main_loop_turns(
         receive_until(notify_socket, "WATCHDOG=1")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+
+
+def drain(sock: socket.socket) -> None:
+    """Drop the notifications already received."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
+    finally:
+        sock.settimeout(timeout)
 
 
 def until_stalled(sock: socket.socket) -> list[str]:
