@@ -76,12 +76,26 @@ def index_of(pipeline: Pipeline) -> dict[str, list[str]]:
     return found
 
 
-def update(pipeline: Pipeline, processor: str, keys: list[str], replaced: list[str]) -> None:
+def update(
+    pipeline: Pipeline,
+    processor: str,
+    keys: list[str],
+    replaced: list[str],
+    created: bool = False,
+    calls: list[tuple[str, dict[str, Any]]] | None = None,
+) -> None:
+    """TableIndex.update; `calls`: the S3 operations it made, with their parameters."""
+
+    def seen(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if calls is not None:
+            calls.append((model.name, params))
+
     async def main() -> None:
         async with ClientsContext(1) as clients:
+            clients.s3.meta.events.register("provide-client-params.s3.*", seen)
             storage = Storage(clients.s3, RetryPolicy(3, wait_none()), pipeline.processed, Layout())
             await TableIndex(storage).update(
-                ObjectRef(pipeline.raw, KEY), processor, keys, replaced
+                ObjectRef(pipeline.raw, KEY), processor, keys, replaced, created=created
             )
 
     asyncio.run(main())
@@ -128,6 +142,7 @@ def test_a_new_version_overwrites_its_entries_and_drops_the_partitions_it_lost(
         update(pipeline, "sales", v2, v1)
     assert index_of(pipeline) == {
         f"_tables/sales_daily/{SID}.txt": [f"{KEY}/daily_totals.t2.parquet"],
+        f"_tables/sales_detail/dt=2024-01-01/{SID}.txt": [],  # emptied: it names no file
         f"_tables/sales_detail/dt=2024-01-02/{SID}.txt": [detail("2024-01-02", "t2")],
     }
     (line,) = [e for e in logs if e["event"] == "table_index_written"]
@@ -160,6 +175,48 @@ def test_a_late_writer_puts_the_newest_manifests_entries_back(aws: str, name: st
     update(pipeline, "sales", old, [])
     assert index_of(pipeline) == {
         f"_tables/sales_daily/{SID}.txt": [f"{KEY}/daily_totals.t2.parquet"],
+        f"_tables/sales_detail/dt=2024-01-01/{SID}.txt": [],
+        f"_tables/sales_detail/dt=2024-01-02/{SID}.txt": [detail("2024-01-02", "t2")],
+    }
+
+
+def test_a_first_manifests_entries_are_created_and_not_read_back(aws: str, name: str) -> None:
+    # Given an input's first manifest (swapped in with If-None-Match: *)
+    pipeline = Pipeline.create(name)
+    outputs = [DAILY, detail("2024-01-01")]
+    write_manifest(pipeline, outputs)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    # When its entries are written
+    update(pipeline, "sales", outputs, [], created=True, calls=calls)
+    # Then each is created only where there is none, and the manifest is not read again
+    assert [(op, p["Key"], p.get("IfNoneMatch")) for op, p in calls] == [
+        ("PutObject", f"_tables/sales_daily/{SID}.txt", "*"),
+        ("PutObject", f"_tables/sales_detail/dt=2024-01-01/{SID}.txt", "*"),
+    ]
+    assert index_of(pipeline) == {
+        f"_tables/sales_daily/{SID}.txt": [DAILY],
+        f"_tables/sales_detail/dt=2024-01-01/{SID}.txt": [detail("2024-01-01")],
+    }
+
+
+def test_a_first_manifests_late_entries_never_bring_back_what_a_newer_version_removed(
+    aws: str, name: str
+) -> None:
+    # Given a first version's run, slow to write its entries, and a newer version (sharing no
+    # table or partition with it) that replaced its manifest and wrote its own entries
+    pipeline = Pipeline.create(name)
+    old = [detail("2024-01-01")]
+    newest = [detail("2024-01-02", "t2")]
+    write_manifest(pipeline, newest)
+    update(pipeline, "sales", newest, old)
+    # When the first version's entries come after all (created: it was the first manifest)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    update(pipeline, "sales", old, [], created=True, calls=calls)
+    # Then it found the newer version's (emptied) entry, read the manifest again and put the
+    # newest entries back: no entry names a file of the replaced version
+    assert ("GetObject", f"{KEY}/_manifest.json") in [(op, p["Key"]) for op, p in calls]
+    assert index_of(pipeline) == {
+        f"_tables/sales_detail/dt=2024-01-01/{SID}.txt": [],
         f"_tables/sales_detail/dt=2024-01-02/{SID}.txt": [detail("2024-01-02", "t2")],
     }
 

@@ -16,13 +16,15 @@ contract each call serves (tests/test_jobs.py counts them):
     HEAD input               still this version: a run overwritten mid-job writes no manifest
     PUT manifest             If-Match that ETag (If-None-Match * for a first one): the commit;
                              on a conflict the manifest is read again, HEAD and swap repeated
-    PUT index entry x10      one per table and partition per input: what Athena reads (tables)
-    GET manifest             a newer version swapped in meanwhile gets its entries back
+    PUT index entry x10      one per table and partition per input: what Athena reads; the
+                             first manifest's are created with If-None-Match * (tables)
     SQS DeleteMessageBatch   shared by the jobs that finish within half a second (sqs.py)
 
-A version replacing another also deletes the outputs it replaced (one DeleteObjects); a
-redelivery of a version done already costs the GETs and the index entries again (its first run
-may have died before them, and only writing them tells).
+A version replacing another writes its entries unconditionally and then GETs the manifest again
+(a newer version swapped in meanwhile gets its entries back), as does a first manifest that
+found one of its entries there already; it also deletes the outputs it replaced (one
+DeleteObjects). A redelivery of a version done already costs the GETs and the index entries
+again (its first run may have died before them, and only writing them tells).
 """
 
 from __future__ import annotations
@@ -184,15 +186,18 @@ class JobRunner:
         line, written, manifest = await self._process(source, message)
         metadata = source_metadata(ref.etag, ref.version_id)
         try:
-            committed = await self.publisher.commit(ref, manifest, metadata, previous)
+            swapped = await self.publisher.swap(ref, manifest, metadata, previous)
         except SupersededError:
             await self.publisher.discard(ref, written)
             raise
-        if committed is None:  # another worker finished this very version first
+        if swapped is None:  # another worker finished this very version first
             await self._finish_done(ref, await self.storage.previous_results(ref))
             return {**line, "outcome": "duplicate"}
+        committed, first = swapped
         replaced = committed.replaced_outputs
-        await self.index.update(ref, committed.processor_name, committed.output_keys, replaced)
+        await self.index.update(
+            ref, committed.processor_name, committed.output_keys, replaced, created=first
+        )
         await self.publisher.drop(replaced)  # after the index no longer names them
         return line
 

@@ -63,6 +63,14 @@ class Publisher:
         had already written this version's manifest. Raises SupersededError when a newer
         version exists.
         """
+        swapped = await self.swap(ref, manifest, metadata, previous)
+        return swapped[0] if swapped else None
+
+    async def swap(
+        self, ref: ObjectRef, manifest: Manifest, metadata: dict[str, str], previous: Previous
+    ) -> tuple[Manifest, bool] | None:
+        """`commit`, and whether the manifest written was the input's first (`If-None-Match:
+        *`): its table index entries can then be created without a read after them (tables)."""
         layout = self.storage.layout
         key = layout.manifest_key(layout.source(ref.bucket, ref.key))
         for _ in range(MAX_SWAPS):
@@ -72,7 +80,7 @@ class Publisher:
             doc = replace(manifest, replaced_outputs=tuple(stale))
             try:
                 await self.storage.put_json(key, doc.render(), metadata, **condition)
-                return doc
+                return doc, not previous.etag
             except ClientError as exc:
                 if error_code(exc) not in CONFLICT_CODES and http_status(exc) not in (409, 412):
                     raise
