@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from s3worker import collector, logs, preflight
+from s3worker import certs, collector, logs, preflight
 from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
 from s3worker.contract import Layout
@@ -388,11 +388,17 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
     return reason
 
 
+def at_ready() -> None:
+    """What `s3worker run` put off until READY=1: the collector (collector.py), aiohttp's CA
+    certificates (certs.py)."""
+    collector.resume_frozen()
+    certs.load_deferred()
+
+
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    try:  # the collector, paused by `s3worker run`, resumes at READY=1 (collector.py)
-        ready = collector.resume_frozen
-        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=ready)))
+    try:
+        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=at_ready)))
     finally:
         collector.release()
