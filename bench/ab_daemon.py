@@ -6,7 +6,9 @@ per small file and cold start to READY=1. For "not worse than before" on a loade
 
 A is this checkout (or --this PATH); B runs with PYTHONPATH=BASELINE (the daemon and its worker
 processes import that package instead). Optionally through the latency proxy (--latency-ms), which
-then counts each run's calls per file too.
+then counts each run's calls per file too. --callgrind: instead of times, the instructions the
+daemon's process runs from its start to READY=1 (valgrind's callgrind, every thread; the process
+ends as READY=1 is sent), which a loaded machine does not change.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -25,8 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_latency import counted, latency_proxy
-from bench_pipeline import cold_start, enqueue, make_corpus, run_daemon, upload_corpus
-from common import ROOT, emulator
+from bench_pipeline import (
+    NotifySocket,
+    cold_start,
+    enqueue,
+    make_corpus,
+    run_daemon,
+    upload_corpus,
+)
+from common import BIN, ROOT, emulator
 from procs import Pipeline
 
 
@@ -72,6 +83,44 @@ def cold(folder: Path) -> dict[str, Any]:
     return {"ready_s": cold_start(1, folder)["ready_median_s"], "load": os.getloadavg()[0]}
 
 
+# Loaded first by the daemon's interpreter (PYTHONPATH): it ends the process once READY=1 is sent.
+EXIT_AT_READY = """
+import os, socket
+send = socket.socket.sendall
+def sendall(self, data, *args):
+    try:
+        return send(self, data, *args)
+    finally:
+        if b"READY=1" in bytes(data):
+            os._exit(0)
+socket.socket.sendall = sendall
+"""
+
+
+def instructions(folder: Path) -> dict[str, Any]:
+    """One start under callgrind: the instructions (millions) to READY=1."""
+    hook = folder / "exit-at-ready"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(EXIT_AT_READY)
+    pipe = Pipeline.create(f"i-{uuid.uuid4().hex[:8]}")
+    notify = NotifySocket(folder)
+    env = {**os.environ, **pipe.env(folder / f"scratch-{uuid.uuid4().hex[:6]}",
+           S3WORKER_IDLE_ACTION="none", NOTIFY_SOCKET=str(notify.path))}  # fmt: skip
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
+    out = folder / f"callgrind-{uuid.uuid4().hex[:6]}.out"
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+            str(BIN / "s3worker"), "run"]  # fmt: skip
+    try:
+        run = subprocess.run(argv, check=False, env=env, capture_output=True, timeout=900)
+    finally:
+        notify.close()
+    err = run.stderr.decode(errors="replace")
+    if run.returncode or notify.ready_at is None:
+        raise RuntimeError(f"no READY=1 under callgrind (exit {run.returncode}): {err[-2000:]}")
+    collected = [line for line in err.splitlines() if "Collected :" in line]
+    return {"instructions_M": round(int(collected[-1].split(":")[-1]) / 1e6, 1)}
+
+
 def compile_sources(*paths: str | None) -> None:
     """Byte-compile both daemons first, as the worker bundle's `pip install` does: where
     PYTHONDONTWRITEBYTECODE is set, every start would otherwise compile the package again (a
@@ -88,6 +137,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--cold-only", action="store_true", help="only cold starts, one a turn")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="instructions to READY=1, one start a turn"
+    )
     args = parser.parse_args()
     compile_sources(args.this, args.baseline)
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
@@ -96,7 +148,8 @@ def main() -> None:
             for name, path in (("this", args.this), ("baseline", args.baseline)):
                 with source(path, baseline=name == "baseline"):
                     runs[name].append(
-                        cold(Path(tmp)) if args.cold_only
+                        instructions(Path(tmp)) if args.callgrind
+                        else cold(Path(tmp)) if args.cold_only
                         else one(args.files, Path(tmp), args.latency_ms)
                     )  # fmt: skip
     medians = {

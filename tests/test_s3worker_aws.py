@@ -5,6 +5,7 @@ CloudWatch built on first use. Against the emulator over HTTP and a local IMDSv2
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,9 @@ def test_the_context_builds_sqs_and_s3_now_and_ec2_and_cloudwatch_once_on_first_
     asyncio.run(main())
 
 
-def test_the_clients_load_the_ca_bundle_once_between_them(
-    aws: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given no TLS context built yet, and a count of the CA bundle's loads
+@pytest.fixture
+def ca_loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """No TLS context built yet, and each load of the CA bundle noted (its verify value)."""
     monkeypatch.setattr(SharedTlsSession, "_contexts", {})
     loads: list[object] = []
 
@@ -131,17 +131,80 @@ def test_the_clients_load_the_ca_bundle_once_between_them(
         return get_cert_path(verify)
 
     monkeypatch.setattr(aiobotocore.httpsession, "get_cert_path", counted)
+    return loads
 
+
+def test_the_clients_load_the_ca_bundle_once_between_them(aws: str, ca_loads: list[object]) -> None:
     async def main() -> None:
         async with ClientsContext(in_flight=1) as clients:
             # When both clients make their first requests
             await clients.sqs.list_queues()
             await clients.s3.list_buckets()
-            # Then the bundle was loaded for the first one only
-            assert len(loads) == 1
+            # Then the bundle was loaded once between them
+            assert len(ca_loads) == 1
             cloudwatch = await clients.make_cloudwatch()
             await cloudwatch.list_metrics(Namespace="s3worker-test")
-            assert len(loads) == 1
+            assert len(ca_loads) == 1
+
+    asyncio.run(main())
+
+
+def test_contexts_built_at_the_same_time_load_the_ca_bundle_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As at start-up: aiobotocore builds each client's context in a thread (asyncio.to_thread),
+    and the context built ahead, SQS's first request and S3's overlap."""
+    # Given no TLS context built yet, and a first load that waits until a second build has
+    # begun (so that the two overlap whatever the machine's speed)
+    monkeypatch.setattr(SharedTlsSession, "_contexts", {})
+    loads: list[object] = []
+    builds: list[object] = []
+    both_building = threading.Event()
+    build = SharedTlsSession._build_ssl_contexts
+
+    def entered(self: SharedTlsSession, proxy_url: str | None) -> Any:
+        builds.append(proxy_url)
+        if len(builds) == 2:
+            both_building.set()
+        return build(self, proxy_url)
+
+    def counted(verify: object) -> object:
+        loads.append(verify)
+        both_building.wait(10)  # a bound, not a timing: the second build comes at once
+        return get_cert_path(verify)
+
+    monkeypatch.setattr(SharedTlsSession, "_build_ssl_contexts", entered)
+    monkeypatch.setattr(aiobotocore.httpsession, "get_cert_path", counted)
+    contexts: list[object] = []
+
+    def first_request() -> None:
+        contexts.append(SharedTlsSession(verify=True)._build_ssl_contexts(None))
+
+    # When two clients of the same settings build their contexts at the same time
+    threads = [threading.Thread(target=first_request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then both got the one context, and the bundle was loaded once between them
+    assert len(builds) == 2
+    assert contexts[0] is contexts[1]
+    assert len(loads) == 1
+
+
+def test_the_context_is_built_ahead_while_the_clients_are_built(
+    aws: str, ca_loads: list[object]
+) -> None:
+    async def main() -> None:
+        context = ClientsContext(in_flight=1)
+        async with context as clients:
+            # When the clients exist, before any request: the bundle is loaded (in a thread)
+            assert context.tls_ahead is not None
+            context.tls_ahead.join()
+            assert len(ca_loads) == 1
+            # Then their first requests use that context: no load of their own
+            await asyncio.gather(clients.sqs.list_queues(), clients.s3.list_buckets())
+            assert len(ca_loads) == 1
 
     asyncio.run(main())
 

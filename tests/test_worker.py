@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from s3worker.errors import ConfigError
 from s3worker.processors.registry import Registry
 from s3worker.retry import RetryPolicy
 from s3worker.systemd import Notifier
-from s3worker.worker import ExitReason, serve
+from s3worker.worker import ExitReason, Worker, serve
 from structlog.testing import capture_logs
 from tenacity import wait_none
 
@@ -556,16 +558,42 @@ class ReadyNotifier(Notifier):
         self.order.append("READY=1")
 
 
-def test_the_ready_hook_runs_once_ready_is_sent(aws: str, name: str, scratch: Path):
+def test_the_ready_hook_runs_once_ready_is_sent(
+    aws: str, name: str, scratch: Path, monkeypatch: pytest.MonkeyPatch
+):
     # Given a worker whose start-up checks pass
     pipeline = Pipeline.create(name)
     settings = Settings.from_env(pipeline.env(scratch))
     order: list[str] = []
+    open_jobs = Worker.open_jobs
+
+    def opened(self: Worker) -> None:
+        order.append("job path")
+        open_jobs(self)
+
+    monkeypatch.setattr(Worker, "open_jobs", opened)
     # When it starts and goes idle
     hook = lambda: order.append("hook")  # noqa: E731
     asyncio.run(serve(settings, notifier=ReadyNotifier(order), on_ready=hook))
-    # Then the hook (the daemon's: the collector on again) came right after READY=1, once
-    assert order == ["READY=1", "hook"]
+    # Then the job path was built after READY=1 (READY=1 does not wait for its imports), and
+    # the hook (the daemon's: the collector on again) came right after it, once
+    assert order == ["READY=1", "job path", "hook"]
+
+
+def test_the_daemon_imports_no_job_path_before_ready() -> None:
+    # Given a fresh interpreter, when it imports what `s3worker run` imports before READY=1
+    code = (
+        "import sys\n"
+        "import s3worker.cli, s3worker.config, s3worker.worker\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    # Then none of the job path's modules came with it (Worker.open_jobs imports them)
+    job_path = {"jobs", "storage", "tables", "publish", "transfers", "pool", "processors.bi"}
+    assert sorted(m for m in job_path if f"s3worker.{m}" in loaded) == []
+    assert "s3worker.worker" in loaded
 
 
 def test_a_settings_problem_is_reported_even_when_the_queue_fails_too(

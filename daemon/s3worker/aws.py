@@ -9,8 +9,10 @@ worker's env file, the AWS CLI and the Lambda runtime all set `AWS_REGION`.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar
@@ -33,17 +35,43 @@ class SharedTlsSession(AIOHTTPSession):
 
     aiobotocore builds a context per client (on its first request), each loading the CA bundle
     again: about 35 ms of CPU apiece, two of them before READY=1. An SSLContext may serve any
-    number of connections, so clients with the same verify, certificate and proxy share one."""
+    number of connections, so clients with the same verify, certificate and proxy share one.
+
+    aiobotocore builds it in a thread (asyncio.to_thread), and SQS's first request and S3's
+    are in flight together at start-up: the lock makes the second wait for the first's context
+    rather than load the bundle beside it."""
 
     _contexts: ClassVar[dict[tuple[Any, ...], Any]] = {}
+    _building: ClassVar[threading.Lock] = threading.Lock()
 
     def _build_ssl_contexts(self, proxy_url: str | None) -> Any:
         # aiobotocore's own (private, of the pinned version); its stubs do not declare them.
         key = tuple(getattr(self, name) for name in ("_verify", "_cert_file", "_key_file"))
         key += (proxy_url,)
-        if key not in self._contexts:
-            self._contexts[key] = super()._build_ssl_contexts(proxy_url)  # type: ignore[misc]
-        return self._contexts[key]
+        with self._building:
+            if key not in self._contexts:
+                self._contexts[key] = super()._build_ssl_contexts(proxy_url)  # type: ignore[misc]
+            return self._contexts[key]
+
+    @classmethod
+    def build_ahead(cls, session: AioSession, config: AioConfig) -> threading.Thread:
+        """Build, in a thread, the context the clients of `session` and `config` will ask for
+        (without a proxy), while the clients themselves are built: the bundle's load runs
+        without the GIL, so it costs the start-up no time where a second core is free. The
+        verify value is botocore's (session.create_client, EndpointCreator): the session's
+        ca_bundle, else REQUESTS_CA_BUNDLE, else True."""
+        verify: Any = session.get_config_variable("ca_bundle")
+        if verify is None:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+        http = cls(verify=verify, client_cert=getattr(config, "client_cert", None))
+
+        def build() -> None:
+            with suppress(Exception):  # a bad bundle: the first request says so
+                http._build_ssl_contexts(None)
+
+        thread = threading.Thread(target=build, name="tls-context", daemon=True)
+        thread.start()
+        return thread
 
 
 def client_config(max_pool_connections: int = 20) -> AioConfig:
@@ -84,9 +112,11 @@ class ClientsContext:
         self._stack = AsyncExitStack()
         self._config = client_config(pool_size(in_flight))
         self._with_sqs = with_sqs
+        self.tls_ahead: threading.Thread | None = None
 
     async def __aenter__(self) -> Clients:
         session = get_session()
+        self.tls_ahead = SharedTlsSession.build_ahead(session, self._config)
         region = await resolve_region(session)
 
         def make(service: str) -> Any:

@@ -71,7 +71,7 @@ def add_run(sub: Sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from s3worker import collector
+    from s3worker import certs, collector
 
     # Importing the daemon takes about a second: a SIGTERM meanwhile is noted, and the daemon
     # stops cleanly once its loop runs, rather than dying of the signal.
@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     collector.pause()  # until READY=1 (collector.py)
+    certs.import_aiohttp()  # its CA certificates loaded at READY=1 (certs.py)
     try:
         from s3worker.config import Settings
         from s3worker.worker import run_daemon

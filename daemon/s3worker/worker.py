@@ -6,31 +6,31 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from s3worker import collector, logs, preflight
+from s3worker import certs, collector, logs, preflight
 from s3worker.aws import Clients, ClientsContext, pool_size
 from s3worker.config import Settings
-from s3worker.contract import Layout
 from s3worker.exits import ExitReason, exit_code
 from s3worker.idle import IdlePolicy
 from s3worker.instance import InstanceId, stop_self
 from s3worker.intake import Intake
 from s3worker.interruption import INTERRUPTION, InterruptionWatcher, Notice, triage
-from s3worker.jobs import JobRunner
-from s3worker.metrics import Shipper
-from s3worker.pool import ProcessPool
+from s3worker.metrics import Recorder, Shipper
 from s3worker.processors.registry import Registry, registry
 from s3worker.retry import RetryPolicy, is_transient
 from s3worker.scratch import Scratch
 from s3worker.settle import Settler
 from s3worker.sqs import Heartbeat, Message, Queue, QueueInfo
 from s3worker.stopping import StopRequest
-from s3worker.storage import Storage
 from s3worker.systemd import Notifier, Watchdog
 from s3worker.verdict import Decision, Verdict
+
+if TYPE_CHECKING:  # built after READY=1 (Worker.open_jobs), and imported then
+    from s3worker.jobs import JobRunner
+    from s3worker.pool import ProcessPool
 
 log = structlog.get_logger("s3worker.worker")
 
@@ -60,19 +60,17 @@ class Worker:
         self.notifier = notifier or Notifier()
         self.retry = retry or RetryPolicy(settings.max_attempts)
         self.clock = clock
+        self.processors = processors
         self.queue = Queue(clients.sqs, settings.queue_url, self.retry)
         self.scratch = Scratch(settings.scratch_dir, settings.scratch_max_bytes)
-        self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
-        # The bucket is part of the results' path only when two buckets could share a key.
-        layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
-        connections = pool_size(settings.max_in_flight)
-        storage = Storage(clients.s3, self.retry, settings.output_bucket, layout, connections)
         self.intake = Intake(settings.max_in_flight, settings.concurrency)
-        self.jobs = JobRunner(
-            settings, storage, self.scratch, self.pool, processors, lambda: self.instance.known,
-            on_processing=self.intake.processing,
-        )  # fmt: skip
-        self.settler = Settler(self.queue, settings.output_bucket, self.jobs.metrics.released)
+        # The job path (jobs.py and what it imports: storage, tables, publish, the pool) is
+        # built once READY=1 is sent (open_jobs): READY=1 does not wait for its imports.
+        self.jobs: JobRunner
+        self.pool: ProcessPool
+        self.max_receives: int | None = None  # the queue's maxReceiveCount, for the jobs
+        self.metrics = Recorder()  # the jobs', the settler's and the shipper's (metrics.py)
+        self.settler = Settler(self.queue, settings.output_bucket, self.metrics.released)
         self.heartbeat: Heartbeat | None = None
         self.queue_check: asyncio.Task[preflight.QueueSettings] | None = None  # serve()'s
         self.tasks: dict[str, tuple[asyncio.Task[None], Message]] = {}
@@ -84,7 +82,7 @@ class Worker:
         self._idle_logged = False
         self.interruption = InterruptionWatcher(self._on_notice)
         self.shipper = Shipper(
-            settings.metrics_namespace, self.jobs.metrics, clients.make_cloudwatch,
+            settings.metrics_namespace, self.metrics, clients.make_cloudwatch,
             lambda: (len(self.tasks), self.stop.requested.is_set()),
         )  # fmt: skip
 
@@ -96,7 +94,7 @@ class Worker:
     def _on_notice(self, notice: Notice) -> None:
         """A Spot interruption notice or rebalance recommendation: wind down as for a stop,
         with the drain rule of interruption.py."""
-        self.jobs.metrics.interruption(notice.kind)
+        self.metrics.interruption(notice.kind)
         self.stop_receiving()
 
     async def run(self) -> ExitReason:
@@ -116,7 +114,7 @@ class Worker:
     async def startup(self) -> None:
         queue = asyncio.ensure_future(self._connect_queue())  # beside the bucket's check
         try:
-            await preflight.check(self.settings, self.clients.s3, self.jobs.registry, self.retry)
+            await preflight.check(self.settings, self.clients.s3, self.processors, self.retry)
             info = await queue
         finally:  # a queue error behind a settings problem is retrieved, not reported
             queue.cancel()
@@ -130,6 +128,7 @@ class Worker:
         self._background.append(asyncio.create_task(self.interruption.run()))
         self._background.append(asyncio.create_task(self.shipper.run()))
         self.notifier.ready(f"polling {self.settings.queue_url}")
+        self.open_jobs()
         self.on_ready()
         log.info(
             "ready",
@@ -153,8 +152,29 @@ class Worker:
         )
         info, dlq_url = await asked
         await self.settler.connect_dlq(dlq_url, info.dlq_arn, self.retry)
-        self.jobs.max_receives = info.max_receive_count
+        self.max_receives = info.max_receive_count
         return info
+
+    def open_jobs(self) -> None:
+        """The job path, once READY=1 is sent and before the first receive (and before the
+        ready hook, so that the collector, collector.py, freezes it with the rest)."""
+        from s3worker.contract import Layout
+        from s3worker.jobs import JobRunner
+        from s3worker.pool import ProcessPool
+        from s3worker.storage import Storage
+
+        settings = self.settings
+        self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
+        # The bucket is part of the results' path only when two buckets could share a key.
+        layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
+        connections = pool_size(settings.max_in_flight)
+        storage = Storage(self.clients.s3, self.retry, settings.output_bucket, layout, connections)
+        self.jobs = JobRunner(
+            settings, storage, self.scratch, self.pool, self.processors,
+            lambda: self.instance.known, on_processing=self.intake.processing,
+        )  # fmt: skip
+        self.jobs.metrics = self.metrics  # one recorder: what the shipper sends
+        self.jobs.max_receives = self.max_receives
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -388,11 +408,17 @@ async def _serve(settings: Settings, early: asyncio.Event, **kwargs: Any) -> Exi
     return reason
 
 
+def at_ready() -> None:
+    """What `s3worker run` put off until READY=1: the collector (collector.py), aiohttp's CA
+    certificates (certs.py)."""
+    collector.resume_frozen()
+    certs.load_deferred()
+
+
 def run_daemon(settings: Settings, stop_signals: Sequence[int] = ()) -> int:
     """`stop_signals`: a list the caller's own handlers fill until the loop takes over."""
     logs.configure(settings.log_format)
-    try:  # the collector, paused by `s3worker run`, resumes at READY=1 (collector.py)
-        ready = collector.resume_frozen
-        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=ready)))
+    try:
+        return exit_code(asyncio.run(serve(settings, stop_signals, on_ready=at_ready)))
     finally:
         collector.release()
