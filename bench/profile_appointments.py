@@ -18,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 from s3worker.processors.appointments import analysis as a
-from s3worker.processors.appointments.conflicts import ACTIVE, Sweeper
+from s3worker.processors.appointments.conflicts import Sweeper
 from s3worker.processors.appointments.daily import SUMMARY, DayCounts
 from s3worker.processors.base import JobContext
 from s3worker.processors.tabular.output import ParquetSink, RejectSink, write_frame
@@ -48,8 +47,7 @@ def profile(src: Path, out: Path) -> dict[str, float]:
             bookings, rejects = clock("conversion", reader.bookings, chunk)
             clock("rejects Parquet", rejected.add, rejects)
             clock("bookings Parquet", table.write, bookings)
-            held = bookings.select(ACTIVE.names).filter(pc.not_equal(bookings["code"], a.CANCELLED))
-            clock("conflict sweep", sweeper.add, held)
+            clock("conflict sweep", sweeper.add, a.swept(bookings))
             clock("day counts", counts.add, bookings)
         clock("bookings Parquet", table.close)
         found = clock("conflict sweep", sweeper.finish)

@@ -15,6 +15,7 @@ from s3worker.processors.appointments.conflicts import (
     FOUND,
     Sweeper,
     conflicts,
+    repeated,
     spill,
     sweep,
 )
@@ -144,6 +145,20 @@ def in_order_schedule(n: int, seed: int) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=ACTIVE, preserve_index=False)
 
 
+def spilled_sweep(tmp_path: Path, table: pa.Table) -> pa.Table:
+    with Spill(tmp_path, ACTIVE) as active:
+        spill(active, table)
+        return sweep(active)
+
+
+def in_chunks(table: pa.Table, rows: int) -> pa.Table | None:
+    with ThreadPoolExecutor(2) as pool:
+        sweeper = Sweeper(pool)
+        for at in range(0, table.num_rows, rows):
+            sweeper.add(table.slice(at, rows))
+        return sweeper.finish()
+
+
 @pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled-in-chunks"])
 def test_bookings_in_time_order_are_swept_as_they_come_with_the_same_result(
     tmp_path: Path, shuffled: bool
@@ -156,15 +171,9 @@ def test_bookings_in_time_order_are_swept_as_they_come_with_the_same_result(
         table = pa.concat_tables(
             [table.take(at + rng.permutation(min(37, 800 - at))) for at in range(0, 800, 37)]
         )
-    with Spill(tmp_path, ACTIVE) as active:
-        spill(active, table)
-        expected = sweep(active)
+    expected = spilled_sweep(tmp_path, table)
     # when they are swept chunk by chunk
-    with ThreadPoolExecutor(2) as pool:
-        sweeper = Sweeper(pool)
-        for at in range(0, table.num_rows, 37):
-            sweeper.add(table.slice(at, 37))
-        found = sweeper.finish()
+    found = in_chunks(table, 37)
     # then the conflicts are those of the sweep over all of them, in the same order
     assert found is not None
     assert found.equals(expected)
@@ -179,3 +188,40 @@ def test_a_booking_before_the_latest_start_seen_leaves_the_sweep_to_the_written_
         sweeper.add(table.slice(0, 50))  # earlier than what came before
         sweeper.add(table.slice(50))
         assert sweeper.finish() is None
+
+
+def test_cancelled_bookings_marked_held_false_are_left_out_of_the_in_order_sweep(
+    tmp_path: Path,
+) -> None:
+    # given bookings in start order, one in five cancelled (held false), in chunks of 37
+    table = in_order_schedule(800, seed=7)
+    held = np.random.default_rng(2).random(800) >= 0.2
+    expected = spilled_sweep(tmp_path, table.filter(pa.array(held)))
+    # when the whole chunks are swept, with their held marks
+    found = in_chunks(table.append_column("held", pa.array(held)), 37)
+    # then the conflicts are those of the held bookings alone
+    assert found is not None
+    assert found.equals(expected)
+    assert expected.num_rows > 50
+
+
+def test_repeated_values_are_told_apart_where_their_digests_are_equal() -> None:
+    # given ids mostly distinct, some repeated, some null, some not held, and among them
+    # long ones that differ only in bytes the digest does not read (nor in their length)
+    rng = np.random.default_rng(3)
+    values: list[str | None] = [f"P{n:05d}" for n in rng.integers(0, 20_000, 3_000)]
+    for at in rng.choice(3_000, 300, replace=False):
+        values[at] = f"{'p' * 40}{rng.integers(0, 150):04d}{'q' * 20}"
+    values[::97] = [None] * len(values[::97])
+    entity = pa.chunked_array([values[:1_000], values[1_000:]], pa.string())
+    held = rng.random(3_000) > 0.1
+    # when the repeated ones are looked for
+    rows, group = repeated(entity, held)
+    # then they are the held, present values seen more than once among those, equal
+    # values sharing a group code and different ones not
+    frame = pd.DataFrame({"v": values, "held": held})
+    frame = frame[frame["held"] & frame["v"].notna()]
+    again = frame[frame["v"].duplicated(keep=False)]
+    assert rows.tolist() == again.index.tolist()
+    assert (pd.Series(group).groupby(again["v"].to_numpy()).nunique() == 1).all()
+    assert pd.Series(group).nunique() == again["v"].nunique()

@@ -239,10 +239,7 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
             rejected.add(rejects)
             writing.submit(table.write, bookings)
             if not reader.date_only:
-                held = bookings.select(ACTIVE.names).filter(
-                    pc.not_equal(bookings.column("code"), CANCELLED)
-                )
-                sweeping.submit(sweeper.add, held)
+                sweeping.submit(sweeper.add, swept(bookings))
             counts.add(bookings)
         writing.wait()
         sweeping.wait()
@@ -258,6 +255,12 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     return ProcessResult(
         summary={"encoding": input_encoding(src, ctx.sample), **summary}, rows=rows
     )
+
+
+def swept(bookings: pa.Table) -> pa.Table:
+    """A chunk's bookings as the conflicts' sweep takes them (`Sweeper.add`)."""
+    held = pc.not_equal(bookings.column("code"), CANCELLED)
+    return bookings.select(ACTIVE.names).append_column("held", held)
 
 
 class Behind:

@@ -54,11 +54,14 @@ FOUND = pa.schema(
         ("overlap_minutes", pa.float64()),
     ]
 )
+# What the in-order sweep takes: a chunk's bookings, cancelled ones marked (`held` false).
+SWEPT = pa.schema([*ACTIVE, pa.field("held", pa.bool_())])
 KINDS = ("professional", "patient")
 DAY_NS = 86_400 * 10**9
 BUCKET_DAYS = 7  # the span of bookings swept at once
 BUCKET_NS = BUCKET_DAYS * DAY_NS
 FOLD_LIMIT = 1 << 62
+SAMPLE_ROWS = 1_000  # rows looked at to choose how repeated entities are found (`repeated`)
 SMALL_GROUPS = 1 << 15  # entities sorted as int16 (numpy radix-sorts those)
 ORDER = [("entity", "ascending"), ("start", "ascending"), ("appointment_id", "ascending")]
 
@@ -76,33 +79,41 @@ class Sweeper:
     bookings all start at or after it is swept at once with the bookings still running at
     the cut; those starting exactly at the cut wait for the next chunk (an equal start is
     ordered by id, and the next chunk may hold one). A booking starting before the cut ends
-    this (`in_order` False): the caller then sweeps the written table (`sweep_written`)."""
+    this (`in_order` False): the caller then sweeps the written table (`sweep_written`).
+
+    A chunk comes whole, with a `held` column (not cancelled): the cancelled bookings are
+    left out of the sweep by that mask instead of by a copy of the chunk without them."""
 
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool  # the two kinds are swept side by side on it
         self.in_order = True
         self.cut: int | None = None
-        self.carry = self.waiting = ACTIVE.empty_table()
+        self.carry = self.waiting = SWEPT.empty_table()
         self.found: dict[str, list[pa.Table]] = {k: [] for k in KINDS}
 
-    def add(self, held: pa.Table) -> None:
-        """A chunk's active bookings (ACTIVE's columns)."""
-        if not self.in_order or held.num_rows == 0:
+    def add(self, chunk: pa.Table) -> None:
+        """A chunk's bookings: SWEPT's columns, or ACTIVE's (then every one is held)."""
+        if not self.in_order:
             return
-        start = _ns(held.column("start"))
-        if self.cut is not None and int(start.min()) < self.cut:
+        held = _held(chunk)
+        if "held" not in chunk.column_names:
+            chunk = chunk.append_column("held", pa.array(held))
+        start = _ns(chunk.column("start"))
+        if not held.any():
+            return
+        if self.cut is not None and int(start[held].min()) < self.cut:
             self.in_order = False
-            self.carry = self.waiting = ACTIVE.empty_table()
+            self.carry = self.waiting = SWEPT.empty_table()
             self.found = {k: [] for k in KINDS}
             return
-        rows = pa.concat_tables([self.waiting, held.select(ACTIVE.names)])
+        rows = pa.concat_tables([self.waiting, chunk.select(SWEPT.names)])
+        cut = int(start[held].max())
         start = np.concatenate([np.full(self.waiting.num_rows, self.cut or 0), start])
-        cut = int(start.max())
         if _ascending(start):  # those at the cut are the last rows: slices, not copies
             at = int(np.searchsorted(start, cut))
             now, self.waiting = rows.slice(0, at), rows.slice(at)
         else:
-            later = start == cut
+            later = start >= cut
             now, self.waiting = rows.filter(pa.array(~later)), rows.filter(pa.array(later))
         self._sweep(now, cut)
         self.cut = cut
@@ -113,7 +124,8 @@ class Sweeper:
         kinds = [self.pool.submit(conflicts, both, carried, kind) for kind in KINDS]
         for kind, done in zip(KINDS, kinds, strict=True):
             self.found[kind].append(done.result())
-        self.carry = both.filter(pa.array(_ns(both.column("end")) > cut))
+        running = _held(both) & (_ns(both.column("end")) > cut)
+        self.carry = both.filter(pa.array(running))
 
     def finish(self) -> pa.Table | None:
         """Every conflict, in `sweep`'s order; None when the bookings came out of order."""
@@ -163,15 +175,13 @@ def _ordered(found: dict[str, list[pa.Table]]) -> pa.Table:
 def conflicts(active: pa.Table, carried: BoolArray, kind: str) -> pa.Table:
     """Bookings of one entity overlapping an earlier one of it (not reported for carried rows)."""
     entity = active.column(f"{kind}_id")
-    codes = pc.dictionary_encode(entity).combine_chunks()
-    group = np.asarray(pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False), np.int64)
-    counts = np.bincount(group + 1, minlength=len(codes.dictionary) + 1)
-    rows = np.flatnonzero((group >= 0) & (counts[group + 1] > 1))
+    rows, group = repeated(entity, _held(active))
     if rows.size == 0:
         return FOUND.empty_table()
-    start = _ns(active.column("start"))
-    index = rows[_order(group[rows], start[rows], active.column("appointment_id"), rows)]
-    hit, other, overlap = _overlaps(group[index], start[index], _ns(active.column("end"))[index])
+    start = _ns(active.column("start"))[rows]
+    order = _order(group, start, active.column("appointment_id"), rows)
+    index = rows[order]
+    hit, other, overlap = _overlaps(group[order], start[order], _ns(active.column("end"))[index])
     hit &= ~carried[index]
     at, by = index[hit], index[other[hit]]
     return pa.table(
@@ -186,6 +196,106 @@ def conflicts(active: pa.Table, carried: BoolArray, kind: str) -> pa.Table:
         },
         schema=FOUND,
     )
+
+
+def repeated(entity: pa.ChunkedArray, held: BoolArray | None = None) -> tuple[I64, I64]:
+    """The rows whose value (not null; only `held` rows) occurs more than once, in row
+    order, and for each a group code: equal codes for equal values.
+
+    Most patients book once in a chunk: instead of a dictionary of every id, a 64-bit digest
+    of each value's bytes (`_digests`) picks the rows that may repeat (equal values have equal
+    digests; a collision only adds a row to look at), and only those are encoded exactly."""
+    valid = np.asarray(pc.is_valid(entity).to_numpy(zero_copy_only=False), dtype=bool)
+    if held is not None:
+        valid &= held
+    digests = _digests(entity) if _mostly_distinct(entity) else None
+    if digests is None:
+        maybe = np.flatnonzero(valid)
+    else:
+        maybe = np.flatnonzero(valid)
+        maybe = maybe[pd.Series(digests[maybe]).duplicated(keep=False).to_numpy()]
+    whole = maybe.size * 2 > len(entity)
+    values = entity if whole else entity.take(pa.array(maybe))
+    codes = pc.dictionary_encode(values).combine_chunks()
+    group = np.asarray(pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+    if whole:
+        group = group[maybe]
+    counts = np.bincount(group + 1, minlength=len(codes.dictionary) + 1)
+    again = counts[group + 1] > 1
+    return maybe[again], group[again]
+
+
+def _held(table: pa.Table) -> BoolArray:
+    """The rows not cancelled: SWEPT's `held` column, every row of a table without it."""
+    if "held" not in table.column_names:
+        return np.ones(table.num_rows, dtype=bool)
+    return np.asarray(table.column("held").to_numpy(), dtype=bool)
+
+
+def _mostly_distinct(entity: pa.ChunkedArray) -> bool:
+    """Whether most of SAMPLE_ROWS values spread over the column differ (patients: digests
+    pay; a few professionals with many bookings each: one dictionary of them is cheaper)."""
+    if len(entity) == 0:
+        return False
+    spread = np.linspace(0, len(entity) - 1, min(len(entity), SAMPLE_ROWS)).astype(np.int64)
+    head = entity.take(pa.array(spread))
+    return int(pc.count_distinct(head).as_py()) * 2 > len(head)
+
+
+# Digest of a value: its length and its bytes, as 8-byte words (the first DIGEST_WORDS and
+# the last one), each multiplied by its own odd constant (a multiplicative hash).
+DIGEST_WORDS = 4
+_MULTIPLIERS = (
+    np.arange(1, DIGEST_WORDS + 3, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+) | np.uint64(1)
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+
+
+def _digests(values: pa.ChunkedArray) -> npt.NDArray[np.uint64] | None:
+    """A 64-bit digest of every value (nulls as empty ones); None for a non-string column."""
+    if not pa.types.is_string(values.type):
+        return None
+    parts = [_chunk_digests(chunk) for chunk in values.chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def _chunk_digests(arr: pa.Array) -> npt.NDArray[np.uint64]:
+    """`_digests` of one chunk. The arrays are reused word after word (`out=`): fresh ones
+    of a chunk's size cost more in page faults than the arithmetic on them."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
+    size = data_buf.size if data_buf is not None else 0
+    padded = np.zeros(size + 16, dtype=np.uint8)  # every word read stays inside
+    if size:
+        padded[:size] = np.frombuffer(data_buf, np.uint8)
+    words = np.ndarray((padded.size - 7,), "<u8", padded, 0, (1,))  # a word at every byte
+    lo, hi = offsets[:-1], offsets[1:]
+    length = hi - lo
+    out = length.astype(np.uint64)
+    out *= _MULTIPLIERS[0]
+    at, left, word, mask = (
+        np.empty(n, dtype=t) for t in (np.int64, np.int64, np.uint64, np.uint64)
+    )
+    for k in range(DIGEST_WORDS + 1):
+        if k < DIGEST_WORDS:  # the k-th word, its bytes past the value masked off
+            np.add(lo, 8 * k, out=at)
+            np.minimum(at, size, out=at)
+            np.subtract(length, 8 * k, out=left)
+            np.clip(left, 0, 8, out=left)
+        else:  # the last word (the value's last 8 bytes, or all of a shorter one)
+            np.subtract(hi, 8, out=at)
+            np.maximum(at, lo, out=at)
+            np.minimum(length, 8, out=left)
+        np.take(words, at, out=word)
+        np.take(_MASKS, left, out=mask)
+        word &= mask
+        word *= _MULTIPLIERS[k + 1]
+        out ^= word
+    out ^= out >> np.uint64(31)
+    return out
 
 
 def _order(group: I64, start: I64, ids: pa.ChunkedArray, rows: I64) -> I64:
