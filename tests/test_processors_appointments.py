@@ -139,3 +139,20 @@ def test_running_end_per_entity_is_pandas_cummax(scale: int) -> None:
     # then it is pandas' group-by cummax
     expected = pd.Series(end).groupby(group).cummax().to_numpy()
     np.testing.assert_array_equal(reach, expected)
+
+
+def test_sub_millisecond_starts_are_floored_to_the_millisecond(tmp_path: Path) -> None:
+    # Given a schedule exported with sub-millisecond precision (as some systems write ISO times)
+    src = tmp_path / "agenda.csv"
+    src.write_text(
+        "appointment_id,patient,professional,start,duration\n"
+        "1,Ana,Dr Silva,2024-05-06T08:00:00.1234Z,30\n"
+        "2,Bruno,Dr Silva,2024-05-06T09:00:00.000999Z,30\n"
+    )
+    # When processed, the job does not fail ("would lose data") and nothing is rejected
+    result = run("appointments", src, tmp_path / "out")
+    assert result.summary["rejected_rows"] == 0
+    bookings = table(tmp_path / "out", "appointments.parquet", ["appointment_id"])
+    assert bookings["start"].dt.strftime("%H:%M:%S.%f").tolist() == [
+        "08:00:00.123000", "09:00:00.000000",
+    ]  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from s3worker.processors.tabular.output import (
     REJECTED,
     REJECTED_SCHEMA,
@@ -88,3 +89,28 @@ def test_write_partitioned_makes_one_hive_folder_per_value(tmp_path: Path) -> No
     day = pq.read_table(tmp_path / "sales" / "dt=2024-02-02" / "part-0.parquet")
     assert day.column_names == ["store", "revenue"]
     assert day.to_pydict() == {"store": ["b", "c"], "revenue": [2.0, 3.0]}
+
+
+def test_times_finer_than_the_schema_are_floored_not_refused(tmp_path: Path) -> None:
+    # Given a chunk of nanosecond times, some with sub-millisecond digits, one before 1970
+    ns = pa.array(
+        [1_714_982_400_123_400_000, 1_714_986_000_000_999_000, -1_500_000, None],
+        pa.timestamp("ns", "UTC"),
+    )
+    schema = pa.schema([("start", pa.timestamp("ms", "UTC")), ("n", pa.int32())])
+    # When written to a millisecond column
+    sink = ParquetSink(tmp_path, "t.parquet", schema)
+    sink.write(pa.table({"start": ns, "n": pa.array([1, 2, 3, 4], pa.int64())}))
+    sink.close()
+    # Then each is floored to its millisecond (toward the past), not the chunk refused
+    got = pq.read_table(tmp_path / "t.parquet")
+    assert got.schema == schema
+    assert got.column("start").cast(pa.int64()).to_pylist() == [
+        1_714_982_400_123, 1_714_986_000_000, -2, None,
+    ]  # fmt: skip
+
+
+def test_the_cast_still_refuses_numbers_that_do_not_fit(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path, "t.parquet", pa.schema([("n", pa.int32())]))
+    with pytest.raises(pa.ArrowInvalid):
+        sink.write(pa.table({"n": pa.array([2**40], pa.int64())}))

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from s3worker.processors.tabular.reading import Reject
 
 REJECTED = "rejected.parquet"
 REJECTED_SCHEMA = pa.schema([("record", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+# A time unit's rank (finer is higher) and the name pyarrow's floor_temporal knows it by.
+UNIT_RANK = {"s": 0, "ms": 1, "us": 2, "ns": 3}
+FLOOR_UNIT = {"s": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond"}
 
 
 class ParquetSink:
@@ -44,12 +48,28 @@ class ParquetSink:
         )
         if table.num_rows == 0:
             return
-        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self._writer.write_table(conform(table.select(self.schema.names), self.schema))
         self.rows += table.num_rows
 
     def close(self) -> dict[str, int]:
         self._writer.close()
         return {self.name: self.rows}
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` cast to `schema`, times finer than the schema's unit floored to it first: a start
+    at 08:00:00.1234 is written as 08:00:00.123, where the cast alone refuses the whole chunk
+    ("would lose data"). Everything else keeps the cast's checks (overflow, lossy numbers)."""
+    for i, field in enumerate(schema):
+        have = table.schema.field(i).type
+        if (
+            pa.types.is_timestamp(field.type)
+            and pa.types.is_timestamp(have)
+            and UNIT_RANK[have.unit] > UNIT_RANK[field.type.unit]
+        ):
+            floored = pc.floor_temporal(table.column(i), unit=FLOOR_UNIT[field.type.unit])
+            table = table.set_column(i, table.schema.field(i), floored)
+    return table.cast(schema)
 
 
 class RejectSink(ParquetSink):
