@@ -21,19 +21,34 @@ from s3worker import exits
 from s3worker.regions import ENDPOINT_VARIABLE
 
 TESTS = Path(__file__).parent
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap() -> Iterator[None]:
+    """A daemon a failed test left running (and its worker processes) is killed, as systemd
+    kills a unit's cgroup: it would poll a proxy that is gone for as long as the host runs."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def start(
     pipeline: Pipeline, scratch: Path, runlog: Path, log: Path, **env: object
 ) -> subprocess.Popen[bytes]:
     full = {**os.environ, **pipeline.env(scratch, **env), "S3WORKER_TEST_RUNLOG": str(runlog)}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(TESTS / "run_daemon.py")],
         env=full,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, like a systemd unit's cgroup
     )
+    STARTED.append(proc)
+    return proc
 
 
 def wait_for(path: Path, timeout: float = 60) -> None:
