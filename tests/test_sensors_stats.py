@@ -100,6 +100,33 @@ def test_compacting_the_hourly_parts_changes_nothing(
     )
 
 
+def test_past_hours_are_set_aside_so_the_merged_parts_do_not_grow_with_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given 3 series read every 10 minutes for 2 days, in chunks of 60 readings (whole
+    # numbers: every order of the additions gives the same sums), then one late reading
+    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 20)
+    minutes = np.repeat(np.arange(0, 2 * 24 * 60, 10), 3)
+    gid = np.tile([0, 1, 2], minutes.size // 3)
+    value = (np.arange(minutes.size) % 7).astype(float)
+    late = _readings([1], [125], [3.0])
+    chunked, whole = Stats(), Stats()
+    held = []
+    for lo in range(0, minutes.size, 60):
+        part = slice(lo, lo + 60)
+        chunked.add(_readings(gid[part].tolist(), minutes[part].tolist(), value[part].tolist()), 3)
+        held.append(chunked._hourly_rows)
+    # then the parts held stay within one compaction's worth (the open hour of each series
+    # and the chunks since), while the file has 3 x 48 groups
+    assert max(held) <= 20 + 12
+    # and the groups are those of the readings taken at once, the late one included
+    chunked.add(late, 3)
+    whole.add(_readings(gid.tolist(), minutes.tolist(), value.tolist()), 3)
+    whole.add(late, 3)
+    assert len(chunked.hourly()) == 3 * 48
+    pd.testing.assert_frame_equal(chunked.hourly(), whole.hourly())
+
+
 def test_big_values_keep_their_mean_and_spread_precise(tmp_path: Path) -> None:
     # given readings near 1e9 that differ by tenths
     stats = Stats()

@@ -16,7 +16,7 @@ def test_blocks_end_at_line_breaks_and_hold_every_byte_once() -> None:
     data = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(500)) + b"9,9"
     blocks = list(newline_blocks(io.BytesIO(data), 64))
     assert b"".join(blocks) == data
-    assert all(b.endswith((b"\n", b"\r")) for b in blocks[:-1])
+    assert all(bytes(b).endswith((b"\n", b"\r")) for b in blocks[:-1])
     assert len(blocks) > 50
 
 

@@ -56,3 +56,19 @@ def test_odd_values_are_parsed_once_and_remembered(monkeypatch: pytest.MonkeyPat
 def test_an_empty_column_reads_as_no_numbers() -> None:
     assert to_float(pa.chunked_array([], pa.string())).shape == (0,)
     assert np.isnan(to_float(pa.chunked_array([pa.nulls(3, pa.string())]))).all()
+
+
+@pytest.mark.parametrize(
+    "col",
+    [
+        pa.chunked_array([pa.array(["a", None, "c"] * 700).slice(5, 2000), pa.array([None, "e"])]),
+        pa.chunked_array([pa.array([1.0, None]), pa.array([], pa.float64()), pa.array([2.0])]),
+        pa.nulls(9, pa.string()),
+        pa.array(["x", None]).dictionary_encode(),
+        pa.chunked_array([], pa.string()),
+    ],
+    ids=["sliced chunks", "an empty chunk", "all null", "dictionary", "no chunks"],
+)
+def test_missing_is_what_pyarrow_counts_as_null(col: pa.ChunkedArray | pa.Array) -> None:
+    want = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    assert floats.missing(col).tolist() == want.tolist()

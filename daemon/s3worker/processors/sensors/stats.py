@@ -1,4 +1,5 @@
-"""Per-series statistics and hourly aggregates, merged chunk by chunk in bounded memory."""
+"""Per-series statistics and hourly aggregates, merged chunk by chunk in bounded memory
+(hours a series has left behind are set aside, see `Stats._add_hourly`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from s3worker.processors.tabular.output import write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
 MS = 1_000_000  # ns
-COMPACT_ROWS = 1_000_000  # partial hourly rows kept before they are merged
+COMPACT_ROWS = 250_000  # partial hourly rows kept before they are merged
 KAHAN_STEPS = 1_024  # groups longer than this are summed by pandas (a loop step per reading)
 STATS_SCHEMA = pa.schema(
     [
@@ -60,8 +61,11 @@ class Stats:
         self.anomalies = np.zeros(0, dtype=np.int64)
         self.reasons: Counter[str] = Counter()
         self.ref = np.zeros(0)
-        self._hourly: list[pd.DataFrame] = []
+        self._hourly: list[pd.DataFrame] = []  # open groups, then the chunks' partial groups
         self._hourly_rows = 0
+        self._closed: list[pd.DataFrame] = []  # groups before their series' latest hour
+        self._latest = np.zeros(0, dtype=np.int64)  # per series: its latest hour so far
+        self._mark = np.zeros(0, dtype=np.int64)  # per series: its closed groups are before
 
     def _grow(self, size: int, r: Readings) -> None:
         extra = size - self.n.size
@@ -74,6 +78,8 @@ class Stats:
         big = np.iinfo(np.int64)
         self.tmin = np.append(self.tmin, np.full(extra, big.max))
         self.tmax = np.append(self.tmax, np.full(extra, big.min))
+        self._latest = np.append(self._latest, np.full(extra, big.min))
+        self._mark = np.append(self._mark, np.full(extra, big.min))
         ref = np.full(extra, np.nan)
         self.ref = np.append(self.ref, ref)
         first = pd.Series(r.value).groupby(r.gid).first()
@@ -110,25 +116,55 @@ class Stats:
             hi[g] = np.maximum(hi[g], np.maximum.reduceat(high, starts))
 
     def _add_hourly(self, h: _Hours) -> None:
+        """Keep a chunk's partial groups; past COMPACT_ROWS of them, merge them with the open
+        groups, and set aside (closed) the merged groups before their series' latest hour.
+
+        Readings come in time order per series, so a closed group takes no more readings
+        and memory holds the open groups and the partial ones, not every hour of the file.
+        A reading before its series' closed hours (a file not in time order) opens them all
+        again: the groups come out the same either way."""
+        if h.gid.size and (h.hour < self._mark[h.gid]).any():
+            self._hourly = [*self._closed, *self._hourly]
+            self._closed = []
+            self._mark[:] = np.iinfo(np.int64).min
+        if h.gid.size:
+            starts = np.flatnonzero(np.append(True, h.gid[1:] != h.gid[:-1]))
+            g = h.gid[starts]
+            self._latest[g] = np.maximum(self._latest[g], np.maximum.reduceat(h.hour, starts))
         index = pd.MultiIndex.from_arrays([h.gid, h.hour], names=["gid", "hour"])
         part = pd.DataFrame({"n": h.n, "s": h.s, "lo": h.lo, "hi": h.hi}, index=index)
         self._hourly.append(part)
         self._hourly_rows += len(part)
         if self._hourly_rows > COMPACT_ROWS and len(self._hourly) > 1:
-            self._hourly = [self.hourly()]
+            merged = _merged(self._hourly)
+            gid = merged.index.get_level_values("gid").to_numpy(dtype=np.int64)
+            hour = merged.index.get_level_values("hour").to_numpy(dtype=np.int64)
+            closed = hour < self._latest[gid]
+            if closed.any():
+                self._closed.append(merged[closed])
+            self._mark = self._latest.copy()
+            self._hourly = [merged[~closed]]
             self._hourly_rows = len(self._hourly[0])
 
     def hourly(self) -> pd.DataFrame:
-        if not self._hourly:
+        """Every (series, hour) group in key order: count, sum, extremes."""
+        if not self._hourly and not self._closed:
             return pd.DataFrame({"n": [], "s": [], "lo": [], "hi": []})
-        both = pd.concat(self._hourly)
-        return both.groupby(level=["gid", "hour"]).agg(
-            n=("n", "sum"), s=("s", "sum"), lo=("lo", "min"), hi=("hi", "max")
-        )
+        merged = _merged(self._hourly) if self._hourly else self._closed[0].iloc[:0]
+        if not self._closed:
+            return merged
+        return pd.concat([*self._closed, merged]).sort_index()
 
     def count_anomalies(self, f: Found, size: int) -> None:
         self.anomalies += np.bincount(f.gid, minlength=size)[: self.anomalies.size]
         self.reasons.update(f.reason.tolist())
+
+
+def _merged(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    both = pd.concat(parts)
+    return both.groupby(level=["gid", "hour"]).agg(
+        n=("n", "sum"), s=("s", "sum"), lo=("lo", "min"), hi=("hi", "max")
+    )
 
 
 @dataclass
@@ -228,20 +264,38 @@ def _write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) 
     )
 
 
-def _hourly_frame(stats: Stats, devices: list[str], metrics: list[str]) -> pd.DataFrame:
-    h = stats.hourly().reset_index()
-    gid = h["gid"].to_numpy(dtype=np.int64)
-    return pd.DataFrame(
+def _hourly_frame(stats: Stats, devices: list[str], metrics: list[str]) -> pa.Table:
+    """The hourly rows by device, metric and hour, built as Arrow columns: a frame of
+    strings sorted by pandas cost memory in proportion to the file's hours."""
+    h = stats.hourly()
+    none = np.zeros(0, dtype=np.int64)
+    gid = h.index.get_level_values("gid").to_numpy(dtype=np.int64) if len(h) else none
+    hour = h.index.get_level_values("hour").to_numpy(dtype=np.int64) if len(h) else none
+    device_names, device_of = _ranks(devices)
+    metric_names, metric_of = _ranks(metrics)
+    order = np.lexsort((hour, metric_of[gid], device_of[gid]))
+    n = h["n"].to_numpy(dtype=np.int64)[order]
+    return pa.table(
         {
-            "device": np.array(devices, dtype=object)[gid] if len(h) else [],
-            "metric": np.array(metrics, dtype=object)[gid] if len(h) else [],
-            "hour": pd.to_datetime(h["hour"].to_numpy(dtype=np.int64) * HOUR_NS, utc=True),
-            "readings": h["n"].astype("int64"),
-            "mean": h["s"] / h["n"],
-            "min": h["lo"],
-            "max": h["hi"],
+            "device": device_names.take(pa.array(device_of[gid[order]])),
+            "metric": metric_names.take(pa.array(metric_of[gid[order]])),
+            "hour": pa.array(hour[order] * (HOUR_NS // MS), pa.int64()).cast(
+                pa.timestamp("ms", "UTC")
+            ),
+            "readings": n,
+            "mean": h["s"].to_numpy(dtype=np.float64)[order] / n,
+            "min": h["lo"].to_numpy(dtype=np.float64)[order],
+            "max": h["hi"].to_numpy(dtype=np.float64)[order],
         }
-    ).sort_values(["device", "metric", "hour"])
+    )
+
+
+def _ranks(names: list[str]) -> tuple[pa.Array, I64]:
+    """The distinct names in sorted order, and each series' position among them."""
+    distinct = sorted(set(names))
+    position = {name: k for k, name in enumerate(distinct)}
+    of = np.array([position[name] for name in names], dtype=np.int64)
+    return pa.array(distinct, pa.string()), of
 
 
 def summary(

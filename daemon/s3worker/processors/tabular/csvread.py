@@ -80,7 +80,7 @@ def csv_batches(
         stream = _Utf8Stream(stream, encoding)
     schema = pa.schema([(name, pa.string()) for name in names])
 
-    def parse(block: bytes, first: bool) -> tuple[pa.RecordBatch, list[Reject]]:
+    def parse(block: memoryview, first: bool) -> tuple[pa.RecordBatch, list[Reject]]:
         return _parse_block(block, skip if first else 0, schema, delimiter, encoding)
 
     try:
@@ -90,7 +90,7 @@ def csv_batches(
 
 
 def _parse_block(
-    block: bytes, skip: int, schema: pa.Schema, delimiter: str, encoding: str
+    block: memoryview, skip: int, schema: pa.Schema, delimiter: str, encoding: str
 ) -> tuple[pa.RecordBatch, list[Reject]]:
     """One newline-aligned block as one batch of strings, and its rejects in file order."""
     rejects: list[Reject] = []

@@ -179,5 +179,36 @@ def _lenient_float(s: pd.Series) -> FloatArray:
     return np.asarray(out.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
-def missing(col: pa.ChunkedArray) -> BoolArray:
-    return np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+def missing(col: pa.ChunkedArray | pa.Array) -> BoolArray:
+    """Which values are null, read off each chunk's validity bitmap (unpacked by numpy:
+    pyarrow's `is_null().to_numpy()` took about 1 ms per 250,000 values, this a twentieth);
+    types whose nulls are not a bitmap of their own go through `is_null`."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = np.empty(len(col), dtype=bool)
+    at = 0
+    for arr in chunks:
+        n = len(arr)
+        if not _bitmap_nulls(arr.type):
+            out[at : at + n] = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        elif arr.null_count == 0:
+            out[at : at + n] = False
+        else:
+            bitmap = np.frombuffer(arr.buffers()[0], np.uint8)
+            bits = np.unpackbits(bitmap, count=arr.offset + n, bitorder="little")
+            out[at : at + n] = bits[arr.offset :] == 0
+        at += n
+    return out
+
+
+def _bitmap_nulls(t: pa.DataType) -> bool:
+    """Whether a type's nulls are its validity bitmap (not a dictionary's, a union's...)."""
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_temporal(t)
+    )
