@@ -93,6 +93,7 @@ class JobRunner:
         registry: Registry,
         instance_id: Callable[[], str | None] = lambda: None,
         on_processing: Callable[[str], None] = lambda delivery: None,
+        metrics: Recorder | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -103,7 +104,7 @@ class JobRunner:
         self.on_processing = on_processing  # told when a process takes a message's file (intake)
         self.publisher = Publisher(storage)
         self.progress = Progress()  # what each held file is doing: the interruption rule's input
-        self.metrics = Recorder()  # what the worker's metrics shipper sends (metrics.py)
+        self.metrics = Recorder() if metrics is None else metrics  # what the shipper sends
         self.index = TableIndex(storage)
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.

@@ -172,8 +172,8 @@ class Worker:
         self.jobs = JobRunner(
             settings, storage, self.scratch, self.pool, self.processors,
             lambda: self.instance.known, on_processing=self.intake.processing,
+            metrics=self.metrics,  # one recorder: what the shipper sends
         )  # fmt: skip
-        self.jobs.metrics = self.metrics  # one recorder: what the shipper sends
         self.jobs.max_receives = self.max_receives
 
     # -- main loop -------------------------------------------------------------------------

@@ -208,11 +208,9 @@ def repeated(entity: pa.ChunkedArray, held: BoolArray | None = None) -> tuple[I6
     valid = np.asarray(pc.is_valid(entity).to_numpy(zero_copy_only=False), dtype=bool)
     if held is not None:
         valid &= held
+    maybe = np.flatnonzero(valid)
     digests = _digests(entity) if _mostly_distinct(entity) else None
-    if digests is None:
-        maybe = np.flatnonzero(valid)
-    else:
-        maybe = np.flatnonzero(valid)
+    if digests is not None:
         maybe = maybe[pd.Series(digests[maybe]).duplicated(keep=False).to_numpy()]
     whole = maybe.size * 2 > len(entity)
     values = entity if whole else entity.take(pa.array(maybe))
