@@ -41,10 +41,12 @@ from typing import Any
 import structlog
 
 from s3worker import __version__
+from s3worker.aws import pool_size
 from s3worker.config import Settings
 from s3worker.contract import (
     ErrorReport,
     InputDoc,
+    Layout,
     Manifest,
     OutputDoc,
     WorkerDoc,
@@ -66,6 +68,7 @@ from s3worker.processors.base import JobContext, ProcessResult, execute, read_sa
 from s3worker.processors.registry import Registry
 from s3worker.progress import Progress
 from s3worker.publish import Publisher, version_tag
+from s3worker.retry import RetryPolicy
 from s3worker.scratch import Scratch
 from s3worker.skiprules import object_skip_reason
 from s3worker.sqs import Message
@@ -109,6 +112,19 @@ class JobRunner:
         self.max_receives: int | None = None  # the queue's maxReceiveCount, once known
         # Object versions being processed here now: a duplicate waits, then finds the manifest.
         self._inflight: dict[tuple[str, str, str], asyncio.Event] = {}
+
+    @classmethod
+    def open(
+        cls, settings: Settings, s3: Any, retry: RetryPolicy, scratch: Scratch,
+        registry: Registry, instance_id: Callable[[], str | None], **kwargs: Any,
+    ) -> JobRunner:  # fmt: skip
+        """A runner with its own process pool and storage on the client `s3`."""
+        pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
+        # The bucket is part of the results' path only when two buckets could share a key.
+        layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
+        connections = pool_size(settings.max_in_flight)
+        storage = Storage(s3, retry, settings.output_bucket, layout, connections)
+        return cls(settings, storage, scratch, pool, registry, instance_id, **kwargs)
 
     async def handle(self, message: Message) -> Decision:
         try:

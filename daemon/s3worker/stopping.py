@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -45,3 +46,16 @@ class StopRequest:
             self.forced.set()
             loop = asyncio.get_running_loop()
             loop.call_later(FORCE_GRACE_SECONDS, self._on_overrun, exits.INTERRUPTED)
+
+    async def first(
+        self, what: asyncio.Future[Any] | asyncio.Event, turn: float | None = None
+    ) -> bool:
+        """Wait for `what` or an exit request; True when `what` finished first. `turn`: give
+        up after that long (only for an Event: a future would be left running)."""
+        fut = asyncio.ensure_future(what.wait()) if isinstance(what, asyncio.Event) else what
+        stop = asyncio.ensure_future(self.requested.wait())
+        await asyncio.wait({fut, stop}, timeout=turn, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if isinstance(what, asyncio.Event) and not fut.done():
+            fut.cancel()
+        return fut.done() and not fut.cancelled()

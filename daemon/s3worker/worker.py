@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from s3worker import certs, collector, logs, preflight
-from s3worker.aws import Clients, ClientsContext, pool_size
+from s3worker.aws import Clients, ClientsContext
 from s3worker.config import Settings
 from s3worker.exits import ExitReason, exit_code
 from s3worker.idle import IdlePolicy
@@ -30,7 +30,6 @@ from s3worker.verdict import Decision, Verdict
 
 if TYPE_CHECKING:  # built after READY=1 (Worker.open_jobs), and imported then
     from s3worker.jobs import JobRunner
-    from s3worker.pool import ProcessPool
 
 log = structlog.get_logger("s3worker.worker")
 
@@ -67,7 +66,6 @@ class Worker:
         # The job path (jobs.py and what it imports: storage, tables, publish, the pool) is
         # built once READY=1 is sent (open_jobs): READY=1 does not wait for its imports.
         self.jobs: JobRunner
-        self.pool: ProcessPool
         self.max_receives: int | None = None  # the queue's maxReceiveCount, for the jobs
         self.metrics = Recorder()  # the jobs', the settler's and the shipper's (metrics.py)
         self.settler = Settler(self.queue, settings.output_bucket, self.metrics.released)
@@ -141,7 +139,7 @@ class Worker:
         )
         # After READY: start the worker processes; intake opens once they are up (intake.py).
         try:
-            self.intake.open_after(self.pool.warm(), WARM_UP_SECONDS)
+            self.intake.open_after(self.jobs.pool.warm(), WARM_UP_SECONDS)
         except Exception as exc:  # only an optimisation: the first job starts them anyway
             log.warning("pool_warm_up_failed", error=repr(exc))
 
@@ -158,19 +156,10 @@ class Worker:
     def open_jobs(self) -> None:
         """The job path, once READY=1 is sent and before the first receive (and before the
         ready hook, so that the collector, collector.py, freezes it with the rest)."""
-        from s3worker.contract import Layout
         from s3worker.jobs import JobRunner
-        from s3worker.pool import ProcessPool
-        from s3worker.storage import Storage
 
-        settings = self.settings
-        self.pool = ProcessPool(settings.concurrency, settings.job_memory_bytes)
-        # The bucket is part of the results' path only when two buckets could share a key.
-        layout = Layout(settings.output_prefix, per_bucket=len(settings.input_buckets) > 1)
-        connections = pool_size(settings.max_in_flight)
-        storage = Storage(self.clients.s3, self.retry, settings.output_bucket, layout, connections)
-        self.jobs = JobRunner(
-            settings, storage, self.scratch, self.pool, self.processors,
+        self.jobs = JobRunner.open(
+            self.settings, self.clients.s3, self.retry, self.scratch, self.processors,
             lambda: self.instance.known, on_processing=self.intake.processing,
             metrics=self.metrics,  # one recorder: what the shipper sends
         )  # fmt: skip
@@ -183,7 +172,7 @@ class Worker:
             self.watchdog.turn()
             free = self.intake.room()
             if free <= 0:
-                if await self._wait_for(self.intake.changed, TURN_SECONDS):
+                if await self.stop.first(self.intake.changed, TURN_SECONDS):
                     self.intake.changed.clear()
                 continue
             messages = await self._receive(free)
@@ -197,7 +186,7 @@ class Worker:
 
     async def _receive(self, free: int) -> list[Message]:
         receive = asyncio.ensure_future(self.queue.receive(free, self.settings.poll_seconds))
-        if not await self._wait_for(receive):
+        if not await self.stop.first(receive):
             await self._hand_back(receive)
             return []
         try:
@@ -206,7 +195,7 @@ class Worker:
             if not is_transient(exc):
                 raise
             log.error("receive_failed", error=repr(exc))
-            await self._wait_for(asyncio.ensure_future(asyncio.sleep(self.settings.poll_seconds)))
+            await self.stop.first(asyncio.ensure_future(asyncio.sleep(self.settings.poll_seconds)))
             return []
 
     async def _hand_back(self, receive: asyncio.Future[list[Message]]) -> None:
@@ -226,19 +215,6 @@ class Worker:
         if messages:
             log.info("releasing_unstarted", messages=len(messages))
             await self.settler.release_now(messages)
-
-    async def _wait_for(
-        self, what: asyncio.Future[Any] | asyncio.Event, turn: float | None = None
-    ) -> bool:
-        """Wait for `what` or an exit request; True when `what` finished first. `turn`: give
-        up after that long (only for an Event: a future would be left running)."""
-        fut = asyncio.ensure_future(what.wait()) if isinstance(what, asyncio.Event) else what
-        stop = asyncio.ensure_future(self.stop.requested.wait())
-        await asyncio.wait({fut, stop}, timeout=turn, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if isinstance(what, asyncio.Event) and not fut.done():
-            fut.cancel()
-        return fut.done() and not fut.cancelled()
 
     def _start(self, message: Message) -> None:
         assert self.heartbeat
@@ -315,7 +291,7 @@ class Worker:
         self.intake.close()
         self.notifier.stopping(f"draining {len(self.tasks)} jobs")
         await self.drain_with_deadline(self.settings.drain_seconds)
-        self.pool.shutdown(kill=bool(self.tasks))
+        self.jobs.pool.shutdown(kill=bool(self.tasks))
         if self.heartbeat:
             await self.heartbeat.stop()
         for task in self._background:
@@ -353,7 +329,7 @@ class Worker:
         """Jobs past the drain bound: cancel them and hand their messages back at once."""
         if not pending:
             return
-        self.pool.shutdown(kill=True)
+        self.jobs.pool.shutdown(kill=True)
         for task, _ in pending:
             task.cancel()
         await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
