@@ -101,9 +101,9 @@ def update(
     asyncio.run(main())
 
 
-def write_manifest(pipeline: Pipeline, outputs: list[str]) -> None:
+def write_manifest(pipeline: Pipeline, outputs: list[str], processor: str = "sales") -> None:
     manifest = Manifest(
-        input=InputDoc(pipeline.raw, KEY), processor_name="sales",
+        input=InputDoc(pipeline.raw, KEY), processor_name=processor,
         outputs=tuple(OutputDoc(k, untag(k.removeprefix(f"{KEY}/"))) for k in outputs),
     )  # fmt: skip
     body = json.dumps(manifest.render()).encode()
@@ -147,6 +147,41 @@ def test_a_new_version_overwrites_its_entries_and_drops_the_partitions_it_lost(
     }
     (line,) = [e for e in logs if e["event"] == "table_index_written"]
     assert (line["entries"], line["removed"]) == (2, 1)
+
+
+def test_a_version_routed_to_another_processor_empties_the_old_processors_entries(
+    aws: str, name: str
+) -> None:
+    # A sales file overwritten with appointments: the sales tables must no longer show it.
+    pipeline = Pipeline.create(name)
+    v1 = [DAILY, detail("2024-01-01")]
+    write_manifest(pipeline, v1)
+    update(pipeline, "sales", v1, [])
+    v2 = [f"{KEY}/daily_professional.t2.parquet", f"{KEY}/appointments.t2.parquet"]
+    write_manifest(pipeline, v2, processor="appointments")
+    with capture_logs() as logs:
+        update(pipeline, "appointments", v2, v1)
+    assert index_of(pipeline) == {
+        f"_tables/sales_daily/{SID}.txt": [],
+        f"_tables/sales_detail/dt=2024-01-01/{SID}.txt": [],
+        f"_tables/appointments_daily_professional/{SID}.txt": [v2[0]],
+        f"_tables/appointments_bookings/{SID}.txt": [v2[1]],
+    }
+    (line,) = [e for e in logs if e["event"] == "table_index_written"]
+    assert (line["entries"], line["removed"]) == (2, 2)
+
+
+def test_a_version_with_no_bi_outputs_empties_the_entries_of_the_one_it_replaced(
+    aws: str, name: str
+) -> None:
+    # Routed to a plug-in with no BI tables: its outputs name no table, the old ones go.
+    pipeline = Pipeline.create(name)
+    write_manifest(pipeline, [DAILY])
+    update(pipeline, "sales", [DAILY], [])
+    v2 = [f"{KEY}/lines.t2.json"]
+    write_manifest(pipeline, v2, processor="echo")
+    update(pipeline, "echo", v2, [DAILY])
+    assert index_of(pipeline) == {f"_tables/sales_daily/{SID}.txt": []}
 
 
 def test_outputs_of_no_table_write_nothing_and_read_no_manifest(aws: str, name: str) -> None:

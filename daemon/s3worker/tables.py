@@ -46,7 +46,7 @@ from botocore.exceptions import ClientError
 
 from s3worker.contract import TABLES_DIR, Layout, untag
 from s3worker.events import ObjectRef
-from s3worker.processors.bi import table_of
+from s3worker.processors.bi import all_tables, table_of
 from s3worker.publish import CONFLICT_CODES
 from s3worker.retry import error_code, http_status
 from s3worker.storage import Storage
@@ -142,7 +142,17 @@ class TableIndex:
         storage, layout = self.storage, self.storage.layout
         source = layout.source(ref.bucket, ref.key)
         fresh = entries(layout, storage.bucket, source, processor, keys)
-        stale = set(entries(layout, storage.bucket, source, processor, replaced)) - set(fresh)
+        # The replaced outputs may be another processor's (a version routed elsewhere, e.g. a
+        # sales file overwritten with appointments): its tables' entries are emptied too. A
+        # manifest does not say which processor wrote what it replaced, so every processor's
+        # tables are tried; an entry emptied by a false match is one the new version has no
+        # output for anyway.
+        replaced = tuple(replaced)
+        stale = {
+            key
+            for name in sorted({t.processor for t in all_tables()})
+            for key in entries(layout, storage.bucket, source, name, replaced)
+        } - set(fresh)
         await self._each(self._put, {**fresh, **dict.fromkeys(sorted(stale), "")})
         if fresh or stale:
             log.info("table_index_written", entries=len(fresh), removed=len(stale))
