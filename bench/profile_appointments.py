@@ -46,7 +46,7 @@ def profile(src: Path, out: Path) -> dict[str, float]:
             reader = reader or a.Reader(chunk, ctx)
             bookings, rejects = clock("conversion", reader.bookings, chunk)
             clock("rejects Parquet", rejected.add, rejects)
-            clock("bookings Parquet", table.write, bookings)
+            clock("bookings Parquet", lambda b: table.write(a.written(b)), bookings)
             clock("conflict sweep", sweeper.add, a.swept(bookings))
             clock("day counts", counts.add, bookings)
         clock("bookings Parquet", table.close)
