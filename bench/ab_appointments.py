@@ -1,10 +1,12 @@
 """The appointments processor of several checkouts on one file, alternated: wall, CPU, peak RSS.
 
 Each variant is a `daemon` folder (e.g. `git archive <commit> daemon | tar -x -C /tmp/x`);
-rounds run the variants in turn, reversed every other round, each run a fresh process:
+rounds run the variants in turn, reversed every other round, each run a fresh process.
+The variant `read` (any name, the path `pandas`) is the yardstick of issue 14 instead:
+`pd.read_csv(path, engine="pyarrow")` of the same file, timed after `import pandas`:
 
     .venv/bin/python bench/ab_appointments.py /tmp/appt/appointments-0.5GiB.csv 4 \\
-        new=daemon,main=/tmp/main/daemon
+        new=daemon,main=/tmp/main/daemon,read=pandas
 """
 
 from __future__ import annotations
@@ -31,13 +33,24 @@ peak = next(int(l.split()[1]) >> 10 for l in status.splitlines() if l.startswith
 print(json.dumps({"wall": round(time.perf_counter() - wall, 2),
                   "cpu": round(time.process_time() - cpu, 2), "peak_mib": peak}))
 """
+READ = r"""
+import json, sys, time
+from pathlib import Path
+import pandas as pd
+wall, cpu = time.perf_counter(), time.process_time()
+pd.read_csv(sys.argv[1], engine="pyarrow", on_bad_lines="skip")
+status = Path("/proc/self/status").read_text()
+peak = next(int(l.split()[1]) >> 10 for l in status.splitlines() if l.startswith("VmHWM:"))
+print(json.dumps({"wall": round(time.perf_counter() - wall, 2),
+                  "cpu": round(time.process_time() - cpu, 2), "peak_mib": peak}))
+"""
 
 
 def run(src: str, code: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ab-appointments-") as out:
         env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": code}
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, src, out],
+            [sys.executable, "-c", READ if code == "pandas" else CHILD, src, out],
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -51,7 +64,7 @@ def main() -> None:
     for r in range(rounds):
         order = list(variants.items())
         for name, code in order if r % 2 == 0 else order[::-1]:
-            runs[name].append(run(src, str(Path(code).resolve())))
+            runs[name].append(run(src, code if code == "pandas" else str(Path(code).resolve())))
             print(name, json.dumps(runs[name][-1]), flush=True)
     first, *others = variants
     summary = {}

@@ -11,14 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 from s3worker.processors.appointments.analysis import (
     ATTENDED,
+    BOOKINGS,
     CANCELLED,
     NO_SHOW,
     SCHEDULED,
     run,
     status_of,
+    written,
 )
 from s3worker.processors.base import JobContext, ProcessResult, read_sample
 from s3worker.processors.options import Options
+from s3worker.processors.tabular.output import conform
 
 HEADER = "appointment_id,patient_id,professional_id,start,end,scheduled_at,status\n"
 SCHEDULE = (
@@ -197,3 +200,25 @@ def test_small_chunks_merge_to_the_same_day_counts(tmp_path: Path) -> None:
 def test_bookings_need_only_one_of_patient_and_professional(tmp_path: Path, column: str) -> None:
     body = f"{column},start\nana,2024-06-03 09:00\n"
     assert run_on(tmp_path, body).summary["bookings"] == 1
+
+
+def test_bookings_are_written_to_the_millisecond_as_conform_floors_them() -> None:
+    # Given nanosecond times past a millisecond, before 1970 and missing
+    ns = ["2024-06-03T09:00:00.123456789", "1969-12-31T23:59:59.999500001", None,
+          "2024-06-03T09:00:00.000000000"]  # fmt: skip
+    times = pa.array(pd.to_datetime(ns, utc=True), pa.timestamp("ns", "UTC"))
+    text = pa.array(["a", "b", "c", "d"])
+    bookings = pa.table(
+        {
+            **{c: text for c in ("appointment_id", "patient_id", "professional_id", "status")},
+            **{c: times for c in ("start", "end", "scheduled_at")},
+            "lead_days": pa.array([1.5, None, 0.0, 2.0]),
+            "record": pa.array([1, 2, 3, 4]),
+        }
+    ).select(BOOKINGS.names)
+    # When made ready for appointments.parquet
+    got = written(bookings)
+    # Then: the same table as the writer's `conform` makes of it (floored, not rounded)
+    assert got.schema == BOOKINGS
+    assert got.equals(conform(bookings, BOOKINGS))
+    assert got.column("start").to_pylist()[1] == pd.Timestamp("1969-12-31 23:59:59.999", tz="UTC")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from s3worker.processors.appointments import conflicts as conflicts_module
 from s3worker.processors.appointments.conflicts import (
     ACTIVE,
     FOUND,
@@ -225,3 +226,32 @@ def test_repeated_values_are_told_apart_where_their_digests_are_equal() -> None:
     assert rows.tolist() == again.index.tolist()
     assert (pd.Series(group).groupby(again["v"].to_numpy()).nunique() == 1).all()
     assert pd.Series(group).nunique() == again["v"].nunique()
+
+
+def test_shared_digests_are_those_that_occur_more_than_once() -> None:
+    # given digests mostly distinct, some repeated, and many sharing their top bits (the
+    # bucket) without being equal
+    rng = np.random.default_rng(5)
+    digests = rng.integers(0, 2**63, 20_000, dtype=np.int64).astype(np.uint64) << np.uint64(1)
+    digests[:3_000] = digests[:3_000] >> np.uint64(40) << np.uint64(40)  # few buckets
+    digests[:3_000] |= np.arange(3_000, dtype=np.uint64)  # but all different
+    digests[rng.choice(20_000, 500)] = digests[rng.choice(20_000, 500)]
+    # when the shared ones are looked for, then they are pandas' duplicated ones
+    expected = pd.Series(digests).duplicated(keep=False).to_numpy()
+    assert expected.sum() > 500
+    assert (conflicts_module._shared(digests) == expected).all()
+
+
+@pytest.mark.parametrize("width", [4, 8, 9, 31, 33, 70])
+def test_values_of_any_length_that_differ_only_at_their_end_are_told_apart(width: int) -> None:
+    # given mostly distinct values of one length, some repeated, that differ only in their
+    # last four bytes (read by the digest's first words, or by its last one)
+    numbers = np.random.default_rng(width).integers(0, 9_000, 3_000)
+    values = [("x" * width + f"{n:04d}")[-width:] for n in numbers]
+    # when the repeated ones are looked for
+    rows, group = repeated(pa.chunked_array([values], pa.string()))
+    # then they are those seen more than once, equal values sharing a group code
+    again = pd.Series(values)[pd.Series(values).duplicated(keep=False)]
+    assert rows.tolist() == again.index.tolist()
+    assert (pd.Series(group).groupby(again.to_numpy()).nunique() == 1).all()
+    assert pd.Series(group).nunique() == again.nunique()

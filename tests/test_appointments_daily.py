@@ -77,21 +77,46 @@ def test_no_bookings_give_an_empty_table() -> None:
     assert DayCounts().daily().equals(SUMMARY.empty_table())
 
 
-def test_a_schedule_in_time_order_is_merged_a_few_times_not_every_few_chunks(
+def one_day_per_chunk(n: int, chunk: int) -> pd.DataFrame:
+    frame = bookings(np.random.default_rng(1), n, in_order=True)
+    frame["start"] = pd.Timestamp("2024-06-01", tz="UTC") + pd.to_timedelta(
+        np.arange(len(frame)) // chunk, unit="D"
+    )
+    return frame
+
+
+def test_a_schedule_in_time_order_merges_only_its_open_days(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given 400 chunks of a schedule in time order, a day each: no (day, professional) shared
-    merges: list[int] = []
+    merged_rows: list[int] = []
     merged = daily._merged
-    monkeypatch.setattr(daily, "_merged", lambda parts: merges.append(len(parts)) or merged(parts))
-    frame = bookings(np.random.default_rng(1), 4_000, in_order=True)
-    frame["start"] = pd.Timestamp("2024-06-01", tz="UTC") + pd.to_timedelta(
-        np.arange(len(frame)) // 10, unit="D"
-    )
+
+    def merging(parts: list[pa.Table]) -> pa.Table:
+        merged_rows.append(sum(p.num_rows for p in parts))
+        return merged(parts)
+
+    monkeypatch.setattr(daily, "_merged", merging)
+    frame = one_day_per_chunk(4_000, 10)
     counts = DayCounts()
     got = counted(frame, 10, counts)
-    # Then the merged table doubles between merges: a handful of merges (and the last one
-    # in `daily`), not one every MERGE_PARTS chunks
-    assert 2 <= len(merges) <= 7
-    assert counts.waiting_rows <= max(counts.merged_rows, daily.MERGE_PARTS * 10)
+    # Then the days before the latest are set aside at each merge: a merge takes the parts
+    # since the last one and the open day (at most 10 groups a chunk), whatever the file's size
+    assert len(merged_rows) >= 20
+    assert max(merged_rows) <= (daily.MERGE_PARTS + 2) * 10
+    assert counts.in_order
+    assert sum(t.num_rows for t in counts.closed) >= got.num_rows - (daily.MERGE_PARTS + 1) * 10
     pd.testing.assert_frame_equal(got.to_pandas(), expected(frame))
+
+
+def test_a_day_set_aside_that_comes_again_puts_every_group_back() -> None:
+    # Given a schedule in time order, then a chunk of its first days again
+    frame = one_day_per_chunk(2_000, 10)
+    late = frame.iloc[:30].assign(code=np.int8(STATUSES.index("cancelled")))
+    both = pd.concat([frame, late], ignore_index=True)
+    counts = DayCounts()
+    got = counted(both, 10, counts)
+    # Then nothing stays set aside and those days count both times
+    assert not counts.in_order
+    assert counts.closed == []
+    pd.testing.assert_frame_equal(got.to_pandas(), expected(both))

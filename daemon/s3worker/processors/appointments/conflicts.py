@@ -211,7 +211,7 @@ def repeated(entity: pa.ChunkedArray, held: BoolArray | None = None) -> tuple[I6
     maybe = np.flatnonzero(valid)
     digests = _digests(entity) if _mostly_distinct(entity) else None
     if digests is not None:
-        maybe = maybe[pd.Series(digests[maybe]).duplicated(keep=False).to_numpy()]
+        maybe = maybe[_shared(digests[maybe])]
     whole = maybe.size * 2 > len(entity)
     values = entity if whole else entity.take(pa.array(maybe))
     codes = pc.dictionary_encode(values).combine_chunks()
@@ -240,6 +240,18 @@ def _mostly_distinct(entity: pa.ChunkedArray) -> bool:
     return int(pc.count_distinct(head).as_py()) * 2 > len(head)
 
 
+def _shared(digests: npt.NDArray[np.uint64]) -> BoolArray:
+    """Which digests occur more than once. A count per bucket of their top bits (about
+    four buckets a digest) rules out most of them; pandas' `duplicated` (a hash table, 5
+    times the cost) looks only at those sharing a bucket."""
+    bits = max(int(digests.size).bit_length() + 2, 8)
+    bucket = (digests >> np.uint64(64 - bits)).astype(np.intp)
+    again = np.flatnonzero(np.bincount(bucket, minlength=1 << bits)[bucket] > 1)
+    out = np.zeros(digests.size, dtype=bool)
+    out[again] = pd.Series(digests[again]).duplicated(keep=False).to_numpy()
+    return out
+
+
 # Digest of a value: its length and its bytes, as 8-byte words (the first DIGEST_WORDS and
 # the last one), each multiplied by its own odd constant (a multiplicative hash).
 DIGEST_WORDS = 4
@@ -266,18 +278,22 @@ def _chunk_digests(arr: pa.Array) -> npt.NDArray[np.uint64]:
     _, offsets_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(offsets_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
     size = data_buf.size if data_buf is not None else 0
+    lo, hi = offsets[:-1], offsets[1:]
+    length = hi - lo
+    longest = int(length.max())
     padded = np.zeros(size + 16, dtype=np.uint8)  # every word read stays inside
     if size:
         padded[:size] = np.frombuffer(data_buf, np.uint8)
     words = np.ndarray((padded.size - 7,), "<u8", padded, 0, (1,))  # a word at every byte
-    lo, hi = offsets[:-1], offsets[1:]
-    length = hi - lo
     out = length.astype(np.uint64)
     out *= _MULTIPLIERS[0]
     at, left, word, mask = (
         np.empty(n, dtype=t) for t in (np.int64, np.int64, np.uint64, np.uint64)
     )
-    for k in range(DIGEST_WORDS + 1):
+    # Words past the longest value are masked off whole, and the last word is read again
+    # in the first ones where no value is longer than those: both are left out.
+    taken = [k for k in range(DIGEST_WORDS) if 8 * k < longest]
+    for k in taken + ([DIGEST_WORDS] if longest > 8 * DIGEST_WORDS else []):
         if k < DIGEST_WORDS:  # the k-th word, its bytes past the value masked off
             np.add(lo, 8 * k, out=at)
             np.minimum(at, size, out=at)

@@ -3,12 +3,16 @@
 A chunk's counts are an integer group-by of (day number, the chunk's professional code),
 kept as a small table whose professional column is dictionary-encoded (the chunk's own few
 names). Parts are merged by unifying their dictionaries and grouping the integer codes
-again; no string is hashed per row. A merge waits until the parts since the last one hold
-as many rows as it gave (and MERGE_PARTS of them wait): a schedule in time order, whose
-chunks share hardly a (day, professional), then merges a doubling table a few times
-(linear time, where merging it every MERGE_PARTS chunks was quadratic: time per GiB rose
-with the size), and one out of time order, whose chunks repeat every group, merges every
-MERGE_PARTS chunks as before. Memory follows the (day, professional) pairs: the output.
+again; no string is hashed per row. The parts wait for a merge until MERGE_PARTS of them
+wait and they hold as many rows as the last merge gave.
+
+A schedule in time order brings no day again once a later one has come: at each merge the
+days before the latest seen are set aside, final, and only the open days are merged again,
+so a merge's size (and its memory) follows a few chunks, not the file. A chunk that brings a
+day already set aside (a file out of time order) puts them back among the parts: from then
+on every merge takes every group, and the merged table doubles between merges (linear time,
+where merging everything every MERGE_PARTS chunks was quadratic). Memory follows the
+(day, professional) pairs: the output.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ class DayCounts:
         self.parts: list[pa.Table] = []
         self.merged_rows = 0  # rows of the last merge's result (parts[0] then)
         self.waiting_rows = 0  # rows of the parts added since
+        # Days before `open_from` are set aside (in time order): one table per merge, each
+        # holding other days than the others and than the parts, so never merged again.
+        self.closed: list[pa.Table] = []
+        self.open_from: int | None = None  # None: nothing set aside (yet, or any more)
+        self.in_order = True
+        self.latest = 0  # the latest day counted
 
     def add(self, bookings: pa.Table) -> None:
         """A chunk's bookings (their `start`, `professional_id` and status `code`)."""
@@ -56,21 +66,41 @@ class DayCounts:
             np.bincount(group[code == c], minlength=days.size)
             for c in (CANCELLED, NO_SHOW, ATTENDED)
         ]
+        if self.open_from is not None and int(days.min()) < self.open_from:
+            self._reopen()  # a day set aside comes again: out of time order
+        self.latest = max(self.latest, int(days.max()))
         self.parts.append(_part(days, names, who.dictionary, counts))
         self.waiting_rows += days.size
         if len(self.parts) > MERGE_PARTS and self.waiting_rows >= self.merged_rows:
             self._merge()
 
     def _merge(self) -> None:
-        self.parts = [_merged(self.parts)]
-        self.merged_rows, self.waiting_rows = self.parts[0].num_rows, 0
+        merged = _merged(self.parts)
+        if self.in_order:  # the days before the latest are final
+            day = np.asarray(merged.column("day").to_numpy(), dtype=np.int64)
+            closed = day < self.latest
+            if closed.any():
+                self.closed.append(_narrow(merged.filter(pa.array(closed))))
+                merged = merged.filter(pa.array(~closed))
+            self.open_from = self.latest
+        self.parts = [merged]
+        self.merged_rows, self.waiting_rows = merged.num_rows, 0
+
+    def _reopen(self) -> None:
+        """Every group set aside back among the parts, and none set aside any more."""
+        self.parts = [_wide(t) for t in self.closed] + self.parts
+        self.waiting_rows += sum(t.num_rows for t in self.closed)
+        self.closed, self.open_from, self.in_order = [], None, False
 
     def daily(self) -> pa.Table:
         """One row per (day, professional), in that order, with the no-show rate of the
         bookings held (not cancelled); the day as YYYY-MM-DD."""
         if not self.parts:
             return SUMMARY.empty_table()
-        merged = _merged(self.parts).combine_chunks()
+        # The parts set aside share no day with the others: put side by side, not merged.
+        merged = pa.concat_tables([*map(_wide, self.closed), _merged(self.parts)])
+        merged = merged.unify_dictionaries()
+        merged = merged.combine_chunks()
         who = merged.column("professional_id").chunk(0)
         # Sorted as integers: each name's rank in the (binary) order of the names, after the day.
         rank = np.empty(len(who.dictionary), dtype=np.int64)
@@ -99,6 +129,22 @@ def _part(days: I64, names: I64, dictionary: pa.Array, counts: list[I64]) -> pa.
     return pa.table(
         columns | {c: pa.array(n, pa.int64()) for c, n in zip(COUNTS, counts, strict=True)}
     )
+
+
+def _narrow(part: pa.Table) -> pa.Table:
+    """A part's counts as int32 where they fit (set aside until the end: half the memory;
+    the bookings are the largest count)."""
+    if int(pc.max(part.column("bookings")).as_py() or 0) >= 1 << 31:
+        return part
+    return _counted_as(part, pa.int32())
+
+
+def _wide(part: pa.Table) -> pa.Table:
+    return _counted_as(part, pa.int64())
+
+
+def _counted_as(part: pa.Table, kind: pa.DataType) -> pa.Table:
+    return part.cast(pa.schema([f.with_type(kind) if f.name in COUNTS else f for f in part.schema]))
 
 
 def _merged(parts: list[pa.Table]) -> pa.Table:
