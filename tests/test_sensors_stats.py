@@ -87,12 +87,13 @@ def test_hourly_rows_merge_each_series_hour_across_chunks(tmp_path: Path) -> Non
     )
 
 
-def test_compacting_the_hourly_parts_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("setting", "value"), [("COMPACT_ROWS", 1), ("HOURLY_SLICE", 2)])
+def test_compacting_the_hourly_parts_or_writing_them_in_slices_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: int
 ) -> None:
     names = (["pump", "pump", "fan"], ["flow", "temp", "rpm"])
     write(tmp_path / "a", _stats_of_two_chunks(), *names)
-    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 1)
+    monkeypatch.setattr(sensor_stats, setting, value)
     write(tmp_path / "b", _stats_of_two_chunks(), *names)
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "a" / "hourly.parquet"),

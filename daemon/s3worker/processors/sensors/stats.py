@@ -14,12 +14,13 @@ import pyarrow as pa
 
 from s3worker.processors.sensors.series import Found, Readings
 from s3worker.processors.sensors.tails import F64, I64, narrow
-from s3worker.processors.tabular.output import write_frame
+from s3worker.processors.tabular.output import ParquetSink, write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
 MS = 1_000_000  # ns
 COMPACT_ROWS = 250_000  # partial hourly rows kept before they are merged
 KAHAN_STEPS = 1_024  # groups longer than this are summed by pandas (a loop step per reading)
+HOURLY_SLICE = 131_072  # rows of hourly.parquet built and written at a time (a row group each)
 STATS_SCHEMA = pa.schema(
     [
         ("device", pa.string()),
@@ -298,32 +299,39 @@ def _write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) 
         }
     ).sort_values(["device", "metric"])
     rows = write_frame(out_dir, "device_stats.parquet", per_series, STATS_SCHEMA)
-    return rows | write_frame(
-        out_dir, "hourly.parquet", _hourly_frame(stats, devices, metrics), HOURLY_SCHEMA
-    )
+    return rows | _write_hourly(out_dir, stats, devices, metrics)
 
 
-def _hourly_frame(stats: Stats, devices: list[str], metrics: list[str]) -> pa.Table:
-    """The hourly rows by device, metric and hour, built as Arrow columns: a frame of
-    strings sorted by pandas cost memory in proportion to the file's hours."""
+def _write_hourly(
+    out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]
+) -> dict[str, int]:
+    """The hourly rows by device, metric and hour, as Arrow columns sorted by numpy, built
+    and written HOURLY_SLICE rows at a time: built whole, the table and its strings cost
+    memory in proportion to the file's hours at the end of the job."""
     gid, hour, n, s, lo, hi = stats.groups()
     device_names, device_of = _ranks(devices)
     metric_names, metric_of = _ranks(metrics)
     order = np.lexsort((hour, metric_of[gid], device_of[gid]))  # (series, hour) is unique
-    n = n[order]
-    return pa.table(
-        {
-            "device": device_names.take(pa.array(device_of[gid[order]])),
-            "metric": metric_names.take(pa.array(metric_of[gid[order]])),
-            "hour": pa.array(hour[order] * (HOUR_NS // MS), pa.int64()).cast(
-                pa.timestamp("ms", "UTC")
-            ),
-            "readings": n,
-            "mean": s[order] / n,
-            "min": lo[order],
-            "max": hi[order],
-        }
-    )
+    sink = ParquetSink(out_dir, "hourly.parquet", HOURLY_SCHEMA)
+    for at in range(0, order.size, HOURLY_SLICE):
+        rows = order[at : at + HOURLY_SLICE]
+        g, count = gid[rows], n[rows]
+        sink.write(
+            pa.table(
+                {
+                    "device": device_names.take(pa.array(device_of[g])),
+                    "metric": metric_names.take(pa.array(metric_of[g])),
+                    "hour": pa.array(hour[rows] * (HOUR_NS // MS), pa.int64()).cast(
+                        pa.timestamp("ms", "UTC")
+                    ),
+                    "readings": count,
+                    "mean": s[rows] / count,
+                    "min": lo[rows],
+                    "max": hi[rows],
+                }
+            )
+        )
+    return sink.close()
 
 
 def _ranks(names: list[str]) -> tuple[pa.Array, I64]:
