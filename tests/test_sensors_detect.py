@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 import pytest
-from s3worker.processors.sensors.detect import POST, Z_SPIKE, W, point_anomalies
+from s3worker.processors.sensors.detect import POST, Z_SPIKE, W, median_rows, point_anomalies
 from s3worker.processors.sensors.findings import Found
 from sensor_series import START, anomalies_of, first_chunk, minutes, noise
 
@@ -18,6 +19,21 @@ def _flags(values: np.ndarray, lo: float = -np.inf, hi: float = np.inf, **kw: np
     ext, base, floor = first_chunk(values, **kw)
     rows = ext.gid.size  # the limits of each row's series
     return point_anomalies(ext, base, floor, np.full(rows, lo), np.full(rows, hi))
+
+
+@pytest.mark.parametrize("width", [W, POST, 5])
+def test_the_median_of_each_row_is_bottlenecks_to_the_bit(width: int) -> None:
+    # given rows of residuals with ties, zeros, magnitudes from 1e-6 to 1e6 and a few NaN
+    rng = np.random.default_rng(3)
+    rows = np.abs(rng.normal(size=(4_000, width)) * 10.0 ** rng.integers(-6, 7, (4_000, 1)))
+    rows[::3] = rows[::3].round(1)
+    rows[rng.random(rows.shape) < 0.002] = np.nan
+    want = bn.median(rows, axis=1)
+    got = median_rows(rows)
+    # then every median is bottleneck's own value, NaN where a row has one
+    assert np.isnan(want).any()
+    assert (want == 0).any()
+    assert np.array_equal(got, want, equal_nan=True)
 
 
 def test_plain_noise_flags_nothing() -> None:

@@ -10,7 +10,7 @@ import pytest
 from s3worker.processors.sensors import stats as sensor_stats
 from s3worker.processors.sensors.findings import KINDS, Found, concat, empty
 from s3worker.processors.sensors.series import Readings
-from s3worker.processors.sensors.stats import Stats, summary, write
+from s3worker.processors.sensors.stats import Stats, Tally, summary, write
 
 HOUR = 3_600 * 1_000_000_000
 T0 = pd.Timestamp("2024-06-01T10:00:00Z").value  # ns
@@ -87,12 +87,13 @@ def test_hourly_rows_merge_each_series_hour_across_chunks(tmp_path: Path) -> Non
     )
 
 
-def test_compacting_the_hourly_parts_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("setting", "value"), [("COMPACT_ROWS", 1), ("HOURLY_SLICE", 2)])
+def test_compacting_the_hourly_parts_or_writing_them_in_slices_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: int
 ) -> None:
     names = (["pump", "pump", "fan"], ["flow", "temp", "rpm"])
     write(tmp_path / "a", _stats_of_two_chunks(), *names)
-    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 1)
+    monkeypatch.setattr(sensor_stats, setting, value)
     write(tmp_path / "b", _stats_of_two_chunks(), *names)
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "a" / "hourly.parquet"),
@@ -106,16 +107,11 @@ def test_past_hours_are_set_aside_so_the_merged_parts_do_not_grow_with_the_file(
     # given 3 series read every 10 minutes for 2 days, in chunks of 60 readings (whole
     # numbers: every order of the additions gives the same sums), then one late reading
     monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 20)
-    minutes = np.repeat(np.arange(0, 2 * 24 * 60, 10), 3)
-    gid = np.tile([0, 1, 2], minutes.size // 3)
+    gid, minutes = _two_days()
     value = (np.arange(minutes.size) % 7).astype(float)
     late = _readings([1], [125], [3.0])
     chunked, whole = Stats(), Stats()
-    held = []
-    for lo in range(0, minutes.size, 60):
-        part = slice(lo, lo + 60)
-        chunked.add(_readings(gid[part].tolist(), minutes[part].tolist(), value[part].tolist()), 3)
-        held.append(chunked._hourly_rows)
+    held = _add_in_chunks(chunked, gid, minutes, value)
     # then the parts held stay within one compaction's worth (the open hour of each series
     # and the chunks since), while the file has 3 x 48 groups
     assert max(held) <= 20 + 12
@@ -125,6 +121,61 @@ def test_past_hours_are_set_aside_so_the_merged_parts_do_not_grow_with_the_file(
     whole.add(late, 3)
     assert len(chunked.hourly()) == 3 * 48
     pd.testing.assert_frame_equal(chunked.hourly(), whole.hourly())
+
+
+def test_the_groups_written_are_the_open_and_the_set_aside_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given 3 series over 2 days added in chunks, past hours set aside as they go
+    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 20)
+    gid, minutes = _two_days()
+    stats = Stats()
+    _add_in_chunks(stats, gid, minutes, np.arange(minutes.size) / 8.0)
+    assert stats._closed
+    # when the groups are taken for hourly.parquet
+    g, hour, n, s, lo, hi = stats.groups()
+    # then they are every group, with pandas' own figures, in some order
+    order = np.lexsort((hour, g))
+    want = stats.hourly()
+    assert len(want) == 3 * 48
+    assert list(zip(g[order], hour[order], strict=True)) == want.index.tolist()
+    for got, column in ((n, "n"), (s, "s"), (lo, "lo"), (hi, "hi")):
+        assert np.array_equal(got[order], want[column].to_numpy()), column
+
+
+def test_a_tally_counts_as_count_anomalies_does() -> None:
+    # given anomalies found in two chunks, a series first seen in the second one
+    flags = [concat([_flags([0, 0], "spike"), _flags([1], "gap")]), _flags([3, 0], "drift")]
+    counted, tallied = _stats_of_two_chunks(), _stats_of_two_chunks()
+    counted.add(_readings([3], [130], [1.0]), 4)
+    tallied.add(_readings([3], [130], [1.0]), 4)
+    tally = Tally()
+    # when they are tallied as they come and added to the statistics at the end
+    for f, size in zip(flags, (3, 4), strict=True):
+        counted.count_anomalies(f, 4)
+        tally.add(f, size)
+    tallied.add_tally(tally)
+    # then the counts per series and per reason are those counted at the end
+    assert tallied.anomalies.tolist() == counted.anomalies.tolist() == [5, 1, 1, 1]
+    assert tallied.reasons == counted.reasons
+
+
+def _two_days() -> tuple[np.ndarray, np.ndarray]:
+    """3 series read every 10 minutes for 2 days: series ids and minutes."""
+    minutes = np.repeat(np.arange(0, 2 * 24 * 60, 10), 3)
+    return np.tile([0, 1, 2], minutes.size // 3), minutes
+
+
+def _add_in_chunks(
+    stats: Stats, gid: np.ndarray, minutes: np.ndarray, value: np.ndarray
+) -> list[int]:
+    """Readings added in chunks of 60; the partial hourly rows held after each."""
+    held = []
+    for lo in range(0, minutes.size, 60):
+        part = slice(lo, lo + 60)
+        stats.add(_readings(gid[part].tolist(), minutes[part].tolist(), value[part].tolist()), 3)
+        held.append(stats._hourly_rows)
+    return held
 
 
 def test_big_values_keep_their_mean_and_spread_precise(tmp_path: Path) -> None:

@@ -210,17 +210,18 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     series, stats = Series(), sensor_stats.Stats()
     rejected = RejectSink(out_dir)
     anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
-    reported: list[Found] = []  # counted once the reading thread is done with `stats`
+    tally = sensor_stats.Tally()  # added to `stats` once the statistics thread is done
     detector = series.state.detector
     for scored, rejects in prefetch(_scored(src, ctx, series, stats)):
         rejected.add(rejects)
         for chunk in scored:
-            reported.append(detector.detect(chunk))
-            anomalies.write(_anomaly_table(series, reported[-1]))
-    reported.append(detector.finish())
-    anomalies.write(_anomaly_table(series, reported[-1]))
-    for found in reported:
-        stats.count_anomalies(found, series.state.size)
+            found = detector.detect(chunk)
+            tally.add(found, chunk.size)
+            anomalies.write(_anomaly_table(series, found))
+    found = detector.finish()
+    tally.add(found, series.state.size)
+    anomalies.write(_anomaly_table(series, found))
+    stats.add_tally(tally)
     rows = rejected.close() | anomalies.close()
     rows |= sensor_stats.write(out_dir, stats, series.devices, series.metrics)
     summary = sensor_stats.summary(stats, series.devices, rows, rejected.rows)

@@ -91,10 +91,10 @@ class Resolution:
 
     def __init__(self, ext: Ext, steps: F64, carried: F64) -> None:
         self.gid, self.before = ext.gid, carried.copy()
-        starts = np.flatnonzero(ext.pos == 0)
+        starts = ext.starts
         g = ext.gid[starts]
         which = np.flatnonzero(np.minimum.reduceat(steps, starts) < carried[g])
-        sizes = ext.size_of_group[starts[which]]
+        sizes = ext.sizes[which]
         self.rows = np.repeat(starts[which] - np.cumsum(sizes) + sizes, sizes)
         self.rows += np.arange(self.rows.size)
         if which.size > FEW_SERIES:

@@ -14,12 +14,13 @@ import pyarrow as pa
 
 from s3worker.processors.sensors.series import Found, Readings
 from s3worker.processors.sensors.tails import F64, I64, narrow
-from s3worker.processors.tabular.output import write_frame
+from s3worker.processors.tabular.output import ParquetSink, write_frame
 
 HOUR_NS = 3_600 * 1_000_000_000
 MS = 1_000_000  # ns
 COMPACT_ROWS = 250_000  # partial hourly rows kept before they are merged
 KAHAN_STEPS = 1_024  # groups longer than this are summed by pandas (a loop step per reading)
+HOURLY_SLICE = 131_072  # rows of hourly.parquet built and written at a time (a row group each)
 STATS_SCHEMA = pa.schema(
     [
         ("device", pa.string()),
@@ -155,8 +156,47 @@ class Stats:
             return merged
         return pd.concat([*self._closed, merged]).sort_index()
 
+    def groups(self) -> tuple[I64, I64, I64, F64, F64, F64]:
+        """Every (series, hour) group, in no set order: series, hour, count, sum, extremes.
+        Filled in frame by frame, not concatenated and sorted by pandas (`hourly`), which at
+        the end of a large file held two more copies of every hour in it."""
+        frames = [*self._closed, *([_merged(self._hourly)] if self._hourly else [])]
+        total = sum(len(f) for f in frames)
+        gid, hour, n = (np.empty(total, dtype=np.int64) for _ in range(3))
+        s, lo, hi = (np.empty(total) for _ in range(3))
+        at = 0
+        for f in frames:
+            end = at + len(f)
+            gid[at:end] = f.index.get_level_values("gid")
+            hour[at:end] = f.index.get_level_values("hour")
+            for out, name in ((n, "n"), (s, "s"), (lo, "lo"), (hi, "hi")):
+                out[at:end] = f[name].to_numpy()
+            at = end
+        return gid, hour, n, s, lo, hi
+
     def count_anomalies(self, f: Found, size: int) -> None:
         self.anomalies += np.bincount(f.gid, minlength=size)[: self.anomalies.size]
+        self.reasons.update(f.reason.tolist())
+
+    def add_tally(self, tally: Tally) -> None:
+        """The anomalies `tally` counted (once the statistics thread is done with `self`)."""
+        n = min(self.anomalies.size, tally.per_series.size)
+        self.anomalies[:n] += tally.per_series[:n]
+        self.reasons.update(tally.reasons)
+
+
+class Tally:
+    """Anomalies per series id and per reason, counted as the detection finds them (on its
+    own thread: `Stats` is the statistics thread's), so the findings are not kept to the end."""
+
+    def __init__(self) -> None:
+        self.per_series = np.zeros(0, dtype=np.int64)
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, f: Found, size: int) -> None:
+        before = self.per_series
+        self.per_series = np.bincount(f.gid, minlength=max(size, before.size))
+        self.per_series[: before.size] += before
         self.reasons.update(f.reason.tolist())
 
 
@@ -259,35 +299,39 @@ def _write(out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]) 
         }
     ).sort_values(["device", "metric"])
     rows = write_frame(out_dir, "device_stats.parquet", per_series, STATS_SCHEMA)
-    return rows | write_frame(
-        out_dir, "hourly.parquet", _hourly_frame(stats, devices, metrics), HOURLY_SCHEMA
-    )
+    return rows | _write_hourly(out_dir, stats, devices, metrics)
 
 
-def _hourly_frame(stats: Stats, devices: list[str], metrics: list[str]) -> pa.Table:
-    """The hourly rows by device, metric and hour, built as Arrow columns: a frame of
-    strings sorted by pandas cost memory in proportion to the file's hours."""
-    h = stats.hourly()
-    none = np.zeros(0, dtype=np.int64)
-    gid = h.index.get_level_values("gid").to_numpy(dtype=np.int64) if len(h) else none
-    hour = h.index.get_level_values("hour").to_numpy(dtype=np.int64) if len(h) else none
+def _write_hourly(
+    out_dir: Path, stats: Stats, devices: list[str], metrics: list[str]
+) -> dict[str, int]:
+    """The hourly rows by device, metric and hour, as Arrow columns sorted by numpy, built
+    and written HOURLY_SLICE rows at a time: built whole, the table and its strings cost
+    memory in proportion to the file's hours at the end of the job."""
+    gid, hour, n, s, lo, hi = stats.groups()
     device_names, device_of = _ranks(devices)
     metric_names, metric_of = _ranks(metrics)
-    order = np.lexsort((hour, metric_of[gid], device_of[gid]))
-    n = h["n"].to_numpy(dtype=np.int64)[order]
-    return pa.table(
-        {
-            "device": device_names.take(pa.array(device_of[gid[order]])),
-            "metric": metric_names.take(pa.array(metric_of[gid[order]])),
-            "hour": pa.array(hour[order] * (HOUR_NS // MS), pa.int64()).cast(
-                pa.timestamp("ms", "UTC")
-            ),
-            "readings": n,
-            "mean": h["s"].to_numpy(dtype=np.float64)[order] / n,
-            "min": h["lo"].to_numpy(dtype=np.float64)[order],
-            "max": h["hi"].to_numpy(dtype=np.float64)[order],
-        }
-    )
+    order = np.lexsort((hour, metric_of[gid], device_of[gid]))  # (series, hour) is unique
+    sink = ParquetSink(out_dir, "hourly.parquet", HOURLY_SCHEMA)
+    for at in range(0, order.size, HOURLY_SLICE):
+        rows = order[at : at + HOURLY_SLICE]
+        g, count = gid[rows], n[rows]
+        sink.write(
+            pa.table(
+                {
+                    "device": device_names.take(pa.array(device_of[g])),
+                    "metric": metric_names.take(pa.array(metric_of[g])),
+                    "hour": pa.array(hour[rows] * (HOUR_NS // MS), pa.int64()).cast(
+                        pa.timestamp("ms", "UTC")
+                    ),
+                    "readings": count,
+                    "mean": s[rows] / count,
+                    "min": lo[rows],
+                    "max": hi[rows],
+                }
+            )
+        )
+    return sink.close()
 
 
 def _ranks(names: list[str]) -> tuple[pa.Array, I64]:

@@ -8,6 +8,7 @@ exactly the anomalies of the file read whole.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -28,11 +29,17 @@ class Ext:
         boundary[1:] = gid[1:] != gid[:-1]
         starts = np.flatnonzero(boundary)
         sizes = np.diff(np.append(starts, gid.size))
+        self.starts, self.sizes = starts, sizes  # per series: its first row, its rows
         self.group_start = np.repeat(starts, sizes)
         self.pos = np.arange(gid.size) - self.group_start
-        self.size_of_group = np.repeat(sizes, sizes)
         self.last_of_group = np.zeros(gid.size, dtype=bool)
         self.last_of_group[starts + sizes - 1] = True
+
+    @functools.cached_property
+    def size_of_group(self) -> I64:
+        """Per row, the number of rows of its series."""
+        out: I64 = np.repeat(self.sizes, self.sizes)
+        return out
 
     def f64(self, name: str) -> F64:
         out: F64 = self.cols[name].astype(np.float64, copy=False)
@@ -79,14 +86,15 @@ class Tails:
         return Ext(every[order], joined, order >= t_gid.size)
 
     def keep(self, ext: Ext) -> None:
-        """Remember the last `width` rows of each series in `ext`."""
-        from_end = ext.size_of_group - ext.pos
-        keep = from_end <= self.width
-        g, col = ext.gid[keep], self.width - from_end[keep]
+        """Remember the last `width` rows of each series in `ext` (worked out per series,
+        then for the kept rows alone: a tail's worth of rows, not every row of the chunk)."""
+        kept = np.minimum(ext.sizes, self.width)
+        within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+        rows = np.repeat(ext.starts + ext.sizes - kept, kept) + within
+        g, col = ext.gid[rows], np.repeat(self.width - kept, kept) + within
         for name, matrix in self.data.items():
-            matrix[g, col] = ext.cols[name][keep]
-        last = ext.last_of_group
-        self.length[ext.gid[last]] = np.minimum(ext.size_of_group[last], self.width)
+            matrix[g, col] = ext.cols[name][rows]
+        self.length[ext.gid[ext.starts]] = kept
 
 
 def narrow(gid: I64) -> npt.NDArray[np.integer]:
