@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
 from bench_vs_duckdb import markdown
-from test_bench_vs_duckdb_settle import run
+from test_bench_vs_duckdb_settle import one_round
 from vs_duckdb import summary
 
 META = {"cpus": 2, "duckdb": "2.0.0", "when": "now", "command": "bench", "load_average": [1, 2]}
@@ -28,13 +28,7 @@ OLD = {
 
 
 def test_table_has_cpu_columns_and_the_reads_by_what_ran_before() -> None:
-    sequence = [
-        run("processor", 4.0, 3.0, 1.0, None),
-        run("floor", 2.0, 1.5, 1.0, "processor"),
-        run("duckdb", 8.0, 12.0, 2.0, "floor"),
-        run("floor", 3.0, 1.5, 2.0, "duckdb"),
-    ]
-    new = {"kind": "sales", "size_gib": 0.5, "file_mb": 537.2, **summary(sequence, [], True)}
+    new = {"kind": "sales", "size_gib": 0.5, "file_mb": 537.2, **summary(one_round(), [], True)}
     new["measured"] = {"when": "then", "command": "bench --kinds sales", "load_average": [3, 4]}
     lines = markdown(META, [OLD, new])
     rows = {line.split(" | ")[0]: line.split(" | ") for line in lines if line.startswith("| ")}

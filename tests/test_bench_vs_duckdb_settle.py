@@ -85,13 +85,20 @@ def run(mode: str, seconds: float, user: float, sys_: float, after: str | None) 
     }
 
 
-def test_row_has_cpu_figures_and_the_read_by_what_ran_before_it() -> None:
-    # given two rounds of processor, read, DuckDB, read
-    sequence = [
+def one_round() -> list[dict[str, Any]]:
+    """Processor, read, DuckDB, read, with figures easy to take medians of."""
+    return [
         run("processor", 4.0, 3.0, 1.0, None),
         run("floor", 2.0, 1.5, 1.0, "processor"),
         run("duckdb", 8.0, 12.0, 2.0, "floor"),
         run("floor", 3.0, 1.5, 2.0, "duckdb"),
+    ]
+
+
+def test_row_has_cpu_figures_and_the_read_by_what_ran_before_it() -> None:
+    # given two rounds of processor, read, DuckDB, read
+    sequence = [
+        *one_round(),
         run("processor", 6.0, 3.0, 3.0, "floor"),
         run("floor", 4.0, 1.5, 1.0, "processor"),
         run("duckdb", 10.0, 12.0, 4.0, "floor"),
