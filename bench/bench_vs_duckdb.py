@@ -1,9 +1,10 @@
 """Each processor against the DuckDB query that produces the same outputs from the same file.
 
 For every kind in bench/vs_duckdb/ (see its __init__ for the interface) and every size: the
-kind writes its input (kept in --dir between runs), then the processor, DuckDB and pandas'
-pyarrow CSV read run alternately in fresh processes. Writes bench/results/vs_duckdb.{json,md}
-(a kind and size measured again replaces its old figures).
+kind writes its input (kept in --dir between runs), then the processor, pandas' pyarrow CSV
+read, DuckDB and the read again run in turn in fresh processes, each after the machine has
+been settled the same way (bench/vs_duckdb/_settle.py says how and why). Writes
+bench/results/vs_duckdb.{json,md} (a kind and size measured again replaces its old figures).
 
     .venv/bin/python bench/bench_vs_duckdb.py --kinds sales,appointments --sizes 0.5,1,2
 """
@@ -23,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import vs_duckdb
+from vs_duckdb import _settle
 
 GIB = 1 << 30
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +34,8 @@ def kinds() -> dict[str, ModuleType]:
     """KIND -> module, for every module of bench/vs_duckdb/."""
     found = {}
     for info in pkgutil.iter_modules(vs_duckdb.__path__):
+        if info.name.startswith("_"):  # the package's helpers (_settle), not kinds
+            continue
         module = importlib.import_module(f"vs_duckdb.{info.name}")
         found[module.KIND] = module
     return found
@@ -54,7 +58,7 @@ def bench(module: ModuleType, size: float, folder: Path, repeats: int) -> dict[s
     return row
 
 
-def write_results(new: list[dict[str, Any]], command: str) -> None:
+def write_results(new: list[dict[str, Any]], command: str, load: list[float]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = RESULTS / "vs_duckdb.json"
     old = json.loads(saved.read_text())["runs"] if saved.exists() else []
@@ -67,7 +71,10 @@ def write_results(new: list[dict[str, Any]], command: str) -> None:
         "duckdb": _duckdb_version(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command,
+        "load_average": load,  # 1-minute, at the start and at the end of the run
     }
+    for r in new:  # older rows keep the run that measured them
+        r["measured"] = {k: meta[k] for k in ("when", "command", "load_average")}
     saved.write_text(json.dumps({"meta": meta, "runs": rows}, indent=2) + "\n")
     (RESULTS / "vs_duckdb.md").write_text("\n".join(markdown(meta, rows)) + "\n")
 
@@ -76,13 +83,17 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"# Processors vs DuckDB ({meta['cpus']} CPUs, DuckDB {meta['duckdb']}, {meta['when']})",
         "",
-        f"`{meta['command']}`; medians of alternating runs; ratio = processor s / DuckDB s "
-        "(at or below 1.0: the processor is at or ahead); vs read = pandas' pyarrow CSV read "
-        "s / processor s.",
+        f"`{meta['command']}` (load average {_or_dash(meta.get('load_average'))}); "
+        "medians of alternating runs, each after the same settling "
+        "(bench/vs_duckdb/_settle.py); ratio = processor s / DuckDB s (at or below 1.0: the "
+        "processor is at or ahead); CPU = user+sys of the timed part; vs read = pandas' pyarrow "
+        "CSV read s / processor s, read / processor CPU the same in CPU seconds; read s = best "
+        "/ median of the reads (two a round: after the processor, after DuckDB).",
         "",
         "| kind | GiB | MB | processor s | DuckDB s | ratio | processor peak RSS MB "
-        "| DuckDB peak RSS MB | vs read | same outputs |",
-        "|" + "---|" * 10,
+        "| DuckDB peak RSS MB | vs read | same outputs | processor CPU s | DuckDB CPU s "
+        "| read s | read CPU s | read / processor CPU |",
+        "|" + "---|" * 15,
     ]
     for r in rows:
         same = {True: "yes", False: "**no**", None: "-"}[r.get("same_outputs")]
@@ -90,13 +101,35 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         if duckdb is None:  # stopped by --duckdb-timeout-factor
             duckdb = f"unfinished after {r['duckdb_unfinished_after_s']}"
             ratio = f"< {r['ratio_below']}"
+        read = f"{r['floor_best_s']} / {r['floor_s']}" if "floor_best_s" in r else "-"
         lines.append(
             f"| {r['kind']} | {r['size_gib']} | {r['file_mb']} | {r['processor_s']} "
             f"| {duckdb} | {ratio} | {r['peak_rss'] / 1e6:.0f} "
-            f"| {_mb(r.get('duckdb_peak_rss'))} | {r.get('floor_ratio', '-')} | {same} |"
+            f"| {_mb(r.get('duckdb_peak_rss'))} | {r.get('floor_ratio', '-')} | {same} "
+            f"| {_or_dash(r.get('processor_cpu_s'))} | {_or_dash(r.get('duckdb_cpu_s'))} "
+            f"| {read} | {_or_dash(r.get('floor_cpu_s'))} | {_or_dash(r.get('floor_cpu_ratio'))} |"
         )
-    lines += ["", *flatness(rows)]
+    lines += ["", *flatness(rows), *order_check(rows)]
     return lines
+
+
+def order_check(rows: list[dict[str, Any]]) -> list[str]:
+    """Per row: the read's median after the processor and after DuckDB, seconds and CPU."""
+    out = []
+    for r in rows:
+        after = r.get("floor_after", {})
+        if {"processor", "duckdb"} <= set(after):
+            p, d = after["processor"], after["duckdb"]
+            user, system = r.get("user_s", {}), r.get("sys_s", {})
+            out.append(
+                f"- {r['kind']} {r['size_gib']} GiB: read after the processor {p['s']} s "
+                f"({p['cpu_s']} CPU s), after DuckDB {d['s']} s ({d['cpu_s']} CPU s); "
+                f"user / sys CPU s: processor {user.get('processor')} / {system.get('processor')}, "
+                f"read {user.get('floor')} / {system.get('floor')}, DuckDB {user.get('duckdb')} / "
+                f"{system.get('duckdb')}; read / processor in user CPU {r.get('floor_user_ratio')}"
+                + _measured(r)
+            )
+    return ["", *out] if out else []
 
 
 def flatness(rows: list[dict[str, Any]]) -> list[str]:
@@ -116,6 +149,15 @@ def flatness(rows: list[dict[str, Any]]) -> list[str]:
 
 def _mb(value: Any) -> str:
     return f"{value / 1e6:.0f}" if isinstance(value, (int, float)) else "-"
+
+
+def _measured(row: dict[str, Any]) -> str:
+    m = row.get("measured")
+    return f" (`{m['command']}`, {m['when']}, load average {m['load_average']})" if m else ""
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _duckdb_version() -> str:
@@ -138,8 +180,15 @@ def main() -> None:
         type=float,
         help="stop a DuckDB run after F x the processor's time: its ratio is then below 1/F",
     )
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="only read the input before each run (to see what the settling changes)",
+    )
     args = parser.parse_args()
     vs_duckdb.TIMEOUT_FACTOR = args.duckdb_timeout_factor
+    _settle.ENABLED = not args.no_settle
+    load = [round(os.getloadavg()[0], 2)]
     with tempfile.TemporaryDirectory(prefix="s3worker-vs-duckdb-") as tmp:
         folder = Path(args.dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -149,7 +198,8 @@ def main() -> None:
             for kind in args.kinds.split(",")
             for size in sizes
         ]
-    write_results(rows, " ".join(["bench/bench_vs_duckdb.py", *sys.argv[1:]]))
+    load.append(round(os.getloadavg()[0], 2))
+    write_results(rows, " ".join(["bench/bench_vs_duckdb.py", *sys.argv[1:]]), load)
     print((RESULTS / "vs_duckdb.md").read_text())
 
 

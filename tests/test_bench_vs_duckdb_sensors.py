@@ -50,9 +50,11 @@ def test_duckdb_stopped_after_the_timeout_factor_reports_a_bound(
 ) -> None:
     # given a factor so small that no DuckDB run can finish within it
     import vs_duckdb
+    from vs_duckdb import _settle
 
     src, _ = sample(tmp_path, "sensors", 2_000)
     monkeypatch.setattr(vs_duckdb, "TIMEOUT_FACTOR", 1e-6)
+    monkeypatch.setattr(_settle, "ENABLED", False)  # what is tested here is the timeout
     # when the bench measures the file
     row = measure(src, repeats=1)
     # then DuckDB is reported unfinished, with the ratio's bound instead of a ratio
@@ -62,3 +64,7 @@ def test_duckdb_stopped_after_the_timeout_factor_reports_a_bound(
     assert row["ratio_below"] == pytest.approx(1e6, rel=0.01)
     assert row["same_outputs"] is None
     assert row["processor_s"] > 0
+    # and every finished run has its CPU, the stopped one none
+    assert row["processor_cpu_s"] > 0
+    assert row["floor_cpu_s"] > 0
+    assert row["duckdb_cpu_s"] is None
