@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -71,3 +72,27 @@ def test_closing_early_leaves_the_rest_of_the_stream_unread() -> None:
     out.close()
     # at most the blocks in flight were read beyond the one taken
     assert len(read) <= csvblocks.AHEAD + 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(500)) + b"9,9",
+        b"a\n" + b"x" * 100 + b"\nb\n",
+        b"a\r\n1\r2\r\n" * 40 + b"end",
+    ],
+)
+def test_mapped_blocks_cut_where_the_stream_is_cut(tmp_path: Path, data: bytes) -> None:
+    src = tmp_path / "f.csv"
+    src.write_bytes(data)
+    mapped = [bytes(b) for b in csvblocks.mapped_blocks(src, 64)]
+    assert mapped == [bytes(b) for b in newline_blocks(io.BytesIO(data), 64)]
+
+
+def test_mapped_blocks_refuse_a_row_past_two_blocks(tmp_path: Path) -> None:
+    src = tmp_path / "f.csv"
+    src.write_bytes(b"a\n" + b"x" * 200 + b"\n")
+    with pytest.raises(pa.ArrowInvalid, match="straddl"):
+        list(csvblocks.mapped_blocks(src, 64))
+    src.write_bytes(b"")
+    assert list(csvblocks.mapped_blocks(src, 64)) == []

@@ -11,9 +11,12 @@ so the rejects keep file order too.
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -50,6 +53,48 @@ def newline_blocks(stream: Any, block_bytes: int) -> Iterator[memoryview]:
             continue
         yield _joined(carry, data, cut + 1)
         carry = data[cut + 1 :]
+
+
+def mapped_blocks(src: Path, block_bytes: int) -> Iterator[memoryview]:
+    """`newline_blocks` of an uncompressed file, cut at the same places, as views of the file
+    mapped into memory: no read copies it and no join puts a row's two halves together (the
+    parser threads read the pages themselves, with the GIL released). The stream's reads
+    are emulated: window k is the file's bytes [k*block_bytes, (k+1)*block_bytes), cut at its
+    last line break, a row open past two blocks is refused."""
+    with src.open("rb") as f:
+        size = f.seek(0, 2)
+        if not size:
+            return
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mm)
+    try:
+        start = 0  # the first byte of the next block (the open row's start)
+        # Pages of blocks AHEAD + 1 behind are dropped from the mapping (they stay in the
+        # page cache), or the RSS would grow to the file's size. A page still read is only
+        # faulted in again: the bytes come back from the file, unchanged.
+        starts: deque[int] = deque()
+        dropped = 0
+        for lo in range(0, size, block_bytes):
+            hi = min(lo + block_bytes, size)
+            cut = mm.rfind(b"\n", lo, hi)
+            cut = max(cut, mm.rfind(b"\r", max(cut + 1, lo), hi))
+            if cut < 0:
+                if hi - start >= 2 * block_bytes:
+                    raise pa.ArrowInvalid(STRADDLING)
+                continue
+            yield view[start : cut + 1]
+            start = cut + 1
+            starts.append(start)
+            if len(starts) > AHEAD + 1:  # parsed: its pages leave the RSS (see below)
+                done = starts.popleft() // mmap.PAGESIZE * mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+                dropped = done
+        if start < size:
+            yield view[start:size]
+    finally:
+        with suppress(BufferError):  # a block still held (a parse cut short): unmapped by gc
+            view.release()
+            mm.close()
 
 
 def _joined(head: bytes, data: bytes, n: int) -> memoryview:

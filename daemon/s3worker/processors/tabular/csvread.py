@@ -23,7 +23,7 @@ from s3worker.processors.base import (
 )
 from s3worker.processors.options import Options
 from s3worker.processors.sniffing import delimiter_of
-from s3worker.processors.tabular.csvblocks import newline_blocks, ordered_map
+from s3worker.processors.tabular.csvblocks import mapped_blocks, newline_blocks, ordered_map
 from s3worker.processors.tabular.rows import (
     MAX_LINE_CHARS,
     RAW_LIMIT,
@@ -74,15 +74,18 @@ def csv_batches(
     """Every row as strings, a block of the file at a time, each with the rejects the block
     made; the blocks are parsed on threads (see csvblocks) and come in file order."""
     names, delimiter, skip = _csv_header(src, encoding, options)
-    compression = "gzip" if is_gzip(src) else None
-    stream: Any = pa.input_stream(str(src), compression=compression)
-    if encoding not in ("utf-8", "utf-8-sig"):
-        stream = _Utf8Stream(stream, encoding)
     schema = pa.schema([(name, pa.string()) for name in names])
 
     def parse(block: memoryview, first: bool) -> tuple[pa.RecordBatch, list[Reject]]:
         return _parse_block(block, skip if first else 0, schema, delimiter, encoding)
 
+    compression = "gzip" if is_gzip(src) else None
+    if compression is None and encoding in ("utf-8", "utf-8-sig"):
+        yield from ordered_map(parse, mapped_blocks(src, CSV_BLOCK_BYTES))
+        return
+    stream: Any = pa.input_stream(str(src), compression=compression)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        stream = _Utf8Stream(stream, encoding)
     try:
         yield from ordered_map(parse, newline_blocks(stream, CSV_BLOCK_BYTES))
     finally:
@@ -101,21 +104,33 @@ def _parse_block(
         return "skip"
 
     names = schema.names
-    table = pacsv.read_csv(
-        pa.py_buffer(block),
-        # One internal block per call (no boundary inside it: csvblocks cut at a line break);
-        # no threads of its own: the blocks are parsed side by side instead.
-        read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=skip, block_size=len(block) + 1, use_threads=False
-        ),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
-        # Binary, so that invalid UTF-8 rejects its row rather than the file (see _as_text).
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()),
-            strings_can_be_null=True,
-            null_values=[""],  # only an empty cell is missing: "NaN" or "NA" is a value
-        ),
-    )
+
+    def parsed(kind: pa.DataType) -> pa.Table:
+        rejects.clear()  # a block read again (as binary) reports its bad rows again
+        return pacsv.read_csv(
+            pa.py_buffer(block),
+            # One internal block per call (no boundary inside it: csvblocks cut at a line
+            # break); no threads of its own: the blocks are parsed side by side instead.
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=skip, block_size=len(block) + 1, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, kind),
+                strings_can_be_null=True,
+                null_values=[""],  # only an empty cell is missing: "NaN" or "NA" is a value
+            ),
+        )
+
+    # Strings, checked by the parser (a fifth less CPU than binary cast to strings); a block
+    # with invalid UTF-8 is read again as binary, so that it rejects its rows rather than
+    # the file (see _as_text).
+    try:
+        table = parsed(pa.string())
+    except pa.ArrowInvalid as exc:
+        if "utf8" not in str(exc).lower():
+            raise
+        table = parsed(pa.binary())
     read = table.to_batches()
     if len(read) != 1:  # none from a block of blank lines
         read = table.combine_chunks().to_batches() or [_empty(table.schema)]
@@ -140,6 +155,8 @@ def _drop_long_rows(batch: pa.RecordBatch, rejects: list[Reject]) -> pa.RecordBa
         return batch
     for i in np.flatnonzero(long).tolist():
         first = next((v for v in batch.slice(i, 1).to_pylist()[0].values() if v), b"")
+        if isinstance(first, str):  # a block read as strings: its bytes, cut as before
+            first = first.encode("utf-8")
         raw = first[:RAW_LIMIT].decode("utf-8", errors="replace")
         reason = f"row longer than {MAX_LINE_CHARS >> 20} MiB ({int(lengths[i]):,} bytes)"
         rejects.append(Reject(None, reason, raw))
