@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,18 @@ def _stats_of_two_chunks() -> Stats:
     # series 0 and 1 in the first chunk; series 2 first seen in the second
     stats.add(_readings([0, 1, 0, 0], [0, 0, 30, 61], [10.0, 5.0, 20.0, 30.0]), 2)
     stats.add(_readings([2, 0, 1], [62, 90, 120.5], [7.0, 40.0, 6.0]), 3)
-    stats.count_anomalies(concat([_flags([0, 0], "spike"), _flags([2], "gap")]), 3)
+    tally = Tally()
+    tally.add(concat([_flags([0, 0], "spike"), _flags([2], "gap")]), 3)
+    stats.add_tally(tally)
     return stats
+
+
+def _hourly(stats: Stats) -> pd.DataFrame:
+    """Every (series, hour) group of `stats` in key order: count, sum, extremes."""
+    g, hour, n, s, lo, hi = stats.groups()
+    index = pd.MultiIndex.from_arrays([g, hour], names=["gid", "hour"])
+    frame = pd.DataFrame({"n": n, "s": s, "lo": lo, "hi": hi}, index=index)
+    return frame.sort_index()
 
 
 def test_each_series_gets_its_count_mean_spread_extremes_and_times(tmp_path: Path) -> None:
@@ -119,8 +130,8 @@ def test_past_hours_are_set_aside_so_the_merged_parts_do_not_grow_with_the_file(
     chunked.add(late, 3)
     whole.add(_readings(gid.tolist(), minutes.tolist(), value.tolist()), 3)
     whole.add(late, 3)
-    assert len(chunked.hourly()) == 3 * 48
-    pd.testing.assert_frame_equal(chunked.hourly(), whole.hourly())
+    assert len(_hourly(chunked)) == 3 * 48
+    pd.testing.assert_frame_equal(_hourly(chunked), _hourly(whole))
 
 
 def test_the_groups_written_are_the_open_and_the_set_aside_ones(
@@ -130,34 +141,36 @@ def test_the_groups_written_are_the_open_and_the_set_aside_ones(
     monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 20)
     gid, minutes = _two_days()
     stats = Stats()
-    _add_in_chunks(stats, gid, minutes, np.arange(minutes.size) / 8.0)
+    value = np.arange(minutes.size) / 8.0
+    _add_in_chunks(stats, gid, minutes, value)
     assert stats._closed
     # when the groups are taken for hourly.parquet
     g, hour, n, s, lo, hi = stats.groups()
     # then they are every group, with pandas' own figures, in some order
     order = np.lexsort((hour, g))
-    want = stats.hourly()
+    want = _pandas_hourly(_readings(gid.tolist(), minutes.tolist(), value.tolist()))
     assert len(want) == 3 * 48
     assert list(zip(g[order], hour[order], strict=True)) == want.index.tolist()
     for got, column in ((n, "n"), (s, "s"), (lo, "lo"), (hi, "hi")):
         assert np.array_equal(got[order], want[column].to_numpy()), column
 
 
-def test_a_tally_counts_as_count_anomalies_does() -> None:
+def test_a_tally_counts_the_anomalies_of_every_chunk_per_series_and_reason() -> None:
     # given anomalies found in two chunks, a series first seen in the second one
     flags = [concat([_flags([0, 0], "spike"), _flags([1], "gap")]), _flags([3, 0], "drift")]
-    counted, tallied = _stats_of_two_chunks(), _stats_of_two_chunks()
-    counted.add(_readings([3], [130], [1.0]), 4)
+    tallied = _stats_of_two_chunks()  # 2 anomalies of series 0, 1 of series 2 already
     tallied.add(_readings([3], [130], [1.0]), 4)
     tally = Tally()
     # when they are tallied as they come and added to the statistics at the end
     for f, size in zip(flags, (3, 4), strict=True):
-        counted.count_anomalies(f, 4)
         tally.add(f, size)
     tallied.add_tally(tally)
-    # then the counts per series and per reason are those counted at the end
-    assert tallied.anomalies.tolist() == counted.anomalies.tolist() == [5, 1, 1, 1]
-    assert tallied.reasons == counted.reasons
+    # then the counts per series and per reason are those of every finding counted at once
+    every = concat(flags)
+    before = np.array([2, 0, 1, 0])
+    assert tallied.anomalies.tolist() == (np.bincount(every.gid, minlength=4) + before).tolist()
+    assert tallied.anomalies.tolist() == [5, 1, 1, 1]
+    assert tallied.reasons == Counter(every.reason.tolist()) + Counter({"spike": 2, "gap": 1})
 
 
 def _two_days() -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +261,7 @@ def test_hourly_groups_add_up_as_pandas_groupby_does(layout: str) -> None:
     # when grouped by series and hour, then counts, sums and extremes are pandas' to the bit
     stats = Stats()
     stats.add(r, int(gid.max()) + 1)
-    got = stats.hourly()
+    got = _hourly(stats)
     want = _pandas_hourly(r)
     assert got.index.tolist() == want.index.tolist()
     for column in ("n", "s", "lo", "hi"):

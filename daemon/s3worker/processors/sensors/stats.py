@@ -147,19 +147,10 @@ class Stats:
             self._hourly = [merged[~closed]]
             self._hourly_rows = len(self._hourly[0])
 
-    def hourly(self) -> pd.DataFrame:
-        """Every (series, hour) group in key order: count, sum, extremes."""
-        if not self._hourly and not self._closed:
-            return pd.DataFrame({"n": [], "s": [], "lo": [], "hi": []})
-        merged = _merged(self._hourly) if self._hourly else self._closed[0].iloc[:0]
-        if not self._closed:
-            return merged
-        return pd.concat([*self._closed, merged]).sort_index()
-
     def groups(self) -> tuple[I64, I64, I64, F64, F64, F64]:
         """Every (series, hour) group, in no set order: series, hour, count, sum, extremes.
-        Filled in frame by frame, not concatenated and sorted by pandas (`hourly`), which at
-        the end of a large file held two more copies of every hour in it."""
+        Filled in frame by frame, not concatenated and sorted by pandas, which at the end of a
+        large file held two more copies of every hour in it."""
         frames = [*self._closed, *([_merged(self._hourly)] if self._hourly else [])]
         total = sum(len(f) for f in frames)
         gid, hour, n = (np.empty(total, dtype=np.int64) for _ in range(3))
@@ -173,10 +164,6 @@ class Stats:
                 out[at:end] = f[name].to_numpy()
             at = end
         return gid, hour, n, s, lo, hi
-
-    def count_anomalies(self, f: Found, size: int) -> None:
-        self.anomalies += np.bincount(f.gid, minlength=size)[: self.anomalies.size]
-        self.reasons.update(f.reason.tolist())
 
     def add_tally(self, tally: Tally) -> None:
         """The anomalies `tally` counted (once the statistics thread is done with `self`)."""
