@@ -231,7 +231,7 @@ def written(bookings: pa.Table) -> pa.Table:
 def _millis(times: pa.ChunkedArray) -> pa.Array:
     """Nanosecond timestamps floored to TS (milliseconds), nulls kept."""
     ns = times.combine_chunks()
-    values = np.frombuffer(ns.buffers()[1], np.int64, len(ns), ns.offset) // 1_000_000
+    values = np.frombuffer(ns.buffers()[1], np.int64, len(ns), ns.offset * 8) // 1_000_000
     valid = pc.is_valid(ns).buffers()[1] if ns.null_count else None
     return pa.Array.from_buffers(TS, len(ns), [valid, pa.py_buffer(values)], ns.null_count)
 
