@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from s3worker.processors.tabular.columns import to_float, to_time
+from s3worker.processors.tabular.columns import _runs, to_float, to_time, to_time_checked
 
 ODD_NUMBERS = ["two", "1,5", "R$ 3,20", "12,34,5", "inf", "$7", "NaN", "1e400", "", None]
 ODD_TIMES = ["2024-13-45", "03/06/2024 09:00", "ontem", "1717405200", None]
@@ -58,3 +58,74 @@ def test_odd_values_of_a_few_distinct_read_as_each_alone() -> None:
     # then every value is what it is when converted alone
     alone = dict(zip(distinct, _one_by_one_float(distinct), strict=True))
     np.testing.assert_array_equal(whole, np.array([alone[v] for v in values]))
+
+
+# Zoned, naive, epoch, odd, out-of-window and missing times, and São Paulo's DST edges of
+# 2018 (the clocks skipped 00:00-01:00 on 4 November; 23:00-24:00 of 17 February was lived
+# twice), read in runs as in sorted readings.
+RUN_TIMES = [
+    "2024-06-03T09:00:00Z",
+    "2024-06-03T06:00:00-03:00",
+    "2024-06-03 09:00:00",
+    "2018-11-04 00:30:00",
+    "2018-02-17 23:30:00",
+    "1717405200",
+    "9999-12-31T00:00:00",
+    "2024-13-45",
+    "03/06/2024 09:00",
+    None,
+]
+
+
+def _alone(values: list[str | None], tz: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each value converted alone (once per distinct value), in the column's order."""
+    read = {
+        v: to_time_checked(pa.chunked_array([pa.array([v], pa.string())]), (), tz)
+        for v in set(values)
+    }
+    return (
+        np.array([read[v][0][0] for v in values], dtype="datetime64[ns]"),
+        np.array([read[v][1][0] for v in values], dtype=bool),
+    )
+
+
+def test_times_in_runs_read_as_each_alone() -> None:
+    # given columns whose values come in runs of 7 to 13 (read by runs), in two chunks the
+    # second of them a slice, every kind of time among them, with and without a zone
+    rng = np.random.default_rng(13)
+    for tz in (None, "America/Sao_Paulo"):
+        for _ in range(5):
+            picks = rng.integers(0, len(RUN_TIMES), 400)
+            values = [RUN_TIMES[i] for i in picks for _ in range(int(rng.integers(7, 14)))]
+            cut = len(values) // 3
+            tail = pa.array(["x", *values[cut:]], pa.string()).slice(1)
+            col = pa.chunked_array([pa.array(values[:cut], pa.string()), tail])
+            assert _runs(col) is not None
+            # when converted as one column
+            times, outside = to_time_checked(col, (), tz)
+            # then every value is what it is when converted alone
+            alone_times, alone_outside = _alone(values, tz)
+            np.testing.assert_array_equal(times, alone_times)
+            np.testing.assert_array_equal(outside, alone_outside)
+            assert outside.any()
+            assert np.isnat(times).any()
+            assert (~np.isnat(times)).any()
+
+
+def test_times_in_no_order_are_not_read_by_runs() -> None:
+    # given bookings' start times, each row another (no runs)
+    values = [f"2024-06-{d:02d}T{h:02d}:00:00Z" for d in range(1, 29) for h in range(24)]
+    col = pa.chunked_array([pa.array(values, pa.string())])
+    # then they are dictionary-encoded as they are, and read as each alone
+    assert _runs(col) is None
+    np.testing.assert_array_equal(to_time_checked(col)[0], _alone(values, None)[0])
+
+
+def test_a_column_zoned_after_a_naive_first_value_reads_as_each_alone() -> None:
+    # given distinct times whose first value decides which whole-column cast is tried
+    for first in ("2024-06-03 09:00:00", "2024-06-03T09:00:00Z", "2024-06-03T06:00:00-03:00"):
+        values = [first, "2024-06-03T10:00:00Z", "2024-06-03 11:00:00", "2024-06-03T12:00:00+01:00"]
+        for group in (values, values[:1] + values[1:2], values[:1] + values[2:3]):
+            # when converted as one column, then as each alone
+            col = pa.chunked_array([pa.array(group, pa.string())])
+            np.testing.assert_array_equal(to_time_checked(col)[0], _alone(group, None)[0])

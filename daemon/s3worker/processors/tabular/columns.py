@@ -79,6 +79,9 @@ MONTH_FIRST = (
 )
 LENIENT_MEMO = 4_096
 _LENIENT: dict[tuple[tuple[str, ...], str], np.datetime64] = {}  # see _lenient_memo
+# A column whose first RUN_PROBE values come in runs of RUN_LENGTH or more is read by runs
+# (see _runs).
+RUN_PROBE, RUN_LENGTH = 4_096, 8
 ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%M:%S",
@@ -147,7 +150,8 @@ def to_time_checked(
 
     `formats` are tried first; naive timestamps are in `tz` (UTC when None)."""
     # Readings and log lines repeat their timestamps: parse each distinct string once.
-    enc = pc.dictionary_encode(col).combine_chunks()
+    runs = _runs(col)
+    enc = pc.dictionary_encode(col if runs is None else runs[0]).combine_chunks()
     parsed = _parse_times(pa.chunked_array([enc.dictionary]), formats)
     if tz is not None:
         parsed = _localise(enc.dictionary, parsed, tz)
@@ -156,12 +160,31 @@ def to_time_checked(
     if outside.any():
         parsed = np.where(outside, np.datetime64("NaT"), parsed)
     times = np.append(parsed.astype("datetime64[ns]"), np.datetime64("NaT", "ns"))
-    flags = np.append(outside, False)
     codes = np.asarray(
         pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False),
         dtype=np.int64,
     )
-    return times[codes], flags[codes]
+    out, flags = times[codes], np.append(outside, False)[codes] if outside.any() else None
+    if runs is not None:  # one value per run: each repeated over its run
+        out = np.repeat(out, runs[1])
+        flags = None if flags is None else np.repeat(flags, runs[1])
+    return out, np.zeros(len(out), dtype=bool) if flags is None else flags
+
+
+def _runs(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, npt.NDArray[np.int32]] | None:
+    """The column as runs of equal values (each run's value, and its length) when its first
+    RUN_PROBE values come in runs RUN_LENGTH long or more, else None.
+
+    Sorted readings and logs repeat each timestamp row after row: finding the runs costs
+    a third of hashing every value, and only the runs' values are then dictionary-encoded.
+    Times in no order (bookings) would pay for both, so they are not run-encoded."""
+    head = pc.run_end_encode(col.slice(0, RUN_PROBE))
+    if sum(len(c.values) for c in head.chunks) * RUN_LENGTH > min(len(col), RUN_PROBE):
+        return None
+    ree = pc.run_end_encode(col).chunks
+    values = pa.chunked_array([c.values for c in ree], col.type)
+    lengths = [np.diff(c.run_ends.to_numpy(), prepend=0) for c in ree]
+    return values, np.concatenate(lengths) if lengths else np.empty(0, dtype=np.int32)
 
 
 def _parse_times(col: pa.ChunkedArray, formats: Sequence[str] = ()) -> TimeArray:
@@ -169,6 +192,10 @@ def _parse_times(col: pa.ChunkedArray, formats: Sequence[str] = ()) -> TimeArray
     if not formats:
         for target in (pa.timestamp("us"), pa.timestamp("us", "UTC")):
             try:
+                # Arrow takes thirty times longer over a value it refuses than over one it
+                # reads: the first value alone tells the cast that would refuse them all
+                # (offsets cast as naive, or naive times as zoned) and spares it.
+                pc.cast(col.slice(0, 1), target)
                 return _naive_us(pc.cast(col, target))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
