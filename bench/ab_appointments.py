@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 CHILD = r"""
-import json, sys, time
+import importlib, json, sys, time
 from pathlib import Path
 from s3worker.processors.base import JobContext, execute
 from s3worker.processors.registry import registry
-import importlib
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 processor = registry.get("appointments")
 importlib.import_module(processor.analysis)  # pandas, pyarrow.parquet: imported, as for the read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -164,11 +165,13 @@ def to_time_checked(
         pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False),
         dtype=np.int64,
     )
-    out, flags = times[codes], np.append(outside, False)[codes] if outside.any() else None
-    if runs is not None:  # one value per run: each repeated over its run
-        out = np.repeat(out, runs[1])
-        flags = None if flags is None else np.repeat(flags, runs[1])
-    return out, np.zeros(len(out), dtype=bool) if flags is None else flags
+
+    def rows(per_code: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """A value per row: by code, then (read by runs) each repeated over its run."""
+        return per_code[codes] if runs is None else np.repeat(per_code[codes], runs[1])
+
+    out = rows(times)
+    return out, rows(np.append(outside, False)) if outside.any() else np.zeros(len(out), bool)
 
 
 def _runs(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, npt.NDArray[np.int32]] | None:
