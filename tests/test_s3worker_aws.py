@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiobotocore.httpsession
 import pytest
+from aiobotocore.hooks import AioHierarchicalEmitter
 from aiobotocore.session import AioSession, get_session
+from botocore.context import get_context, start_as_current_context
 from botocore.httpsession import get_cert_path
 from s3worker.aws import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
     ClientsContext,
+    LeanEmitter,
     SharedTlsSession,
     client_config,
     pool_size,
@@ -233,3 +238,107 @@ def test_with_sqs_gets_the_sqs_client_before_the_s3_client_is_built(
             assert (await clients.sqs.list_queues())["ResponseMetadata"]["HTTPStatusCode"] == 200
 
     asyncio.run(main())
+
+
+def test_the_lean_emitter_calls_the_same_handlers_with_the_same_answers() -> None:
+    """aiobotocore's emitter and the daemon's, given the same handlers: the same answers in the
+    same order, awaitable answers awaited, and emit_until_response stopping at the same one."""
+    seen: dict[str, list[tuple[str, object]]] = {}
+
+    def build(emitter: AioHierarchicalEmitter, name: str) -> AioHierarchicalEmitter:
+        calls = seen.setdefault(name, [])
+
+        def specific(value: int, **kwargs: object) -> None:
+            calls.append(("specific", kwargs["event_name"]))
+
+        async def coroutine(value: int, **kwargs: object) -> int:
+            calls.append(("coroutine", value))
+            return value * 2
+
+        def general(value: int, **kwargs: object) -> str:
+            calls.append(("general", value))
+            return "general"
+
+        emitter.register("before-call.s3.PutObject", specific)
+        emitter.register("before-call.s3", coroutine)
+        emitter.register("before-call", general)
+        return emitter
+
+    async def answers(emitter: AioHierarchicalEmitter) -> list[object]:
+        every = await emitter.emit("before-call.s3.PutObject", value=3)
+        first = await emitter.emit_until_response("before-call.s3.GetObject", value=4)
+        none = await emitter.emit("after-call.sqs", value=5)
+        return [[r for _, r in every], first[1], none]
+
+    theirs = asyncio.run(answers(build(AioHierarchicalEmitter(), "theirs")))
+    ours = asyncio.run(answers(build(LeanEmitter(), "ours")))
+    assert ours == theirs == [[None, 6, "general"], 8, []]
+    assert seen["ours"] == seen["theirs"]
+
+
+def test_the_user_agent_is_botocores_for_every_set_of_features(aws: str) -> None:
+    """Built once per set of features: the string botocore would build, whatever features the
+    call records (botocore.context), and a new one when they differ."""
+
+    async def main() -> None:
+        async with ClientsContext(in_flight=1) as clients:
+            creator = clients.s3._user_agent_creator
+            uncached = partial(type(creator).to_string, creator)
+            assert creator.to_string() == uncached()
+            with start_as_current_context():
+                assert creator.to_string() == uncached()
+                get_context().features.update({"b", "E"})
+                assert creator.to_string() == uncached()
+                assert "b" in creator.to_string().split("m/")[1]
+            assert creator.to_string() == uncached()
+
+    asyncio.run(main())
+
+
+def test_requests_carry_the_headers_a_plain_aiobotocore_client_sends(aws: str) -> None:
+    """The daemon's clients (lean emitter, cached user agent) against clients of a plain
+    session built in the same order (SQS first: the features of the credentials' load are the
+    first client's): the same headers on the wire, the same User-Agent."""
+    varying = {"x-amz-date", "authorization", "amz-sdk-invocation-id", "x-amz-content-sha256"}
+
+    def features_as_a_set(value: Any) -> Any:
+        """The `m/` component lists a set of features: in no particular order."""
+        if not isinstance(value, bytes) or b" m/" not in value:
+            return value
+        words = value.split(b" ")
+        return [sorted(w.split(b",")) if w.startswith(b"m/") else w for w in words]
+
+    def recorder(sent: list[dict[str, Any]]) -> Callable[..., None]:
+        def record(request: Any, **kwargs: object) -> None:
+            headers = request.headers.items()
+            sent.append({k.lower(): features_as_a_set(v) for k, v in headers
+                         if k.lower() not in varying})  # fmt: skip
+
+        return record
+
+    async def calls(s3: Any, bucket: str) -> None:
+        await s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 100, ContentType="text/plain")
+        await s3.head_object(Bucket=bucket, Key="k")
+        resp = await s3.get_object(Bucket=bucket, Key="k")
+        async with resp["Body"] as body:
+            assert await body.read() == b"x" * 100
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        ours: list[dict[str, Any]] = []
+        theirs: list[dict[str, Any]] = []
+        bucket = f"ua-{uuid.uuid4().hex[:10]}"
+        async with ClientsContext(in_flight=1) as clients:
+            await clients.s3.create_bucket(Bucket=bucket)
+            clients.s3.meta.events.register("before-send.s3", recorder(ours))
+            await calls(clients.s3, bucket)
+            region = clients.s3.meta.region_name
+        session, config = AioSession(), client_config(pool_size(1))
+        sqs = session.create_client("sqs", region_name=region, config=config)
+        async with sqs, session.create_client("s3", region_name=region, config=config) as plain:
+            plain.meta.events.register("before-send.s3", recorder(theirs))
+            await calls(plain, bucket)
+        return ours, theirs
+
+    ours, theirs = asyncio.run(main())
+    assert len(ours) == 3
+    assert ours == theirs

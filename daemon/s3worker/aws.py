@@ -14,12 +14,15 @@ import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from inspect import isawaitable
 from types import TracebackType
 from typing import Any, ClassVar
 
 from aiobotocore.config import AioConfig
+from aiobotocore.hooks import AioHierarchicalEmitter
 from aiobotocore.httpsession import AIOHTTPSession
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
+from botocore.context import get_context
 
 from s3worker import instance
 from s3worker.errors import ConfigError
@@ -74,6 +77,56 @@ class SharedTlsSession(AIOHTTPSession):
         return thread
 
 
+class LeanEmitter(AioHierarchicalEmitter):
+    """aiobotocore's event emitter, minus its cost per handler: every call emits about ten
+    events to about forty handlers, and aiobotocore wraps each handler's answer in a coroutine
+    of its own (`resolve_awaitable`) and formats a debug line for it. The same handlers in the
+    same order with the same answers; a handler's awaitable answer is awaited as there."""
+
+    async def _emit(
+        self, event_name: str, kwargs: dict[str, Any], stop_on_response: bool = False
+    ) -> list[tuple[Any, Any]]:
+        emitter: Any = self  # botocore's own attributes (of the pinned version), undeclared
+        handlers = emitter._lookup_cache.get(event_name)
+        if handlers is None:
+            handlers = emitter._handlers.prefix_search(event_name)
+            emitter._lookup_cache[event_name] = handlers
+        elif not handlers:
+            return []
+        kwargs["event_name"] = event_name
+        responses = []
+        for handler in handlers:
+            response = handler(**kwargs)
+            if response is not None and isawaitable(response):
+                response = await response
+            responses.append((handler, response))
+            if stop_on_response and response is not None:
+                return responses
+        return responses
+
+
+def cache_user_agent(client: Any) -> Any:
+    """`client`, its User-Agent string built once per set of features instead of twice per
+    call. botocore rebuilds it for every request (about a hundred small string operations):
+    what it is made of is fixed when the client is built (versions, platform, the client's
+    config and features) but for the features the call itself records (botocore.context),
+    which are the key here, with the client's own (a set botocore may still add to). The
+    same header; the features, a set, in the order of the string's first build."""
+    creator = client._user_agent_creator  # botocore's (private, of the pinned version)
+    build = creator.to_string
+    strings: dict[tuple[frozenset[str], frozenset[str] | None], str] = {}
+
+    def to_string() -> str:
+        ctx = get_context()
+        key = (frozenset(creator._client_features or ()), frozenset(ctx.features) if ctx else None)
+        if (found := strings.get(key)) is None:
+            found = strings[key] = str(build())
+        return found
+
+    creator.to_string = to_string
+    return client
+
+
 def client_config(max_pool_connections: int = 20) -> AioConfig:
     return AioConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -115,7 +168,7 @@ class ClientsContext:
         self.tls_ahead: threading.Thread | None = None
 
     async def __aenter__(self) -> Clients:
-        session = get_session()
+        session = AioSession(event_hooks=LeanEmitter())  # get_session(), with that emitter
         self.tls_ahead = SharedTlsSession.build_ahead(session, self._config)
         region = await resolve_region(session)
 
@@ -123,16 +176,19 @@ class ClientsContext:
             create: Any = session.create_client  # typed per service name; ours are plain strings
             return create(service, region_name=region, config=self._config)
 
-        sqs = await self._stack.enter_async_context(make("sqs"))
+        async def enter(service: str) -> Any:
+            return cache_user_agent(await self._stack.enter_async_context(make(service)))
+
+        sqs = await enter("sqs")
         if self._with_sqs is not None:
             self._with_sqs(sqs)
-        s3 = await self._stack.enter_async_context(make("s3"))
+        s3 = await enter("s3")
         built: dict[str, Any] = {}
 
         def lazy(service: str) -> Callable[[], Awaitable[Any]]:
             async def get() -> Any:
                 if service not in built:
-                    built[service] = await self._stack.enter_async_context(make(service))
+                    built[service] = await enter(service)
                 return built[service]
 
             return get
