@@ -18,6 +18,8 @@ from aiobotocore.hooks import AioHierarchicalEmitter
 from aiobotocore.session import AioSession, get_session
 from botocore.context import get_context, start_as_current_context
 from botocore.httpsession import get_cert_path
+from botocore.utils import parse_timestamp as botocore_timestamp
+from dateutil.tz import tzutc  # type: ignore[import-untyped]
 from s3worker.aws import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
@@ -25,6 +27,7 @@ from s3worker.aws import (
     LeanEmitter,
     SharedTlsSession,
     client_config,
+    parse_timestamp,
     pool_size,
     resolve_region,
 )
@@ -342,3 +345,43 @@ def test_requests_carry_the_headers_a_plain_aiobotocore_client_sends(aws: str) -
     ours, theirs = asyncio.run(main())
     assert len(ours) == 3
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Thu, 03 Dec 2026 14:17:09 GMT",
+        "Sat, 29 Feb 2020 23:59:59 GMT",
+        "Mon, 01 Jan 1970 00:00:00 GMT",
+        "Wed, 31 Feb 2024 10:00:00 GMT",  # no such day: botocore's answer (an error) either way
+        "2026-12-03T14:17:09.000Z",  # ISO (listings' bodies): botocore's parser
+        "2026-12-03T14:17:09+02:00",
+        "1764771429",  # epoch seconds
+        1764771429.5,
+        "Thu, 03 Dec 2026 14:17:09 +0000",
+    ],
+)
+def test_timestamps_parse_as_botocore_parses_them(value: object) -> None:
+    try:
+        expected = botocore_timestamp(value)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            parse_timestamp(value)
+        return
+    parsed = parse_timestamp(value)
+    assert parsed == expected
+    assert type(parsed.tzinfo) is type(expected.tzinfo)
+    assert parsed.utcoffset() == expected.utcoffset()
+
+
+def test_the_clients_parse_s3_s_dates_with_that_parser(aws: str, name: str) -> None:
+    async def main() -> None:
+        async with ClientsContext(in_flight=1) as clients:
+            await clients.s3.create_bucket(Bucket=name)
+            await clients.s3.put_object(Bucket=name, Key="k", Body=b"x")
+            head = await clients.s3.head_object(Bucket=name, Key="k")
+            raw = head["ResponseMetadata"]["HTTPHeaders"]["last-modified"]
+            assert head["LastModified"] == botocore_timestamp(raw)
+            assert isinstance(head["LastModified"].tzinfo, tzutc)
+
+    asyncio.run(main())

@@ -192,3 +192,39 @@ def test_bounded_all_raises_the_failure_itself_and_cancels_the_rest() -> None:
     with pytest.raises(SupersededError):
         asyncio.run(bounded_all([hangs, fails], 2))
     assert cancelled == [True]
+
+
+def test_small_outputs_are_read_together_within_a_bound(tmp_path: Path) -> None:
+    sizes = [10, 300, 20, 40, 30]  # bytes; SMALL_BYTES 100, READ_AHEAD_BYTES 70 below
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(tmp_path / f"out-{i}")
+        paths[-1].write_bytes(bytes([i]) * size)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transfers, "SMALL_BYTES", 100)
+        patch.setattr(transfers, "READ_AHEAD_BYTES", 70)
+        read = transfers._read_small(paths)
+    # the 300-byte one is too large to read ahead; the last no longer fits (10 + 20 + 40 = 70)
+    assert read == [bytes([0]) * 10, None, bytes([2]) * 20, bytes([3]) * 40, None]
+
+
+def test_outputs_read_ahead_or_not_arrive_whole(
+    aws: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfers, "SMALL_BYTES", 1000)
+    monkeypatch.setattr(transfers, "READ_AHEAD_BYTES", 1500)
+    boto3.client("s3").create_bucket(Bucket=name)
+    files = []
+    for i, size in enumerate([900, 5000, 900, 10]):
+        path = tmp_path / f"out-{i}.parquet"
+        path.write_bytes(os.urandom(size))
+        files.append((path, f"results/out-{i}.parquet"))
+
+    async def scenario(client: Any) -> list[int]:
+        return await Transfers(client, RetryPolicy(), 8).upload_many(name, files)
+
+    sizes, _ = run_with_s3(scenario, together="put_object", needed=4)
+    assert sizes == [900, 5000, 900, 10]
+    s3 = boto3.client("s3")
+    for path, key in files:
+        assert s3.get_object(Bucket=name, Key=key)["Body"].read() == path.read_bytes()
