@@ -59,8 +59,7 @@ class DayCounts:
             return
         code = np.asarray(bookings.column("code").to_numpy(), dtype=np.int8)
         day = np.asarray(pc.cast(bookings.column("start"), pa.int64()).to_numpy()) // DAY_NS
-        who = pc.dictionary_encode(pc.fill_null(bookings.column("professional_id"), "unknown"))
-        who = who.combine_chunks()
+        who = _professionals(bookings)
         (days, names), group = factorize([day, np.asarray(who.indices.to_numpy(), np.int64)])
         counts = [np.bincount(group, minlength=days.size)] + [
             np.bincount(group[code == c], minlength=days.size)
@@ -121,6 +120,17 @@ class DayCounts:
             },
             schema=SUMMARY,
         )
+
+
+def _professionals(bookings: pa.Table) -> pa.DictionaryArray:
+    """The bookings' professionals dictionary-encoded, a missing one as `unknown`: the
+    bookings' own `professional_codes` where none is missing."""
+    if "professional_codes" in bookings.column_names:
+        codes = bookings.column("professional_codes").combine_chunks()
+        if codes.null_count == 0:
+            return codes
+    who = pc.dictionary_encode(pc.fill_null(bookings.column("professional_id"), "unknown"))
+    return who.combine_chunks()
 
 
 def _part(days: I64, names: I64, dictionary: pa.Array, counts: list[I64]) -> pa.Table:
