@@ -265,7 +265,7 @@ def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
         out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY, BOOKING_ENCODED
     )
     reader: Reader | None = None
-    counts = DayCounts()
+    counts = DayCounts(out_dir)
     with ThreadPoolExecutor(2) as stages, ThreadPoolExecutor(len(KINDS)) as kinds:
         sweeper = Sweeper(kinds)
         writing, sweeping = Behind(stages), Behind(stages)
