@@ -52,7 +52,8 @@ def profile(src: Path, out: Path) -> dict[str, float]:
     spent["CSV read"] = time.process_time() - started
     written = getattr(a, "written", lambda b: b)  # the code before had none
     rejected, counts = RejectSink(out), DayCounts()
-    table = ParquetSink(out, "appointments.parquet", a.BOOKINGS, a.BOOKING_DICTIONARY)
+    encoded = [a.BOOKING_ENCODED] if hasattr(a, "BOOKING_ENCODED") else []  # none before
+    table = ParquetSink(out, "appointments.parquet", a.BOOKINGS, a.BOOKING_DICTIONARY, *encoded)
     sweeper = Sweeper(Inline())  # type: ignore[arg-type]
     reader = None
     for chunk in iter_chunks(src, ctx.chunk_rows, ctx.sample, ctx.options):

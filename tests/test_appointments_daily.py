@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -120,3 +122,14 @@ def test_a_day_set_aside_that_comes_again_puts_every_group_back() -> None:
     assert not counts.in_order
     assert counts.closed == []
     pd.testing.assert_frame_equal(got.to_pandas(), expected(both))
+
+
+def test_groups_set_aside_in_a_folder_count_the_same_and_leave_no_file(tmp_path: Path) -> None:
+    # Given a schedule in time order counted with a folder for the groups set aside
+    frame = one_day_per_chunk(2_000, 10)
+    counts = DayCounts(tmp_path)
+    got = counted(frame, 10, counts)
+    # Then groups were set aside, the counts are those in memory, and no file is left
+    assert counts.closed
+    assert got.equals(counted(frame, 10))
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ from s3worker.processors.base import (
     Processor,
     ProcessResult,
     Sample,
+    bound_malloc_arenas,
     codec_of,
     describe_gzip_damage,
     detect_encoding,
@@ -187,3 +188,9 @@ def test_a_processor_recognises_nothing_unless_it_says_so() -> None:
     assert Counting().sniff(Sample(key="k", head=b"anything", compressed=False)) == 0.0
     assert Counting.version == "7"
     assert JobContext(key="k", size=1).chunk_rows == 250_000
+
+
+def test_malloc_arenas_can_be_bounded_more_than_once() -> None:
+    # glibc takes the bound (no effect where the C library has no mallopt); again is harmless
+    bound_malloc_arenas()
+    bound_malloc_arenas()

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
-from s3worker.processors.tabular.columns import _runs, to_float, to_time, to_time_checked
+from s3worker.processors.tabular.columns import (
+    RAW_LIMIT,
+    _runs,
+    raw_json,
+    rejects_of,
+    to_float,
+    to_time,
+    to_time_checked,
+)
+from s3worker.processors.tabular.rows import Chunk
 
 ODD_NUMBERS = ["two", "1,5", "R$ 3,20", "12,34,5", "inf", "$7", "NaN", "1e400", "", None]
 ODD_TIMES = ["2024-13-45", "03/06/2024 09:00", "ontem", "1717405200", None]
@@ -129,3 +140,32 @@ def test_a_column_zoned_after_a_naive_first_value_reads_as_each_alone() -> None:
             # when converted as one column, then as each alone
             col = pa.chunked_array([pa.array(group, pa.string())])
             np.testing.assert_array_equal(to_time_checked(col)[0], _alone(group, None)[0])
+
+
+def test_rejected_rows_keep_json_dumps_text_and_every_reason() -> None:
+    # given rows with quotes, backslashes, control and non-ASCII characters, nulls, a long one
+    awkward = ['a"b', "c\\d", "tab\there", "\x00\x1f\x7f", "é€😀", "\u2028", "", None, "x" * 1200]
+    table = pa.table(
+        {"id": [str(i) for i in range(len(awkward))], 'we"ird': awkward, "plain": awkward[::-1]}
+    )
+    problems = {
+        "first": np.arange(len(awkward)) % 2 == 0,
+        "second": np.arange(len(awkward)) % 3 == 0,
+        "never": np.zeros(len(awkward), dtype=bool),
+    }
+    # when the bad rows are rejected
+    keep, rejects = rejects_of(Chunk(table, start=100), problems)
+    # then each holds its record as json.dumps writes it (cut) and its reasons in order
+    bad = [i for i in range(len(awkward)) if i % 2 == 0 or i % 3 == 0]
+    assert keep.tolist() == [i not in bad for i in range(len(awkward))]
+    assert [r.record for r in rejects] == [100 + i for i in bad]
+    records = table.to_pylist()
+    assert [r.raw for r in rejects] == [json.dumps(records[i])[:RAW_LIMIT] for i in bad]
+    reasons = {0: "first; second", 2: "first", 3: "second", 4: "first"}
+    assert [r.reason for r in rejects][:4] == [reasons[i] for i in bad[:4]]
+
+
+def test_raw_json_of_other_columns_than_strings_is_json_dumps() -> None:
+    table = pa.table({"a": ["x", None], "n": [1, 2]})
+    assert raw_json(table) == [json.dumps(r) for r in table.to_pylist()]
+    assert raw_json(table.slice(0, 0)) == []

@@ -114,3 +114,25 @@ def test_the_cast_still_refuses_numbers_that_do_not_fit(tmp_path: Path) -> None:
     sink = ParquetSink(tmp_path, "t.parquet", pa.schema([("n", pa.int32())]))
     with pytest.raises(pa.ArrowInvalid):
         sink.write(pa.table({"n": pa.array([2**40], pa.int64())}))
+
+
+def test_columns_given_dictionary_encoded_read_back_as_the_schema_says(tmp_path: Path) -> None:
+    # given a schema of strings, numbers and UTC times, its strings handed over encoded
+    schema = pa.schema(
+        [("who", pa.string()), ("at", pa.timestamp("ms", "UTC")), ("n", pa.float64())]
+    )
+    who = pa.array(["b", None, "a", "b"]).dictionary_encode()
+    at = pa.array([0, 1, None, 3], pa.timestamp("ms", "UTC"))
+    chunk = pa.table({"who": who, "at": at, "n": [1.0, None, 2.0, 3.0]})
+    # when written by a sink told so, and by one given the same values decoded
+    encoded = ParquetSink(tmp_path, "encoded.parquet", schema, ("who",), encoded=("who",))
+    encoded.write(chunk)
+    encoded.close()
+    plain = ParquetSink(tmp_path, "plain.parquet", schema, ("who",))
+    plain.write(chunk.set_column(0, "who", who.cast(pa.string())))
+    plain.close()
+    # then both read back as the same table, with the schema's types and metadata
+    got, want = (pq.read_table(tmp_path / f"{n}.parquet") for n in ("encoded", "plain"))
+    assert got.schema == schema
+    assert got.equals(want, check_metadata=True)
+    assert got.to_pandas().equals(want.to_pandas())

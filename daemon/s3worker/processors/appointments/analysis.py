@@ -82,6 +82,10 @@ CONFLICTS = pa.schema(  # as the sweep finds them, times to the millisecond
 # Dictionary-encoded in appointments.parquet: the few professionals, statuses and slot times
 # (ids and lead times are nearly all distinct: building their dictionaries was wasted work).
 BOOKING_DICTIONARY = ("professional_id", "start", "end", "status")
+# Handed to its writer dictionary-encoded already (`written`): the statuses from their codes,
+# the professionals as the day counts encode them (`professional_codes`), hashed once.
+BOOKING_ENCODED = ("professional_id", "status")
+STATUS_DICTIONARY = pa.array(STATUSES)
 
 
 WINDOW = f"{TIME_WINDOW[0].astype('datetime64[D]')}..{TIME_WINDOW[1].astype('datetime64[D]')}"
@@ -187,16 +191,20 @@ def _table(
     status = status_of(get["status"], get["no_show"], get["showed_up"])[keep]
     start, end, booked = (t[keep] for t in times)
     kept = pa.array(keep)
+    professional = get["professional_id"].filter(kept)
     return pa.table(
         {
             "appointment_id": _ids(get["appointment_id"], record).filter(kept),
             "patient_id": get["patient_id"].filter(kept),
-            "professional_id": get["professional_id"].filter(kept),
+            "professional_id": professional,
+            "professional_codes": pc.dictionary_encode(professional).combine_chunks(),
             "start": _utc(start),
             "end": _utc(end),
             "scheduled_at": _utc(booked),
             "lead_days": pa.array((start - booked) / np.timedelta64(1, "D"), from_pandas=True),
-            "status": pc.take(pa.array(STATUSES), pa.array(status)),
+            "status": pa.DictionaryArray.from_arrays(
+                pa.array(status, pa.int32()), STATUS_DICTIONARY
+            ),
             "code": pa.array(status),
             "record": pa.array(record[keep]),
         }
@@ -219,9 +227,15 @@ def _utc(times: Times) -> pa.Array:
 
 
 def written(bookings: pa.Table) -> pa.Table:
-    """A chunk's bookings as `appointments.parquet` holds them: times to the millisecond,
-    floored (as `conform` would, but by integer division: its `floor_temporal` of a zoned
-    timestamp cost 15 ms per column of a 250,000-row chunk, a third of the writer's time)."""
+    """A chunk's bookings as `appointments.parquet`'s writer takes them: times to the
+    millisecond, floored (as `conform` would, but by integer division: its `floor_temporal`
+    of a zoned timestamp cost 15 ms per column of a 250,000-row chunk, a third of the
+    writer's time); the professionals dictionary-encoded where the reader encoded them
+    (`professional_codes`: BOOKING_ENCODED, the statuses coming so)."""
+    if "professional_codes" in bookings.column_names:
+        i = bookings.schema.get_field_index("professional_id")
+        codes = bookings.column("professional_codes")
+        bookings = bookings.set_column(i, "professional_id", codes)
     for name in ("start", "end", "scheduled_at"):
         i = bookings.schema.get_field_index(name)
         bookings = bookings.set_column(i, BOOKINGS.field(name), _millis(bookings.column(i)))
@@ -247,9 +261,11 @@ def _parsed(src: Path, ctx: JobContext) -> Iterator[tuple[Reader, pa.Table, list
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
     rejected = RejectSink(out_dir)
-    table = ParquetSink(out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY)
+    table = ParquetSink(
+        out_dir, "appointments.parquet", BOOKINGS, BOOKING_DICTIONARY, BOOKING_ENCODED
+    )
     reader: Reader | None = None
-    counts = DayCounts()
+    counts = DayCounts(out_dir)
     with ThreadPoolExecutor(2) as stages, ThreadPoolExecutor(len(KINDS)) as kinds:
         sweeper = Sweeper(kinds)
         writing, sweeping = Behind(stages), Behind(stages)

@@ -36,6 +36,7 @@ __all__ = [
     "TimeArray",
     "date_formats",
     "missing",
+    "raw_json",
     "rejects_of",
     "resolve",
     "resolve_roles",
@@ -277,7 +278,10 @@ def _lenient_time(s: pd.Series, formats: Sequence[str] = ()) -> TimeArray:
 
 
 def rejects_of(chunk: Chunk, problems: Mapping[str, BoolArray]) -> tuple[BoolArray, list[Reject]]:
-    """Rows to keep, and a Reject for each bad row with every reason that applies to it."""
+    """Rows to keep, and a Reject for each bad row with every reason that applies to it.
+
+    The reasons are joined once per combination of problems, not per row, and the rows'
+    JSON is put together column by column (`raw_json`)."""
     bad = np.zeros(chunk.table.num_rows, dtype=bool)
     for mask in problems.values():
         bad |= mask
@@ -285,9 +289,46 @@ def rejects_of(chunk: Chunk, problems: Mapping[str, BoolArray]) -> tuple[BoolArr
     if not bad.any():
         return keep, list(chunk.rejects)
     rows = np.flatnonzero(bad)
-    raw = chunk.table.take(pa.array(rows)).to_pylist()
+    names = list(problems)
+    which = np.zeros(rows.size, dtype=np.int64)  # bit k: the k-th problem applies
+    for k, name in enumerate(names):
+        which |= np.asarray(problems[name], dtype=bool)[rows].astype(np.int64) << k
+    codes, per_row = np.unique(which, return_inverse=True)
+    reasons = ["; ".join(n for k, n in enumerate(names) if c >> k & 1) for c in codes.tolist()]
+    raw = raw_json(chunk.table.take(pa.array(rows)))
     out = list(chunk.rejects)
-    for i, record in zip(rows.tolist(), raw, strict=True):
-        reason = "; ".join(name for name, mask in problems.items() if mask[i])
-        out.append(Reject(chunk.start + i, reason, json.dumps(record)[:RAW_LIMIT]))
+    first = chunk.start
+    out.extend(
+        Reject(first + i, reasons[r], text)
+        for i, r, text in zip(rows.tolist(), per_row.tolist(), raw, strict=True)
+    )
     return keep, out
+
+
+# A JSON string's text as `json.dumps` writes it when it holds only these characters
+# (printable ASCII but the quote and the backslash): the value itself, quoted.
+_PLAIN = r"^[ !#-\[\]-~]*$"
+
+
+def raw_json(table: pa.Table) -> list[str]:
+    """Each row as `json.dumps` of its record (column name -> value) writes it, cut to
+    RAW_LIMIT characters. String columns are quoted as Arrow columns, only values with
+    other characters than plain ASCII through `json.dumps`; other tables row by row."""
+    names = table.column_names
+    if len(set(names)) < len(names) or not all(pa.types.is_string(t) for t in table.schema.types):
+        return [json.dumps(record)[:RAW_LIMIT] for record in table.to_pylist()]
+    parts: list[Any] = []
+    for name, column in zip(names, table.columns, strict=True):
+        col = column.combine_chunks()
+        text = pc.binary_join_element_wise('"', col, '"', "")
+        odd = pc.invert(pc.fill_null(pc.match_substring_regex(col, _PLAIN), True))
+        if pc.any(odd).as_py():
+            quoted = [json.dumps(v) for v in col.filter(odd).to_pylist()]
+            text = pc.replace_with_mask(text, odd, pa.array(quoted, pa.string()))
+        parts += [", " if parts else "{", json.dumps(name) + ": ", pc.fill_null(text, "null")]
+    if not parts:
+        return ["{}"] * table.num_rows
+    joined = pc.binary_join_element_wise(*parts, "}", "")
+    if not isinstance(joined, pa.Array):  # a table of no row
+        return []
+    return pc.utf8_slice_codeunits(joined, 0, RAW_LIMIT).to_pylist()  # type: ignore[no-any-return]

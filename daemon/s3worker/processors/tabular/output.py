@@ -28,18 +28,33 @@ class ParquetSink:
         name: str,
         schema: pa.Schema,
         dictionary: Sequence[str] | None = None,
+        encoded: Sequence[str] = (),
     ) -> None:
         """`dictionary`: the columns to dictionary-encode (default every one). Naming the
         low-cardinality ones spares the writer building dictionaries it then drops (ids,
-        amounts, times: a quarter of the appointments writer's time)."""
+        amounts, times: a quarter of the appointments writer's time).
+
+        `encoded`: string columns the caller hands over dictionary-encoded (int32 indices),
+        whose dictionary the writer takes as it is instead of hashing every value again. The
+        Arrow schema is then not stored in the file (it would name them dictionaries): for a
+        schema of strings, int64, float64 and UTC timestamps, the file's Parquet types read
+        back as `schema` all the same."""
         self.name = name
         self.schema = schema
         self.rows = 0
         self._path = out_dir / name
         self._path.parent.mkdir(parents=True, exist_ok=True)
         encode: bool | list[str] = True if dictionary is None else list(dictionary)
+        self._given = pa.schema(
+            [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in encoded else f
+             for f in schema]
+        )  # fmt: skip
         self._writer = pq.ParquetWriter(
-            self._path, schema, compression="zstd", use_dictionary=encode
+            self._path,
+            self._given,
+            compression="zstd",
+            use_dictionary=encode,
+            store_schema=not encoded,
         )
 
     def write(self, data: pd.DataFrame | pa.Table) -> None:
@@ -48,7 +63,7 @@ class ParquetSink:
         )
         if table.num_rows == 0:
             return
-        self._writer.write_table(conform(table.select(self.schema.names), self.schema))
+        self._writer.write_table(conform(table.select(self.schema.names), self._given))
         self.rows += table.num_rows
 
     def close(self) -> dict[str, int]:
