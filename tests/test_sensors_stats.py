@@ -155,6 +155,30 @@ def test_the_groups_written_are_the_open_and_the_set_aside_ones(
         assert np.array_equal(got[order], want[column].to_numpy()), column
 
 
+def test_closed_groups_parked_in_a_folder_come_back_as_they_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the same readings added in chunks to statistics in memory and to statistics that
+    # park their closed groups in a folder, then a late reading that opens them all again
+    monkeypatch.setattr(sensor_stats, "COMPACT_ROWS", 20)
+    gid, minutes = _two_days()
+    value = np.arange(minutes.size) / 8.0
+    kept, parked = Stats(), Stats(tmp_path)
+    for stats in (kept, parked):
+        _add_in_chunks(stats, gid[:600], minutes[:600], value[:600])
+    # then the parked ones hold none in memory, the others some
+    assert kept._closed
+    assert not parked._closed
+    assert [p.name[:7] for p in tmp_path.iterdir()] == [".spill-"]
+    for stats in (kept, parked):
+        stats.add(_readings([1], [125], [3.0]), 3)
+        _add_in_chunks(stats, gid[600:], minutes[600:], value[600:])
+    # and their groups are the same, and the folder is left empty once they are closed
+    pd.testing.assert_frame_equal(_hourly(parked), _hourly(kept))
+    parked.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_tally_counts_the_anomalies_of_every_chunk_per_series_and_reason() -> None:
     # given anomalies found in two chunks, a series first seen in the second one
     flags = [concat([_flags([0, 0], "spike"), _flags([1], "gap")]), _flags([3, 0], "drift")]

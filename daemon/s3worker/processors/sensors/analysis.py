@@ -82,31 +82,44 @@ class Series:
     ) -> tuple[np.ndarray, NewSeries | None]:
         """Each reading's series id, and the (lo, hi, first value) of the series seen for the
         first time, for `state.add_series`: leaving `state` alone, this runs on the reading
-        thread while the detection works on the chunk before."""
-        d = pc.dictionary_encode(device).combine_chunks()
-        m = pc.dictionary_encode(metric).combine_chunks()
-        d_idx = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        m_idx = m.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        combined = d_idx * len(m.dictionary) + m_idx
-        lut = np.zeros(len(d.dictionary) * len(m.dictionary), dtype=np.int64)
+        thread while the detection works on the chunk before. `device` and `metric` are
+        strings or, as `Normaliser` hands them, dictionary-encoded strings."""
+        d, m = _encoded(device), _encoded(metric)
+        combined = _pair_codes(d, m)
         # Counting, not sorting, finds the pairs present: np.unique's sort was most of this
         # function's time, and once the series are known no first rows are needed.
-        present = np.flatnonzero(np.bincount(combined, minlength=lut.size)).tolist()
+        size = len(d.dictionary) * len(m.dictionary)
+        present = np.flatnonzero(np.bincount(combined, minlength=size))
         d_names, m_names = d.dictionary.to_pylist(), m.dictionary.to_pylist()
-        keys = [(d_names[c // len(m_names)], m_names[c % len(m_names)]) for c in present]
-        fresh = [k not in self.ids for k in keys]
-        first = np.unique(combined, return_index=True)[1] if any(fresh) else np.zeros(0)
+        keys = [(d_names[c // len(m_names)], m_names[c % len(m_names)]) for c in present.tolist()]
+        if any(k not in self.ids for k in keys):  # new series: numbered as in `_register_new`
+            return self._register_new(d, m, value)
+        lut = np.zeros(size, dtype=np.int64)
+        lut[present] = [self.ids[k] for k in keys]
+        ids: np.ndarray = lut[combined]
+        return ids, None
+
+    def _register_new(
+        self, device: pa.DictionaryArray, metric: pa.DictionaryArray, value: np.ndarray
+    ) -> tuple[np.ndarray, NewSeries]:
+        """`register` of a chunk with new series: the new ids follow the order of the pairs
+        in the readings' own encoding (first seen first), whatever dictionary they came in."""
+        d = pc.dictionary_encode(device.dictionary.take(device.indices))
+        m = pc.dictionary_encode(metric.dictionary.take(metric.indices))
+        combined = _pair_codes(d, m)
+        lut = np.zeros(len(d.dictionary) * len(m.dictionary), dtype=np.int64)
+        codes, first = np.unique(combined, return_index=True)
+        d_names, m_names = d.dictionary.to_pylist(), m.dictionary.to_pylist()
         new: list[tuple[str, str, float]] = []
-        for n, (code, key) in enumerate(zip(present, keys, strict=True)):
-            if fresh[n]:
+        for code, row in zip(codes.tolist(), first.tolist(), strict=True):
+            key = (d_names[code // len(m_names)], m_names[code % len(m_names)])
+            if key not in self.ids:
                 self.ids[key] = len(self.ids)
                 self.devices.append(key[0])
                 self.metrics.append(key[1])
-                new.append((*key, float(value[first[n]])))
+                new.append((*key, float(value[row])))
             lut[code] = self.ids[key]
         ids: np.ndarray = lut[combined]
-        if not new:
-            return ids, None
         limits = np.array([RANGES.get(norm(m), (-np.inf, np.inf)) for _, m, _ in new])
         return ids, (limits[:, 0], limits[:, 1], np.array([v for *_, v in new]))
 
@@ -136,7 +149,7 @@ class Normaliser:
     def _device(self, t: pa.Table) -> pa.ChunkedArray:
         if "device" in self.cols:
             return strings(t, self.cols.get("device"))
-        return pa.chunked_array([pa.repeat(pa.scalar(self.device), t.num_rows)])
+        return _repeat(self.device, t.num_rows)
 
     def _time(self, t: pa.Table) -> pa.ChunkedArray:
         clock = self.cols.get("time") if self.when == "date" else None  # completes a date
@@ -154,6 +167,8 @@ class Normaliser:
         }
         values = self._values(t, problems)
         keep, rejects = rejects_of(chunk, problems)
+        # Encoded once for every metric, the filters below take indices, not strings.
+        device = _encoded_chunked(device)
         records = np.arange(chunk.start, chunk.start + t.num_rows, dtype=np.int64)
         parts = []
         for metric, value in values:
@@ -177,6 +192,7 @@ class Normaliser:
             metric, raw = strings(t, self.cols.get("metric")), strings(t, self.cols.get("value"))
             value = to_float(raw, self.decimal)
             problems["metric: missing"] = missing(metric)
+            metric = _encoded_chunked(metric)
             problems["value: missing"] = missing(raw)
             problems["value: not a number"] = np.isnan(value) & ~missing(raw)
             return [(metric, value)]
@@ -186,9 +202,36 @@ class Normaliser:
             value = to_float(raw, self.decimal)
             problems[f"{name}: not a number"] = np.isnan(value) & ~missing(raw)
             present |= ~np.isnan(value)
-            out.append((pa.chunked_array([pa.repeat(name, t.num_rows)]), value))
+            out.append((_repeat(name, t.num_rows), value))
         problems["no readings"] = ~present
         return out
+
+
+def _pair_codes(d: pa.DictionaryArray, m: pa.DictionaryArray) -> np.ndarray:
+    """Each row's (device, metric) pair as one number: device index * metrics + metric index."""
+    d_idx = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    m_idx = m.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    out: np.ndarray = d_idx * len(m.dictionary) + m_idx
+    return out
+
+
+def _encoded(col: pa.ChunkedArray) -> pa.DictionaryArray:
+    """`col` dictionary-encoded, in one array (as it is when it comes encoded)."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    out: pa.DictionaryArray = col.combine_chunks()
+    return out
+
+
+def _encoded_chunked(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`col` dictionary-encoded (one dictionary for every chunk)."""
+    return col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
+
+
+def _repeat(name: str, n: int) -> pa.ChunkedArray:
+    """`name` `n` times, dictionary-encoded (no string per row)."""
+    indices = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(indices, pa.array([name]))])
 
 
 def series_name(key: str) -> str:
@@ -207,7 +250,15 @@ def _mostly_numeric(col: pa.ChunkedArray) -> bool:
 
 
 def run(src: Path, out_dir: Path, ctx: JobContext) -> ProcessResult:
-    series, stats = Series(), sensor_stats.Stats()
+    stats = sensor_stats.Stats(out_dir)
+    try:
+        return _run(src, out_dir, ctx, stats)
+    finally:
+        stats.close()
+
+
+def _run(src: Path, out_dir: Path, ctx: JobContext, stats: sensor_stats.Stats) -> ProcessResult:
+    series = Series()
     rejected = RejectSink(out_dir)
     anomalies = ParquetSink(out_dir, "anomalies.parquet", ANOMALIES_SCHEMA)
     tally = sensor_stats.Tally()  # added to `stats` once the statistics thread is done

@@ -15,6 +15,7 @@ import pyarrow as pa
 from s3worker.processors.sensors.series import Found, Readings
 from s3worker.processors.sensors.tails import F64, I64, narrow
 from s3worker.processors.tabular.output import ParquetSink, write_frame
+from s3worker.processors.tabular.spill import Spill
 
 HOUR_NS = 3_600 * 1_000_000_000
 MS = 1_000_000  # ns
@@ -35,6 +36,11 @@ STATS_SCHEMA = pa.schema(
         ("anomalies", pa.int64()),
     ]
 )
+# The closed hourly groups, parked on disk until hourly.parquet is written (see `Stats`).
+CLOSED_SCHEMA = pa.schema(
+    [(name, pa.int64()) for name in ("gid", "hour", "n")]
+    + [(name, pa.float64()) for name in ("s", "lo", "hi")]
+)
 HOURLY_SCHEMA = pa.schema(
     [
         ("device", pa.string()),
@@ -49,9 +55,11 @@ HOURLY_SCHEMA = pa.schema(
 
 
 class Stats:
-    """Sums, extremes and counts per series id; partial hourly groups merged as they grow."""
+    """Sums, extremes and counts per series id; partial hourly groups merged as they grow.
+    Given a `folder`, the closed groups wait there (a `Spill`), not in memory, which then
+    does not grow with the file's hours; `close` removes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self.n = np.zeros(0, dtype=np.int64)
         self.s1 = np.zeros(0)
         self.s2 = np.zeros(0)
@@ -67,6 +75,8 @@ class Stats:
         self._closed: list[pd.DataFrame] = []  # groups before their series' latest hour
         self._latest = np.zeros(0, dtype=np.int64)  # per series: its latest hour so far
         self._mark = np.zeros(0, dtype=np.int64)  # per series: its closed groups are before
+        self._folder = folder
+        self._spill: Spill | None = None  # made for the first closed groups set aside
 
     def _grow(self, size: int, r: Readings) -> None:
         extra = size - self.n.size
@@ -125,8 +135,7 @@ class Stats:
         A reading before its series' closed hours (a file not in time order) opens them all
         again: the groups come out the same either way."""
         if h.gid.size and (h.hour < self._mark[h.gid]).any():
-            self._hourly = [*self._closed, *self._hourly]
-            self._closed = []
+            self._hourly = [*self._taken_back(), *self._hourly]
             self._mark[:] = np.iinfo(np.int64).min
         if h.gid.size:
             starts = np.flatnonzero(np.append(True, h.gid[1:] != h.gid[:-1]))
@@ -142,7 +151,7 @@ class Stats:
             hour = merged.index.get_level_values("hour").to_numpy(dtype=np.int64)
             closed = hour < self._latest[gid]
             if closed.any():
-                self._closed.append(merged[closed])
+                self._set_aside(merged[closed])
             self._mark = self._latest.copy()
             self._hourly = [merged[~closed]]
             self._hourly_rows = len(self._hourly[0])
@@ -151,7 +160,7 @@ class Stats:
         """Every (series, hour) group, in no set order: series, hour, count, sum, extremes.
         Filled in frame by frame, not concatenated and sorted by pandas, which at the end of a
         large file held two more copies of every hour in it."""
-        frames = [*self._closed, *([_merged(self._hourly)] if self._hourly else [])]
+        frames = [*self._taken_back(), *([_merged(self._hourly)] if self._hourly else [])]
         total = sum(len(f) for f in frames)
         gid, hour, n = (np.empty(total, dtype=np.int64) for _ in range(3))
         s, lo, hi = (np.empty(total) for _ in range(3))
@@ -164,6 +173,29 @@ class Stats:
                 out[at:end] = f[name].to_numpy()
             at = end
         return gid, hour, n, s, lo, hi
+
+    def _set_aside(self, closed: pd.DataFrame) -> None:
+        if self._folder is None:
+            self._closed.append(closed)
+            return
+        self._spill = self._spill or Spill(self._folder, CLOSED_SCHEMA)
+        index = closed.index
+        columns = {name: index.get_level_values(name).to_numpy() for name in ("gid", "hour")}
+        columns |= {name: closed[name].to_numpy() for name in ("n", "s", "lo", "hi")}
+        self._spill.add(np.zeros(len(closed), dtype=np.int64), columns)
+
+    def _taken_back(self) -> list[pd.DataFrame]:
+        """The closed groups, in the order they were set aside, and none left aside."""
+        frames, self._closed = self._closed, []
+        for table in self._spill.buckets() if self._spill is not None else ():
+            frame = table.to_pandas()
+            frames.append(frame.set_index(["gid", "hour"]))
+        return frames
+
+    def close(self) -> None:
+        """Remove the closed groups parked on disk (`groups` has taken them)."""
+        if self._spill is not None:
+            self._spill.close()
 
     def add_tally(self, tally: Tally) -> None:
         """The anomalies `tally` counted (once the statistics thread is done with `self`)."""
